@@ -1,0 +1,3 @@
+"""mri-metric-bench: which image-quality metrics can be trusted to judge generated brain MRI."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,13 @@
+"""User-facing errors: the CLI prints their message as one paragraph and exits non-zero."""
+
+
+class BenchmarkError(Exception):
+    """A problem the user can act on (bad input file, bad configuration, missing weights)."""
+
+
+class DataError(BenchmarkError):
+    """An input image, label map or dataset folder is missing, unreadable or inconsistent."""
+
+
+class ConfigError(BenchmarkError):
+    """The composed configuration names something that does not exist or has invalid values."""
