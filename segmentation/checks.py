@@ -1,0 +1,103 @@
+"""Checks on what the segmentation stage is given: device, config and image sets, with actionable errors."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import torch
+from omegaconf import DictConfig
+
+from benchmark.data.imageset import LABEL_NAMES, ImageSet
+from benchmark.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+PROTOCOLS = ("robustness", "utility")
+FAMILIES = ("noise", "artifact", "shift", "morphological", "memorisation")
+
+
+def warn_and_record(message: str, record: list[str]) -> None:
+    """Emit a user-visible warning, log it, and keep it in `record` for the report."""
+    warnings.warn(message, UserWarning, stacklevel=3)
+    log.warning(message)
+    record.append(message)
+
+
+def check_device(device: torch.device | str) -> torch.device:
+    """The device as torch.device; a CUDA device that is not there is a ConfigError naming it."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index is not None and device.index >= count):
+            raise ConfigError(
+                f"segmentation was asked to run on {device} but this machine has {count} CUDA device(s) "
+                f"(torch {torch.__version__}); use device=cpu or device=auto"
+            )
+    elif device.type != "cpu":
+        raise ConfigError(f"segmentation supports cpu and cuda devices, not {device}")
+    return device
+
+
+def _positive_int(cfg: DictConfig, key: str) -> None:
+    value = cfg.training.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"segmentation.training.{key} must be a positive integer, got {value!r}")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Validate the segmentation config group before any work is done."""
+    for key in ("spatial_dims", "network", "loss", "optimizer", "training"):
+        if key not in cfg:
+            raise ConfigError(f"segmentation.{key} is missing from the segmentation config")
+    if cfg.spatial_dims not in (2, 3):
+        raise ConfigError(f"segmentation.spatial_dims must be 2 or 3, got {cfg.spatial_dims!r}")
+    for key in ("iterations", "batch_size", "val_interval"):
+        _positive_int(cfg, key)
+    probability = cfg.training.get("flip_probability", 0.0)
+    if not 0.0 <= float(probability) <= 1.0:
+        raise ConfigError(f"segmentation.training.flip_probability must lie in [0, 1], got {probability}")
+    axes = list(cfg.training.get("flip_axes", []))
+    if any(not isinstance(a, int) or not -int(cfg.spatial_dims) <= a <= -1 for a in axes):
+        raise ConfigError(
+            f"segmentation.training.flip_axes must be spatial axes counted from the end "
+            f"(-1 .. -{cfg.spatial_dims}), got {axes}"
+        )
+    unknown = set(cfg.get("protocols", [])) - set(PROTOCOLS)
+    if unknown:
+        raise ConfigError(f"segmentation.protocols: unknown {sorted(unknown)}; choose from {list(PROTOCOLS)}")
+    unknown = set(cfg.get("utility_families", [])) - set(FAMILIES)
+    if unknown:
+        raise ConfigError(f"segmentation.utility_families: unknown {sorted(unknown)}; choose from {list(FAMILIES)}")
+
+
+def usable_items(
+    data: ImageSet, name: str, allow_empty: bool = False, warn_if_no_tumour: bool = False
+) -> tuple[ImageSet, list[str]]:
+    """The items of `data` with finite images; errors for no usable item or labels outside 0-3.
+
+    Returns the set (items with NaN/Inf dropped, with a warning) and the warnings raised, for the report.
+    With `warn_if_no_tumour` (training sets), label maps that are all empty are warned about: the model can
+    then only learn background. `allow_empty` (validation sets) turns the no-usable-item error into a warning.
+    """
+    record: list[str] = []
+    finite = torch.isfinite(data.images.flatten(1)).all(dim=1) if len(data) else torch.zeros(0, dtype=torch.bool)
+    if not bool(finite.any()):
+        message = (f"the {name} has no valid samples ({len(data)} items, none with finite images); "
+                   "a perturbation that skipped or broke every item cannot be used for segmentation")
+        if not allow_empty:
+            raise DataError(message)
+        warn_and_record(message + "; training keeps the final weights instead of the best validation ones", record)
+        return data.subset(finite.nonzero().flatten()), record
+    if not bool(finite.all()):
+        dropped = (~finite).nonzero().flatten().tolist()
+        warn_and_record(f"the {name} has {len(dropped)} item(s) with NaN/Inf images, left out: {dropped[:10]}", record)
+        data = data.subset(finite.nonzero().flatten())
+    bad = data.labels[(data.labels < 0) | (data.labels > max(LABEL_NAMES))].unique().tolist()
+    if bad:
+        raise DataError(f"the {name} has label values {bad[:10]} outside the BraTS labels {sorted(LABEL_NAMES)}")
+    if warn_if_no_tumour and not bool(data.tumour_present.any()):
+        warn_and_record(
+            f"the {name} label maps are all empty ({len(data)} items, no tumour label): the segmenter can only "
+            "learn to predict background, so its Dice is 0 on tumours (1 on tumour-free subjects)", record
+        )
+    return data, record
