@@ -123,7 +123,7 @@ def select_slices(subject: Subject, slices_cfg: DictConfig, rng: np.random.Gener
     raise ConfigError(f"data.slices.policy '{policy}' is not one of brain, tumour, mix.")
 
 
-def _items(subject: Subject, data_cfg: DictConfig, rng: np.random.Generator) -> list[tuple]:
+def subject_items(subject: Subject, data_cfg: DictConfig, rng: np.random.Generator) -> list[tuple]:
     """(image, label, brain, slice index) items of one subject, cropped/padded to data.size."""
     size = [int(s) for s in data_cfg.size]
     if data_cfg.mode == "3d":
@@ -174,9 +174,10 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
         for index, subject_id in enumerate(ids):
             subject = load_subject(by_id[subject_id], modalities, data_cfg)
             spacing = subject.spacing if data_cfg.mode == "3d" else subject.spacing[1:]
-            subject_items = _items(subject, data_cfg, np.random.default_rng([seed, 2, SPLITS.index(split), index]))
-            items += subject_items
-            owners += [subject_id] * len(subject_items)
+            rng = np.random.default_rng([seed, 2, SPLITS.index(split), index])
+            new_items = subject_items(subject, data_cfg, rng)
+            items += new_items
+            owners += [subject_id] * len(new_items)
         sets[split] = _image_set(items, owners, modalities, spacing, split)
         log.info("%s: %d subjects, %d items", split, len(ids), len(items))
     data = PreparedData(sets["train"], sets["val"], sets["test"], summary={})

@@ -40,7 +40,7 @@ class CaseFiles:
     label_map: dict[int, int] | None = None  # source value -> our value; None: detect BraTS 2021/2023
 
 
-def _strip_nifti(name: str) -> str | None:
+def strip_nifti_suffix(name: str) -> str | None:
     for suffix in NIFTI_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
@@ -61,7 +61,7 @@ def find_brats_cases(root: Path, modalities: Sequence[str]) -> list[CaseFiles]:
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         by_key = {}  # "flair" -> .../Case_flair.nii.gz
         for file in folder.iterdir():
-            stem = _strip_nifti(file.name)
+            stem = strip_nifti_suffix(file.name)
             if stem and "_" in stem:
                 by_key[stem.rsplit("_", 1)[-1].lower()] = file
         if "seg" not in by_key:
@@ -95,7 +95,7 @@ def find_msd_cases(root: Path, modalities: Sequence[str]) -> list[CaseFiles]:
     cases = []
     for entry in entries:
         image = root / entry["image"]
-        subject = _strip_nifti(image.name) or image.name
+        subject = strip_nifti_suffix(image.name) or image.name
         cases.append(CaseFiles(subject, {m: image for m in modalities}, root / entry["label"],
                                channels={m: MSD_CHANNELS[m] for m in modalities}, label_map=MSD_LABEL_MAP))
     return cases
@@ -112,7 +112,7 @@ def find_folder_cases(
         raise DataError(f"{root}: modalities {unknown} are not among data.channel_names {list(channel_names)}.")
     cases = []
     for image in sorted(image_dir.iterdir()):
-        subject = _strip_nifti(image.name)
+        subject = strip_nifti_suffix(image.name)
         if subject is None:
             continue
         label = next((label_dir / f"{subject}{s}" for s in NIFTI_SUFFIXES if (label_dir / f"{subject}{s}").exists()),
