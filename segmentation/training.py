@@ -125,13 +125,14 @@ def train_segmenter(
     key = checkpoint_key(train, val, cfg, seed, device)
     path = checkpoint_path(cache_dir, key) if cache_dir is not None else None
     payload = load_checkpoint(path, key) if path is not None else None
-    network = build_network(cfg.network, train.spatial_dims, train.images.shape[1])
-    if payload is None:
-        start = time.perf_counter()
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            network = build_network(cfg.network, train.spatial_dims, train.images.shape[1]).to(device)
+    cache_hit = payload is not None
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        network = build_network(cfg.network, train.spatial_dims, train.images.shape[1]).to(device)
+        if not cache_hit:
             history, state, best_iteration = fit(network, train, val, cfg, seed, device)
+    if not cache_hit:
         payload = {
             "key": key, "code_version": CODE_VERSION, "state_dict": state, "history": history,
             "info": {"train_seconds": time.perf_counter() - start, "best_iteration": best_iteration,
@@ -139,9 +140,6 @@ def train_segmenter(
         }
         if path is not None:
             save_checkpoint(path, payload)
-        cache_hit = False
-    else:
-        cache_hit = True
     network.load_state_dict(payload["state_dict"])
     info: dict[str, Any] = {**payload["info"], "cache_key": key, "cache_hit": cache_hit,
                             "checkpoint": str(path) if path else None, "warnings": warnings_list}
