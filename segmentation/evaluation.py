@@ -26,7 +26,7 @@ from benchmark.data.imageset import REGIONS, ImageSet
 from segmentation.checks import check_device, usable_items
 from segmentation.segmenter import Segmenter
 
-# Evaluated structures: the BraTS regions, then the labels that are not already a region (label 3 is ET).
+# Evaluated structures: the BraTS regions first, then the labels that are not already a region (3 is ET).
 STRUCTURES: dict[str, tuple[int, ...]] = {**REGIONS, "NCR": (1,), "ED": (2,)}
 HD_PERCENTILE = 95.0
 
@@ -53,18 +53,24 @@ def subject_dice(pred_masks: torch.Tensor, ref_masks: torch.Tensor) -> torch.Ten
 
 
 def item_hd95(pred_masks: torch.Tensor, ref_masks: torch.Tensor, spacing: Sequence[float]) -> torch.Tensor:
-    """(n, S) HD95 in mm of every item and structure: the diagonal when one mask is empty, NaN when both are."""
+    """(n, S) HD95 in mm of every item and structure: the diagonal when one mask is empty, NaN when both are.
+
+    MONAI is called once, on the (item, structure) pairs where both masks are non-empty.
+    """
     spatial = pred_masks.shape[2:]
     diagonal = math.sqrt(sum((size * step) ** 2 for size, step in zip(spatial, spacing, strict=True)))
     pred_empty = pred_masks.flatten(2).sum(-1) == 0
     ref_empty = ref_masks.flatten(2).sum(-1) == 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # MONAI warns on every empty mask; handled just below
-        hd = compute_hausdorff_distance(
-            pred_masks, ref_masks, include_background=True, percentile=HD_PERCENTILE, spacing=list(spacing)
-        ).cpu()
-    hd = torch.where((pred_empty ^ ref_empty).cpu(), torch.tensor(diagonal), hd)
-    return torch.where((pred_empty & ref_empty).cpu(), torch.tensor(math.nan), hd)
+    hd = torch.where(pred_empty & ref_empty, math.nan, diagonal)
+    both = ~pred_empty & ~ref_empty
+    if both.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MONAI's warnings concern empty masks, excluded here
+            hd[both] = compute_hausdorff_distance(
+                pred_masks[both][:, None], ref_masks[both][:, None], include_background=True,
+                percentile=HD_PERCENTILE, spacing=list(spacing),
+            )[:, 0].cpu()
+    return hd
 
 
 def subject_hd95(pred_masks: torch.Tensor, ref_masks: torch.Tensor, spacing: Sequence[float]) -> torch.Tensor:
@@ -85,7 +91,8 @@ def score_label_maps(
 ) -> pd.DataFrame:
     """One row per subject: Dice (and HD95) of `predicted` label maps (N, 1, *spatial) against `test.labels`.
 
-    Columns: subject_id, n_items, dice_<S> and hd95_<S> for S in WT, TC, ET, NCR, ED, and ref_voxels_WT
+    Columns: subject_id, n_items, dice_<S> for S in WT, TC, ET, NCR, ED, hd95_<R> for the regions R in
+    WT, TC, ET (surface distances of single labels say little), and ref_voxels_WT
     (reference whole-tumour size in voxels, 0 for a tumour-free subject).
     """
     pred_masks = structure_masks(predicted.cpu())
@@ -96,8 +103,8 @@ def score_label_maps(
         row: dict[str, object] = {"subject_id": subject, "n_items": len(items)}
         row.update({f"dice_{s}": float(v) for s, v in zip(STRUCTURES, subject_dice(pred, ref), strict=True)})
         if with_hd95:
-            per_structure = subject_hd95(pred, ref, test.spacing)
-            row.update({f"hd95_{s}": float(v) for s, v in zip(STRUCTURES, per_structure, strict=True)})
+            per_region = subject_hd95(pred[:, : len(REGIONS)], ref[:, : len(REGIONS)], test.spacing)
+            row.update({f"hd95_{s}": float(v) for s, v in zip(REGIONS, per_region, strict=True)})
         row["ref_voxels_WT"] = int(ref[:, 0].sum())
         rows.append(row)
     return pd.DataFrame(rows)
