@@ -9,7 +9,6 @@ Dice (mean of WT, TC, ET) are kept. On CUDA, mixed precision (float16 autocast w
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from pathlib import Path
@@ -67,6 +66,11 @@ def validation_dice(network: nn.Module, val: ImageSet, batch_size: int) -> dict[
     return {column: float(scores[column].mean()) for column in VAL_REGIONS}
 
 
+def cpu_state(network: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of the network's weights and buffers."""
+    return {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+
+
 def fit(network: nn.Module, train: ImageSet, val: ImageSet, cfg: DictConfig, seed: int, device: torch.device):
     """Run the optimisation; return (history, best state_dict on CPU, best iteration)."""
     t = cfg.training
@@ -78,7 +82,7 @@ def fit(network: nn.Module, train: ImageSet, val: ImageSet, cfg: DictConfig, see
     images, labels = train.images.to(device), train.labels.to(device)
     history: dict[str, list[float]] = {"iteration": [], "loss": [], "val_iteration": []}
     history.update({f"val_{c}": [] for c in VAL_REGIONS})
-    best = (-1.0, copy.deepcopy(network.state_dict()), 0)
+    best_score, best_state, best_iteration = -1.0, cpu_state(network), 0
     network.train()
     for step, index in enumerate(batch_indices(len(train), int(t.batch_size), int(t.iterations), generator), 1):
         x, y = random_flips(images[index], labels[index], list(t.flip_axes), float(t.flip_probability), generator)
@@ -96,11 +100,11 @@ def fit(network: nn.Module, train: ImageSet, val: ImageSet, cfg: DictConfig, see
             for column, value in dice.items():
                 history[f"val_{column}"].append(value)
             score = sum(dice.values()) / len(dice)
-            if score > best[0]:
-                best = (score, {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}, step)
-    if not len(val):
-        best = (-1.0, {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}, int(t.iterations))
-    return history, best[1], best[2]
+            if score > best_score:
+                best_score, best_state, best_iteration = score, cpu_state(network), step
+    if not len(val):  # nothing to choose by: the final weights
+        best_state, best_iteration = cpu_state(network), int(t.iterations)
+    return history, best_state, best_iteration
 
 
 def train_segmenter(
