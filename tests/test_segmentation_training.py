@@ -147,3 +147,16 @@ def test_cuda_requested_but_absent_names_the_device(sets):
         warnings.simplefilter("ignore")
         with pytest.raises(ConfigError, match=r"cuda:1.*0 CUDA device"):
             train_segmenter(train, val, tiny_config(), seed=0, device=torch.device("cuda:1"), cache_dir=None)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_with_mixed_precision(sets):
+    train, val = sets
+    model = train_segmenter(train, val, tiny_config(), seed=3, device=torch.device("cuda"), cache_dir=None)
+    loss = model.history["loss"]
+    assert sum(loss[-3:]) < 0.8 * sum(loss[:3])
+    assert model.device.type == "cuda" and model.info["device"] == "cuda"
+    features = model.encoder_features(val.images)  # CPU images in, CPU features out
+    assert features.device.type == "cpu" and torch.isfinite(features).all()
+    assert set(evaluate_segmenter(model, val, "cuda").columns) >= {"dice_WT", "hd95_WT"}
