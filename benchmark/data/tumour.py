@@ -24,9 +24,10 @@ NECROTIC, OEDEMA, ENHANCING = 1, 2, 4  # BraTS 2021 label values written to the 
 class TumourSpec:
     """One tumour, in mm of the world (MNI) space of the subject.
 
-    `core_radius_mm` (enhancing rim outer radius) 7-17, `necrotic_radius_mm` 0 (no necrosis, 10 %) or
-    0.55-1.0 of the core radius minus the rim, `oedema_radius_mm` the core radius plus 6-18, `rim_mm` the minimum
-    enhancing rim thickness 2-4, `mass_effect_mm` the peak displacement of surrounding tissue.
+    `core_radius_mm` (outer radius of the enhancing rim) 8-20; `necrotic_radius_mm` 0 (no necrosis,
+    10 %) or 0.7-1.3 times the core radius minus the rim (the rim never gets thinner than `rim_mm`);
+    `oedema_radius_mm` the core radius plus 6-18; `rim_mm` the minimum enhancing rim thickness 2-4.5;
+    `mass_effect_mm` the peak displacement of the surrounding tissue.
     """
 
     centre_mm: tuple[float, float, float]
@@ -52,9 +53,9 @@ def draw_tumour_specs(
     """
     specs: list[TumourSpec] = []
     for _ in range(n_tumours):
-        core = float(rng.uniform(7.0, 17.0))
-        rim = float(rng.uniform(2.0, 4.0))
-        necrotic = float((core - rim) * rng.uniform(0.55, 1.0)) if rng.random() < 0.9 else 0.0
+        core = float(rng.uniform(8.0, 20.0))
+        rim = float(rng.uniform(2.0, 4.5))
+        necrotic = float((core - rim) * rng.uniform(0.7, 1.3)) if rng.random() < 0.9 else 0.0
         oedema = core + float(rng.uniform(6.0, 18.0))
         fits = depth_mm >= core + min_margin_mm
         for other in specs:
@@ -117,7 +118,7 @@ def tumour_compartments(
     shape = tuple(int(b - a) for a, b in zip(lo, hi, strict=True))
     axes = [(np.arange(a, b) - c) * voxel_mm for a, b, c in zip(lo, hi, centre_vox, strict=True)]
     r = np.sqrt(sum(a**2 for a in np.meshgrid(*axes, indexing="ij", sparse=True)))
-    lobes = 0.16 * _smooth_noise(rng, shape, 5.0 / voxel_mm) + 0.06 * _smooth_noise(rng, shape, 2.0 / voxel_mm)
+    lobes = 0.12 * _smooth_noise(rng, shape, 5.0 / voxel_mm) + 0.05 * _smooth_noise(rng, shape, 2.0 / voxel_mm)
     inner = 0.15 * _smooth_noise(rng, shape, 3.0 / voxel_mm)
     fingers = 0.22 * _smooth_noise(rng, shape, 4.0 / voxel_mm)
 
