@@ -239,11 +239,7 @@ def _contrasts(
     texture = t1_template - (0.66 * gm + 0.88 * wm + 0.28 * csf)  # template detail its tissue maps miss
     fine = _coarse_field(rng, 1, template.shape, 2.0 / v)[0].numpy()
     tumour_texture = _coarse_field(rng, 1, template.shape, 3.0 / v)[0].numpy()
-    fractions = {
-        name: ndimage.gaussian_filter((label == value).astype(np.float32), 0.5)
-        for name, value in (("necrotic", NECROTIC), ("enhancing", ENHANCING), ("oedema", OEDEMA))
-    }
-    fractions["oedema"] *= OEDEMA_REPLACEMENT
+    fractions = _tumour_fractions(label)
     remaining = np.clip(1.0 - sum(fractions.values()), 0.0, 1.0)
     images = {}
     for modality in MODALITIES:
@@ -258,6 +254,23 @@ def _contrasts(
         scale = rng.uniform(600.0, 1400.0)  # arbitrary scanner units, different per scan
         images[modality] = np.where(brain, noisy * scale, 0.0).astype(np.float32)
     return images
+
+
+def _tumour_fractions(label: np.ndarray) -> dict[str, np.ndarray]:
+    """Soft (partial-volume) fraction of each tumour compartment: its mask blurred by 0.5 voxel.
+
+    Oedema is scaled by OEDEMA_REPLACEMENT since it infiltrates rather than replaces tissue. Only the
+    tumours' bounding box (plus 3 voxels) is filtered.
+    """
+    fractions = {name: np.zeros(label.shape, dtype=np.float32) for name in ("necrotic", "enhancing", "oedema")}
+    if not label.any():
+        return fractions
+    found = np.argwhere(label > 0)
+    box = tuple(slice(max(a - 3, 0), b + 4) for a, b in zip(found.min(0), found.max(0), strict=True))
+    for name, value in (("necrotic", NECROTIC), ("enhancing", ENHANCING), ("oedema", OEDEMA)):
+        fractions[name][box] = ndimage.gaussian_filter((label[box] == value).astype(np.float32), 0.5)
+    fractions["oedema"] *= OEDEMA_REPLACEMENT
+    return fractions
 
 
 def _facts(

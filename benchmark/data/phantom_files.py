@@ -122,10 +122,10 @@ def write_phantom(folder: Path, parameters: dict[str, Any]) -> None:
         "layout": "BraTS 2021: <case>/<case>_{t1,t1ce,t2,flair,seg}.nii.gz; seg 1 necrotic, 2 oedema, 4 enhancing",
         "shape": list(template.shape),
         "affine": template.affine.tolist(),
-        "generation_seconds": round(time.perf_counter() - start, 1),
         "subjects": subjects,
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    log.info("phantom: %d subjects in %.1f s", parameters["n_subjects"], time.perf_counter() - start)
 
 
 def write_subject(folder: Path, case: str, subject: PhantomSubject, affine: np.ndarray) -> None:
