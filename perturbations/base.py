@@ -90,7 +90,7 @@ def at_severity(schedule: tuple[float, ...], severity: int) -> float:
     """The value of a validated schedule at a severity in 1..5 (linear between end points)."""
     if len(schedule) == 5:
         return schedule[severity - 1]
-    return schedule[0] + (schedule[1] - schedule[0]) * (severity - 1) / 4
+    return round(schedule[0] + (schedule[1] - schedule[0]) * (severity - 1) / 4, 10)
 
 
 def item_seed(seed: int, name: str, index: int) -> int:
