@@ -2,8 +2,8 @@
 
 Healthy-tissue infill: the mirror image across the brain's left-right midline (the contralateral
 hemisphere, the last spatial axis), shifted to match the mean intensity of a ring of healthy tissue around
-the filled region; where the mirrored voxel is outside the brain or itself lesion, a normalised convolution
-of the surrounding healthy tissue (Knutsson & Westin 1993), i.e. a smooth fill without texture.
+the filled region; where the mirrored voxel is outside the brain or itself lesion, a multi-scale normalised
+convolution of the nearby healthy tissue (Knutsson & Westin 1993), i.e. a smooth fill without texture.
 """
 
 from __future__ import annotations
@@ -53,11 +53,24 @@ def healthy_fill(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, regio
     ring = binary_dilation(region, iterations=3) & ~region & healthy & mirror_ok
     if ring.any():
         mirrored = mirrored + (image[:, ring] - mirrored[:, ring]).mean(1).reshape(-1, *[1] * brain.ndim)
-    known = (healthy & ~region).astype(np.float64)
-    sigma = max(2.0, equivalent_radius(region))
-    weight = gaussian_filter(known, sigma)
-    smooth = np.stack([gaussian_filter(channel * known, sigma) for channel in image]) / np.maximum(weight, 1e-6)
+    smooth = multiscale_fill(image, (healthy & ~region).astype(np.float64))
     return np.where(mirror_ok, mirrored, smooth).astype(image.dtype)
+
+
+def multiscale_fill(image: np.ndarray, known: np.ndarray, threshold: float = 0.3) -> np.ndarray:
+    """Normalised convolution of the known voxels at growing scales (1, 2, 4, ... voxels): each unknown voxel
+    takes the finest scale whose Gaussian window holds at least `threshold` known weight, so the fill follows
+    the nearby tissue rather than the brain's mean."""
+    filled = np.zeros_like(image, dtype=np.float64)
+    done = np.zeros(known.shape, bool)
+    sigmas = [2.0**k for k in range(int(np.log2(max(known.shape))) + 1)]
+    for sigma in sigmas:
+        weight = gaussian_filter(known, sigma)
+        use = ~done & (weight >= (threshold if sigma < sigmas[-1] else 1e-9))
+        for c, channel in enumerate(image):
+            filled[c][use] = gaussian_filter(channel * known, sigma)[use] / weight[use]
+        done |= use
+    return filled
 
 
 def blend(base: np.ndarray, top: np.ndarray, weight: np.ndarray, brain: np.ndarray) -> np.ndarray:
@@ -67,14 +80,15 @@ def blend(base: np.ndarray, top: np.ndarray, weight: np.ndarray, brain: np.ndarr
 
 
 def paste_lesion(image: np.ndarray, label: np.ndarray, brain: np.ndarray, coords: np.ndarray,
-                 feather: float) -> tuple[np.ndarray, np.ndarray]:
+                 feather: float, lesion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Remove the lesion (healthy infill) and draw it again resampled at `coords` (pull-back coordinates).
 
     Returns (image, label) with the moved / rescaled lesion; outside `feather` voxels of the old and the new
-    lesion the image is unchanged. The new label is clipped to the brain mask.
+    lesion the image is unchanged. The new label is clipped to the brain mask. `lesion` (default label > 0)
+    marks every lesion voxel of the item, so that the infill never copies another tumour in.
     """
-    lesion = label > 0
-    old = soft_mask(lesion, feather)
+    lesion = label > 0 if lesion is None else lesion
+    old = soft_mask(label > 0, feather)
     healthy = blend(image, healthy_fill(image, brain, lesion, old > 0), old, brain)
     new_label = np.where(brain, warp(label, coords, order=0), 0).astype(label.dtype)
     new_lesion = new_label > 0

@@ -64,7 +64,7 @@ class MemorisationCopies(SetPerturbation):
 
     def build_set(self, clean, params, rng, train):
         n, slots = len(clean), rng.permutation(len(clean))
-        replaced = np.sort(slots[: int(round(params["fraction"] * n))])
+        replaced = np.sort(slots[: round(params["fraction"] * n)])
         donors = np.concatenate([rng.permutation(len(train)) for _ in range(-(-n // len(train)))])[:n]
         partners = rng.integers(0, len(train), n)
         slot_seeds = rng.integers(0, 2**63, n)

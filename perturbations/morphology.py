@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
+from scipy.ndimage import label as connected_components
 
 from benchmark.errors import ConfigError
 from perturbations.base import SamplePerturbation, at_severity, end_points
@@ -102,7 +103,7 @@ class TumourRemove(TumourEdit):
 class TumourResize(TumourEdit):
     """Shrink or grow the tumour about its centroid, every compartment with it.
 
-    The lesion (image and labels) is rescaled by `scale` about its centre of mass and redrawn on healthy
+    Each lesion (connected component; image and labels) is rescaled by `scale` about its centre of mass and redrawn on healthy
     tissue, so the necrotic core, enhancing rim and oedema keep their proportions and intensities (a pure
     erosion would erase the thin rim first). scale: > 0; tumour_shrink 0.85 -> 0.4, tumour_grow 1.15 -> 1.6.
     """
@@ -116,8 +117,15 @@ class TumourResize(TumourEdit):
 
     def edit(self, image, label, brain, params, rng):
         grid = identity_grid(label.shape)
-        centre = centroid(label > 0).reshape(-1, *[1] * label.ndim)
-        return paste_lesion(image, label, brain, centre + (grid - centre) / params["scale"], self.feather)
+        components, count = connected_components(label > 0)
+        new_label = np.where(components > 0, 0, label)
+        for k in range(1, count + 1):  # each tumour about its own centre
+            part = np.where(components == k, label, 0)
+            centre = centroid(part > 0).reshape(-1, *[1] * label.ndim)
+            image, drawn = paste_lesion(image, part, brain, centre + (grid - centre) / params["scale"], self.feather,
+                                        lesion=label > 0)
+            new_label = np.where(drawn > 0, drawn, new_label)
+        return image, new_label
 
 
 class TumourMove(TumourEdit):

@@ -72,7 +72,7 @@ class PopulationShift(SetPerturbation):
             raise DataError(f"perturbation '{self.name}' ({self.mode}) found no items to draw replacements from "
                             "(e.g. no tumour-free slices in the clean set)")
         order = rng.permutation(candidates)
-        replaced = order[: int(round(params["fraction"] * len(candidates)))]
+        replaced = order[: round(params["fraction"] * len(candidates))]
         return refill(clean, np.sort(replaced), donors, rng)
 
 
@@ -95,6 +95,6 @@ class ModeDropping(SetPerturbation):
     def build_set(self, clean, params, rng, train):
         subjects = np.array(sorted(set(clean.subject_ids)))
         order = rng.permutation(subjects)
-        kept = set(order[: max(1, int(round(params["subjects_kept"] * len(subjects))))].tolist())
+        kept = set(order[: max(1, round(params["subjects_kept"] * len(subjects)))].tolist())
         in_kept = np.array([s in kept for s in clean.subject_ids])
         return refill(clean, np.flatnonzero(~in_kept), np.flatnonzero(in_kept), rng)

@@ -25,9 +25,9 @@ def synthetic_item(size: int, spatial_dims: int, rng: np.random.Generator, tumou
     label = np.zeros(shape, np.int64)
     if tumour:
         centre = np.zeros(spatial_dims)
-        centre[-1] = rng.uniform(0.25, 0.4) * rng.choice([-1, 1])  # off the midline, left or right
+        centre[-1] = rng.uniform(0.3, 0.45) * rng.choice([-1, 1])  # off the midline, left or right
         centre[0] = rng.uniform(-0.3, 0.3)
-        r = rng.uniform(0.15, 0.25)
+        r = rng.uniform(0.1, 0.16)
         wobble = 1 + 0.15 * gaussian_filter(rng.standard_normal(shape), sigma=size / 10) * size / 10
         distance = np.sqrt(((grid - centre.reshape(-1, *[1] * spatial_dims)) ** 2).sum(0)) / r * wobble
         label[distance < 1.6] = 2
