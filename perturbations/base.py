@@ -203,7 +203,8 @@ class SetPerturbation(Perturbation):
             check_train(self.name, clean, train)
         if severity == 0:
             return self.identity(clean, severity)
-        data, reference, sources = self.build_set(clean, self.parameters(severity), item_rng(seed, self.name, SET_INDEX), train)
+        rng = item_rng(seed, self.name, SET_INDEX)
+        data, reference, sources = self.build_set(clean, self.parameters(severity), rng, train)
         if len(data) != len(clean):
             raise RuntimeError(f"{self.name} built {len(data)} items from {len(clean)}")
         return PerturbedSet(data, reference.long(), self.describe(severity), [], sources)

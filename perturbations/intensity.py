@@ -86,7 +86,8 @@ class HistogramRemap(SamplePerturbation):
     Control points at `num_points` evenly spaced intensities in [0, 1] move by up to `displacement` (the
     item's draws in [-1, 1] times it; the end points 0 and 1 stay), then the curve is made monotone and
     applied by piecewise-linear interpolation, so tissue contrasts change but their order is kept.
-    displacement: maximum control-point shift, 0..0.5 of the data range; default 0.03 -> 0.2 (below 0.1 the change is hard to see).
+    displacement: maximum control-point shift, 0..0.5 of the data range; default 0.03 -> 0.2 (below 0.1 the
+    change is hard to see).
     num_points: integer >= 3, default 6.
     """
 

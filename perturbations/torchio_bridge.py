@@ -15,7 +15,10 @@ import torchio as tio
 
 
 def run_torchio(
-    transform: Callable[[tio.ScalarImage], tio.ScalarImage], image: torch.Tensor, spacing: tuple[float, ...], singleton_first: bool = False
+    transform: Callable[[tio.ScalarImage], tio.ScalarImage],
+    image: torch.Tensor,
+    spacing: tuple[float, ...],
+    singleton_first: bool = False,
 ) -> torch.Tensor:
     """Apply `transform` to an item image (C, *spatial) on any device; returns the same shape and device."""
     data = image.detach().to("cpu", torch.float32)
