@@ -105,7 +105,8 @@ class TumourResize(TumourEdit):
 
     Each lesion (connected component; image and labels) is rescaled by `scale` about its centre of mass and
     redrawn on healthy tissue, so the necrotic core, enhancing rim and oedema keep their proportions and
-    intensities (a pure erosion would erase the thin rim first). scale: > 0; tumour_shrink 0.85 -> 0.4, tumour_grow 1.15 -> 1.6.
+    intensities (a pure erosion would erase the thin rim first).
+    scale: factor, 0.05..5; tumour_shrink 0.85 -> 0.4, tumour_grow 1.15 -> 1.6.
     """
 
     def __init__(self, scale: Any = (0.85, 0.4), label: str = "follow", margin: int = 6) -> None:

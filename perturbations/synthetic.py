@@ -48,5 +48,6 @@ def synthetic_imageset(n: int = 6, size: int = 48, spatial_dims: int = 2, seed: 
     items = [synthetic_item(size, spatial_dims, rng, i not in tumour_free) for i in range(n)]
     images, labels, masks = (torch.from_numpy(np.stack([it[k] for it in items])[:, None]) for k in range(3))
     return ImageSet(images=images, labels=labels, brain_masks=masks.bool(),
-                    subject_ids=[f"syn{i:03d}" for i in range(n)], slice_indices=[-1 if spatial_dims == 3 else 0] * n, modalities=("flair",),
+                    subject_ids=[f"syn{i:03d}" for i in range(n)],
+                    slice_indices=[-1 if spatial_dims == 3 else 0] * n, modalities=("flair",),
                     spacing=(1.5,) * spatial_dims, meta={"source": "perturbations.synthetic"})
