@@ -5,14 +5,15 @@ tumour edits): subclasses implement `perturb_item`. A *set* perturbation rebuild
 shift, mode dropping, memorisation): subclasses implement `build_set`. Both return a `PerturbedSet` that records
 the parameters and, per item, where it came from.
 
-Randomness: each item draws from a generator seeded by (seed, perturbation name, item index), never from
-global state and not from the severity, so that the levels of one item share their random draws (common
-random numbers: level 3 differs from level 2 only by its parameters, e.g. the same noise field, scaled).
+Randomness: each item draws from a generator seeded by (seed, perturbation name, item identity = subject,
+slice and repeat count), never from global state, not from its position and not from the severity, so that
+the levels of one item share their random draws (common random numbers: level 3 differs from level 2 only by
+its parameters, e.g. the same noise field, scaled) and an item is perturbed alike alone or in any batch.
 """
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,6 @@ from benchmark.data.imageset import ImageSet
 from benchmark.errors import ConfigError, DataError
 
 SEVERITIES: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
-SET_INDEX = 0xFFFFFFFF  # the "item index" a set-level perturbation seeds its one generator with
 FAMILIES: frozenset[str] = frozenset({"noise", "artifact", "shift", "morphological", "memorisation"})
 
 
@@ -93,15 +93,32 @@ def at_severity(schedule: tuple[float, ...], severity: int) -> float:
     return round(schedule[0] + (schedule[1] - schedule[0]) * (severity - 1) / 4, 10)
 
 
-def item_seed(seed: int, name: str, index: int) -> int:
-    """A 63-bit seed from (seed, perturbation name, item index), stable across processes and batch order."""
-    entropy = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, zlib.crc32(name.encode()), int(index) & 0xFFFFFFFF])
+def item_seed(seed: int, name: str, key: str) -> int:
+    """A 63-bit seed from (seed, perturbation name, item key), stable across processes, batches and order."""
+    digest = hashlib.blake2b(f"{name}\x00{key}".encode(), digest_size=16).digest()
+    words = np.frombuffer(digest, dtype=np.uint32).tolist()
+    entropy = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *words])
     return int(entropy.generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def item_rng(seed: int, name: str, index: int) -> np.random.Generator:
+def item_rng(seed: int, name: str, key: str) -> np.random.Generator:
     """The numpy generator of one item (see `item_seed`)."""
-    return np.random.default_rng(item_seed(seed, name, index))
+    return np.random.default_rng(item_seed(seed, name, key))
+
+
+def item_keys(data: ImageSet) -> list[str]:
+    """Each item's identity: subject, slice and how many identical items precede it (for repeated items).
+
+    Seeding from the identity rather than the position makes an item's perturbation the same whether it is
+    perturbed alone, in a batch or in a reordered set.
+    """
+    seen: dict[str, int] = {}
+    keys = []
+    for subject, index in zip(data.subject_ids, data.slice_indices, strict=True):
+        base = f"{subject}/{index}"
+        keys.append(f"{base}#{seen.get(base, 0)}")
+        seen[base] = seen.get(base, 0) + 1
+    return keys
 
 
 class Perturbation(ABC):
@@ -167,9 +184,9 @@ class SamplePerturbation(Perturbation):
             return self.identity(clean, severity)
         params = self.parameters(severity)
         images, labels, skipped = clean.images.clone(), clean.labels.clone(), []
-        for i in range(len(clean)):
+        for i, key in enumerate(item_keys(clean)):
             out = self.perturb_item(clean.images[i], clean.labels[i], clean.brain_masks[i], params,
-                                    item_rng(seed, self.name, i), tuple(clean.spacing))
+                                    item_rng(seed, self.name, key), tuple(clean.spacing))
             if out is None:
                 skipped.append(i)
                 continue
@@ -203,7 +220,7 @@ class SetPerturbation(Perturbation):
             check_train(self.name, clean, train)
         if severity == 0:
             return self.identity(clean, severity)
-        rng = item_rng(seed, self.name, SET_INDEX)
+        rng = item_rng(seed, self.name, "<set>")
         data, reference, sources = self.build_set(clean, self.parameters(severity), rng, train)
         if len(data) != len(clean):
             raise RuntimeError(f"{self.name} built {len(data)} items from {len(clean)}")
