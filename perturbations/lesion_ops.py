@@ -43,6 +43,18 @@ def warp(array: np.ndarray, coords: np.ndarray, order: int) -> np.ndarray:
     return np.stack([map_coordinates(channel, coords, order=order, mode="nearest") for channel in array])
 
 
+def warp_labels(label: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Resample a label map at `coords`: each label's indicator linearly, then the most likely label per voxel.
+
+    Unlike nearest-neighbour sampling, volumes change smoothly with the geometry (partial-volume aware), so a
+    slightly shrunk lesion is slightly smaller even on a coarse grid.
+    """
+    values = np.unique(label)
+    scores = np.stack([map_coordinates((label == v).astype(np.float32), coords, order=1, mode="nearest")
+                       for v in values])
+    return values[np.argmax(scores, axis=0)].astype(label.dtype)
+
+
 def healthy_fill(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, region: np.ndarray) -> np.ndarray:
     """An image ((C,) *spatial) of plausible healthy tissue, meant to be used inside `region`."""
     n = image.shape[-1]
@@ -90,7 +102,7 @@ def paste_lesion(image: np.ndarray, label: np.ndarray, brain: np.ndarray, coords
     lesion = label > 0 if lesion is None else lesion
     old = soft_mask(label > 0, feather)
     healthy = blend(image, healthy_fill(image, brain, lesion, old > 0), old, brain)
-    new_label = np.where(brain, warp(label, coords, order=0), 0).astype(label.dtype)
+    new_label = np.where(brain, warp_labels(label, coords), 0).astype(label.dtype)
     new_lesion = new_label > 0
     new = soft_mask(new_lesion, feather) * brain
     return blend(healthy, warp(image, coords, order=1).astype(image.dtype), new, brain), new_label

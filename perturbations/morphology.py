@@ -29,6 +29,7 @@ from perturbations.lesion_ops import (
     paste_lesion,
     soft_mask,
     warp,
+    warp_labels,
 )
 
 LABEL_MODES = ("keep", "follow")
@@ -191,7 +192,7 @@ class TumourDeform(TumourEdit):
         coords = identity_grid(label.shape) - amplitude * field * window
         moved = window > 0
         edited = np.where(moved, warp(image, coords, order=1), image).astype(image.dtype)
-        new_label = np.where(moved & brain, warp(label, coords, order=0), label).astype(label.dtype)
+        new_label = np.where(moved & brain, warp_labels(label, coords), label).astype(label.dtype)
         return np.where(brain, edited, image), new_label
 
 
