@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -114,7 +116,7 @@ def test_move_displacement_grows_with_severity_and_keeps_the_lesion_size(clean):
         if c0 is None:
             continue
         distances = [float(np.linalg.norm(step[i] - c0)) for step in steps]
-        assert all(b > a for a, b in zip(distances, distances[1:], strict=False)), distances
+        assert all(b > a for a, b in itertools.pairwise(distances)), distances
     moved = move.apply(clean, 2, seed=0).data.labels
     for i, n in enumerate(lesion_sizes(clean.labels)):
         if n:
