@@ -167,6 +167,7 @@ def test_end_to_end_a_user_class_through_the_preview_app(user_dir):
     assert (out / "perturbation_preview.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow  # a second Python start-up (~10 s); the message itself is tested in-process above
 def test_end_to_end_bad_parameter_is_one_line_and_exit_2_before_any_compute(user_dir):
     done = run_preview(["perturbation=gaussian_noise", "perturbation.gaussian_noise.std=[-1,0.4]",
                         "+preview.source=synthetic", f"output_dir={user_dir / 'bad'}"], user_dir)
@@ -181,7 +182,7 @@ def test_a_composed_step_error_names_the_parameter():
                          "steps": [{"_target_": "perturbations.acquisition.Ghosting", "intensity": [0.1, 2.0]}]}})
 
 
-def test_gpu_marker_free_tensors_stay_put():
+def test_cpu_tensors_stay_on_the_cpu():
     data = synthetic_imageset(n=2, size=16)
     out = build({"g": {"_target_": "perturbations.acquisition.GaussianNoise"}})["g"].apply(data, 2, seed=0)
     assert out.data.images.device == torch.device("cpu")
