@@ -65,23 +65,25 @@ def healthy_fill(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, regio
     ring = binary_dilation(region, iterations=3) & ~region & healthy & mirror_ok
     if ring.any():
         mirrored = mirrored + (image[:, ring] - mirrored[:, ring]).mean(1).reshape(-1, *[1] * brain.ndim)
-    smooth = multiscale_fill(image, (healthy & ~region).astype(np.float64))
+    smooth = multiscale_fill(image, (healthy & ~region).astype(np.float64), region & ~mirror_ok)
     return np.where(mirror_ok, mirrored, smooth).astype(image.dtype)
 
 
-def multiscale_fill(image: np.ndarray, known: np.ndarray, threshold: float = 0.3) -> np.ndarray:
-    """Normalised convolution of the known voxels at growing scales (1, 2, 4, ... voxels): each unknown voxel
-    takes the finest scale whose Gaussian window holds at least `threshold` known weight, so the fill follows
-    the nearby tissue rather than the brain's mean."""
+def multiscale_fill(image: np.ndarray, known: np.ndarray, needed: np.ndarray, threshold: float = 0.3) -> np.ndarray:
+    """Normalised convolution of the known voxels at growing scales (1, 2, 4, ... voxels), computed for the
+    `needed` voxels: each takes the finest scale whose Gaussian window holds at least `threshold` known
+    weight, so the fill follows the nearby tissue rather than the brain's mean."""
     filled = np.zeros_like(image, dtype=np.float64)
-    done = np.zeros(known.shape, bool)
+    todo = needed.copy()
     sigmas = [2.0**k for k in range(int(np.log2(max(known.shape))) + 1)]
     for sigma in sigmas:
-        weight = gaussian_filter(known, sigma)
-        use = ~done & (weight >= (threshold if sigma < sigmas[-1] else 1e-9))
+        if not todo.any():
+            break
+        weight = gaussian_filter(known, sigma, truncate=3.0)
+        use = todo & (weight >= (threshold if sigma < sigmas[-1] else 1e-9))
         for c, channel in enumerate(image):
-            filled[c][use] = gaussian_filter(channel * known, sigma)[use] / weight[use]
-        done |= use
+            filled[c][use] = gaussian_filter(channel * known, sigma, truncate=3.0)[use] / weight[use]
+        todo &= ~use
     return filled
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -148,7 +149,7 @@ def test_user_yamls_with_new_end_points_a_composition_and_an_outside_class(user_
     data = synthetic_imageset(n=4, size=32, seed=2)
     for name, p in built.items():
         errors = [float(((p.apply(data, s, seed=0).data.images - data.images) ** 2).mean()) for s in range(6)]
-        assert errors[0] == 0 and all(b > a for a, b in zip(errors, errors[1:], strict=False)), (name, errors)
+        assert errors[0] == 0 and all(b > a for a, b in itertools.pairwise(errors)), (name, errors)
     composed_set = built["noisy_ghosts"].apply(data, 4, seed=0)
     assert composed_set.reference_index.tolist() == [0, 1, 2, 3] and composed_set.sources[0] == "clean:0"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -80,7 +82,7 @@ def test_population_shift_tumour_free_raises_the_tumour_free_share(clean):
         assert torch.equal(out.data.images, clean.images[out.reference_index])  # untouched clean items
         shares.append(float((~out.data.tumour_present).float().mean()))
     assert shares[0] == pytest.approx(4 / 20) and shares[5] == 1.0
-    assert all(b > a for a, b in zip(shares, shares[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(shares))
 
 
 def test_population_shift_small_tumours_keeps_only_the_smallest_third(clean):
