@@ -148,6 +148,10 @@ class Perturbation(ABC):
     def apply(self, clean: ImageSet, severity: int, seed: int, train: ImageSet | None = None) -> PerturbedSet:
         """The perturbed set; same (severity, seed, clean, train) gives the same result."""
 
+    def stream(self) -> str:
+        """The name of this perturbation's random stream (items draw from (seed, stream, item identity))."""
+        return self.name
+
     def describe(self, severity: int) -> dict[str, Any]:
         """What a report records: name, family, scope, severity and parameters."""
         return {"perturbation": self.name, "family": self.family, "scope": self.scope, "severity": severity,
@@ -186,7 +190,7 @@ class SamplePerturbation(Perturbation):
         images, labels, skipped = clean.images.clone(), clean.labels.clone(), []
         for i, key in enumerate(item_keys(clean)):
             out = self.perturb_item(clean.images[i], clean.labels[i], clean.brain_masks[i], params,
-                                    item_rng(seed, self.name, key), tuple(clean.spacing))
+                                    item_rng(seed, self.stream(), key), tuple(clean.spacing))
             if out is None:
                 skipped.append(i)
                 continue
@@ -220,7 +224,7 @@ class SetPerturbation(Perturbation):
             check_train(self.name, clean, train)
         if severity == 0:
             return self.identity(clean, severity)
-        rng = item_rng(seed, self.name, "<set>")
+        rng = item_rng(seed, self.stream(), "<set>")
         data, reference, sources = self.build_set(clean, self.parameters(severity), rng, train)
         if len(data) != len(clean):
             raise RuntimeError(f"{self.name} built {len(data)} items from {len(clean)}")

@@ -52,6 +52,12 @@ class TumourEdit(SamplePerturbation):
         self.label = label
         self.margin = int(end_points("margin", margin, low=2, integer=True)[0])
 
+    def stream(self) -> str:
+        """The class and end points, not the name or label mode: the keep and follow variants of an edit draw
+        the same random numbers, so their images are identical and only their labels differ."""
+        settings = sorted((k, v) for k, v in vars(self).items() if k not in ("name", "label"))
+        return f"{type(self).__name__}:{settings}"
+
     @property
     def feather(self) -> float:
         return self.margin / 2
@@ -134,8 +140,9 @@ class TumourMove(TumourEdit):
     """Move the tumour to another place in the brain.
 
     distance: displacement as a fraction of the brain's equivalent diameter, 0..1; default 0.05 -> 0.35.
-    The direction is the first of the item's 16 fixed random directions that keeps the moved lesion inside
-    the brain (the one keeping most of it when none does).
+    The direction is the first of the item's 16 fixed random directions that keeps the lesion inside the
+    brain at the longest scheduled distance (the one keeping most of it when none does), so every level moves
+    the lesion along the same path.
     """
 
     def __init__(self, distance: Any = (0.05, 0.35), label: str = "follow", margin: int = 6) -> None:
@@ -148,19 +155,20 @@ class TumourMove(TumourEdit):
     def edit(self, image, label, brain, params, rng):
         lesion = label > 0
         points = np.argwhere(lesion)
-        length = params["distance"] * 2 * equivalent_radius(brain)
+        diameter = 2 * equivalent_radius(brain)
         directions = rng.standard_normal((16, label.ndim))
         best, best_inside = None, -1.0
-        for direction in directions:
-            shift = np.round(length * direction / np.linalg.norm(direction)).astype(int)
+        for direction in directions:  # chosen at the longest scheduled distance: one path for all levels
+            shift = np.round(max(self.distance) * diameter * direction / np.linalg.norm(direction)).astype(int)
             moved = points + shift
             valid = np.all((moved >= 0) & (moved < np.array(label.shape)), axis=1)
             inside = float(brain[tuple(moved[valid].T)].sum()) / len(points)
             if inside > best_inside:
-                best, best_inside = shift, inside
+                best, best_inside = direction / np.linalg.norm(direction), inside
             if inside >= 0.999:
                 break
-        coords = identity_grid(label.shape) - best.reshape(-1, *[1] * label.ndim)
+        shift = np.round(params["distance"] * diameter * best)
+        coords = identity_grid(label.shape) - shift.reshape(-1, *[1] * label.ndim)
         return paste_lesion(image, label, brain, coords, self.feather)
 
 
