@@ -1,9 +1,10 @@
 """Geometry and infill helpers for the tumour edits, on numpy arrays (2D or 3D, channel-first images).
 
 Healthy-tissue infill: the mirror image across the brain's left-right midline (the contralateral
-hemisphere, the last spatial axis), shifted to match the mean intensity of a ring of healthy tissue around
-the filled region; where the mirrored voxel is outside the brain or itself lesion, a multi-scale normalised
-convolution of the nearby healthy tissue (Knutsson & Westin 1993), i.e. a smooth fill without texture.
+hemisphere, the last spatial axis); where the mirrored voxel is outside the brain or itself lesion, healthy
+tissue copied from the best nearby translation; each shifted to match the mean intensity of a ring of
+healthy tissue around the filled region; a multi-scale normalised convolution of the nearby healthy tissue
+(Knutsson & Westin 1993), a smooth fill without texture, for anything left.
 """
 
 from __future__ import annotations
@@ -56,17 +57,70 @@ def warp_labels(label: np.ndarray, coords: np.ndarray) -> np.ndarray:
 
 
 def healthy_fill(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """An image ((C,) *spatial) of plausible healthy tissue, meant to be used inside `region`."""
-    n = image.shape[-1]
-    mirror_index = np.clip(np.round(2 * centroid(brain)[-1] - np.arange(n)).astype(int), 0, n - 1)
-    mirrored = np.take(image, mirror_index, axis=-1)
+    """An image ((C,) *spatial) of plausible healthy tissue, meant to be used inside `region`.
+
+    Sources, in order, each voxel taking the first that lands on healthy brain: the contralateral mirror;
+    a copy of healthy tissue shifted by the translation that covers most of what is left (for lesions on the
+    midline, whose mirror is lesion too); a multi-scale normalised convolution for any remainder. Each copied
+    source is shifted in intensity to match a ring of healthy tissue around the region.
+    """
     healthy = brain & ~lesion
-    mirror_ok = np.take(healthy, mirror_index, axis=-1)
-    ring = binary_dilation(region, iterations=3) & ~region & healthy & mirror_ok
-    if ring.any():
-        mirrored = mirrored + (image[:, ring] - mirrored[:, ring]).mean(1).reshape(-1, *[1] * brain.ndim)
-    smooth = multiscale_fill(image, (healthy & ~region).astype(np.float64), region & ~mirror_ok)
-    return np.where(mirror_ok, mirrored, smooth).astype(image.dtype)
+    fill = image.astype(np.float64).copy()
+    todo = np.argwhere(region)
+    ring = np.argwhere(binary_dilation(region, iterations=3) & ~region & healthy)
+    mirror_column = 2 * centroid(brain)[-1] if brain.any() else image.shape[-1] - 1
+    mirrored = lambda points: np.concatenate([points[:, :-1], np.round(mirror_column - points[:, -1:])], 1)  # noqa: E731
+    for source in (mirrored, best_translation(healthy, todo, region)):
+        if source is None or len(todo) == 0:
+            continue
+        found, origin = valid_source(source(todo).astype(int), healthy)
+        offset = ring_offset(image, ring, source, healthy)
+        fill[(slice(None), *todo[found].T)] = image[(slice(None), *origin.T)] + offset
+        todo = todo[~found]
+    if len(todo):
+        needed = np.zeros_like(region)
+        needed[tuple(todo.T)] = True
+        smooth = multiscale_fill(image, (healthy & ~region).astype(np.float64), needed)
+        fill[:, needed] = smooth[:, needed]
+    return fill.astype(image.dtype)
+
+
+def valid_source(points: np.ndarray, healthy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of points inside the grid and on healthy tissue, those points)."""
+    inside = np.all((points >= 0) & (points < np.array(healthy.shape)), axis=1)
+    found = inside.copy()
+    found[inside] = healthy[tuple(points[inside].T)]
+    return found, points[found]
+
+
+def ring_offset(image: np.ndarray, ring: np.ndarray, source, healthy: np.ndarray) -> np.ndarray:
+    """Per-channel intensity offset making the source's ring match the region's ring (0 without a ring)."""
+    if len(ring) == 0:
+        return np.zeros((image.shape[0], 1))
+    found, origin = valid_source(source(ring).astype(int), healthy)
+    if not found.any():
+        return np.zeros((image.shape[0], 1))
+    target = image[(slice(None), *ring[found].T)]
+    return (target.mean(1) - image[(slice(None), *origin.T)].mean(1))[:, None]
+
+
+def best_translation(healthy: np.ndarray, points: np.ndarray, region: np.ndarray):
+    """The shift (as a source function) that lands most `points` on healthy tissue, among 24 directions x
+    3 distances (1, 1.5, 2 region diameters); None when there is nothing to place."""
+    if len(points) == 0:
+        return None
+    rng = np.random.default_rng(0)  # fixed candidate directions: a deterministic geometric search
+    directions = rng.standard_normal((24, healthy.ndim))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    diameter = 2 * equivalent_radius(region)
+    best, best_count = None, -1
+    for distance in (1.0, 1.5, 2.0):
+        for direction in directions:
+            shift = np.round(distance * diameter * direction).astype(int)
+            count = int(valid_source(points + shift, healthy)[0].sum())
+            if count > best_count:
+                best, best_count = shift, count
+    return lambda p: p + best
 
 
 def multiscale_fill(image: np.ndarray, known: np.ndarray, needed: np.ndarray, threshold: float = 0.3) -> np.ndarray:
