@@ -57,7 +57,7 @@ def perturbed_tiles(perturbation: Perturbation, test: ImageSet, train: ImageSet,
     return tiles
 
 
-def draw_grid(rows: dict[str, list], path: Path) -> None:
+def draw_grid(rows: dict[str, list], path: Path, dpi: int = 90) -> None:
     """Write the grid PNG: one row per perturbation, lesion outlines in red."""
     import matplotlib
 
@@ -78,7 +78,7 @@ def draw_grid(rows: dict[str, list], path: Path) -> None:
         axes[r, 0].set_ylabel(name, fontsize=7)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=dpi)
     plt.close(figure)
 
 
