@@ -92,11 +92,12 @@ def correlations(
                 record = {"target": target, "group": group, "quantity": metric, "kind": info.loc[metric, "kind"],
                           "higher_is_better": bool(info.loc[metric, "higher_is_better"])}
                 record.update(_pair(cells, metric, target, n_boot, seed))
-                sign = 1.0 if record["higher_is_better"] else -1.0
-                record["agreement"] = sign * record.get("spearman", np.nan)
+                record.update(_oriented(record))
+                record["note"] = record["note"] or _flat_target_note(results, group, target)
                 records.append(record)
     columns = ["target", "group", "quantity", "kind", "higher_is_better", "n_cells",
-               *[f"{m}{s}" for m in METHODS for s in ("", "_p", "_lo", "_hi")], "agreement", "note"]
+               *[f"{m}{s}" for m in METHODS for s in ("", "_p", "_lo", "_hi")], "agreement", "agreement_lo",
+               "agreement_hi", "note"]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
@@ -110,14 +111,14 @@ def rank_metrics(correlation_table: pd.DataFrame, target: str) -> pd.DataFrame:
     """
     table = correlation_table[correlation_table["target"] == target]
     overall = table[table["group"] == "all"].copy()
-    per_family = table[table["group"] != "all"]
+    per_family = table[(table["group"] != "all") & (table["note"] == "")]  # families where Dice moves
     spread = per_family.groupby("quantity")["agreement"].agg(["min", "max", "count"])
     overall = overall.sort_values("agreement", ascending=False, na_position="last").reset_index(drop=True)
     overall.insert(0, "rank", np.arange(1, len(overall) + 1))
     overall["family_min"] = overall["quantity"].map(spread["min"])
     overall["family_max"] = overall["quantity"].map(spread["max"])
     overall["caveats"] = [_caveats(row) for row in overall.itertuples(index=False)]
-    columns = ["rank", "quantity", "kind", "agreement", "spearman", "spearman_lo", "spearman_hi", "spearman_p",
+    columns = ["rank", "quantity", "kind", "agreement", "agreement_lo", "agreement_hi", "spearman", "spearman_p",
                "pearson", "kendall", "n_cells", "family_min", "family_max", "caveats"]
     return overall[columns]
 
@@ -135,13 +136,40 @@ def _pair(cells: pd.DataFrame, metric: str, target: str, n_boot: int, seed: int)
     return {"n_cells": n, "note": "", **correlate(pair[metric].to_numpy(), pair[target].to_numpy(), n_boot, seed)}
 
 
+def _oriented(record: dict[str, object]) -> dict[str, float]:
+    """Spearman ρ and its interval signed by higher_is_better: + = the metric says better where Dice is higher."""
+    rho, lo, hi = (record.get(k, np.nan) for k in ("spearman", "spearman_lo", "spearman_hi"))
+    if record["higher_is_better"]:
+        return {"agreement": rho, "agreement_lo": lo, "agreement_hi": hi}
+    return {"agreement": -rho, "agreement_lo": -hi, "agreement_hi": -lo}
+
+
+def _flat_target_note(results: pd.DataFrame, group: str, target: str, alpha: float = 0.05) -> str:
+    """A note when the target does not change detectably within a family, so that any correlation there
+    reflects noise: one-way ANOVA of the target over the family's cells, seeds as replicates (scipy's
+    f_oneway), p > alpha. Empty when it changes, for the 'all' group, or with a single seed (no test)."""
+    if group == "all":
+        return ""
+    rows = ok_rows(results)
+    rows = rows[(rows["quantity"] == target) & (rows["family"] == group) & np.isfinite(rows["value"])]
+    groups = [g.to_numpy(float) for _, g in rows.groupby(["perturbation", "severity"])["value"]]
+    if len(groups) < 2 or min(len(g) for g in groups) < 2:
+        return ""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = float(stats.f_oneway(*groups).pvalue)
+    if not p > alpha:  # also when the ANOVA is undefined because all values are equal
+        return ""
+    return f"{target} does not change detectably in this family (one-way ANOVA over cells, p = {p:.2g})"
+
+
 def _caveats(row: object) -> str:
-    notes = []
-    if row.note:
+    if row.n_cells == 0 or np.isnan(row.agreement):
         return row.note
+    notes = [row.note] if row.note else []
     if row.n_cells < 10:
         notes.append(f"only {row.n_cells} cells")
-    if row.spearman_lo <= 0 <= row.spearman_hi:
+    if row.agreement_lo <= 0 <= row.agreement_hi:
         notes.append("95 % CI spans 0")
     if row.agreement < 0:
         notes.append("wrong sign: says better where Dice is lower")

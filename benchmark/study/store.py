@@ -18,9 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -30,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.errors import DataError
+from reports.atomic import replace_atomically, write_bytes_atomically
 from reports.schema import CASE_COLUMNS, RESULT_COLUMNS
 
 CELL_FORMAT = 1
@@ -130,7 +129,7 @@ class ResultsStore:
             "cases": full_cases,
         }
         path = self.path(key)
-        _atomic_write_bytes(path, json.dumps(cell, allow_nan=True, default=_json_default).encode())
+        write_bytes_atomically(path, json.dumps(cell, allow_nan=True, default=_json_default).encode(), fsync=True)
         if self.export_dir is not None:
             self.export(self.export_dir)
         return path
@@ -218,30 +217,9 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         ) from error
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a unique temporary file in the same folder, flush it to disk, then rename over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _atomic_write_frame(frame: pd.DataFrame, path: Path) -> None:
     """A DataFrame as CSV or Parquet (by suffix), written atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        if path.suffix == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if path.suffix == ".csv":
+        replace_atomically(path, lambda tmp: frame.to_csv(tmp, index=False))
+    else:
+        replace_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
