@@ -102,14 +102,22 @@ def _findings_section(a: Analysis) -> list[Block]:
             items.append(f"Metrics that say 'better' where Dice is lower: {', '.join(wrong)}.")
     if not a.sensitivity.empty:
         metric_rows = a.sensitivity[~a.sensitivity["kind"].isin(DICE_KINDS)]
-        blind = metric_rows[~metric_rows["right_direction"]]
+        relevant = (metric_rows["family"] != "memorisation") & (metric_rows["kind"] != "memorisation")
+        blind = metric_rows[relevant & ~metric_rows["right_direction"]]  # copies: see the memorisation table
         for quantity, group in blind.groupby("quantity"):
-            items.append(f"{quantity} does not get worse under: {', '.join(group['perturbation'])}.")
+            parts = [f"{direction} under {', '.join(g['perturbation'])}" for direction, g in group.groupby("direction")]
+            items.append(f"{quantity} does not get worse where it should: {'; '.join(parts)}.")
     for verdict in ("rewards copies", "flags copies"):
         names = sorted(set(a.memorisation.loc[a.memorisation["verdict"] == verdict, "quantity"])) \
             if not a.memorisation.empty else []
         if names:
             items.append(f"{verdict.capitalize()}: {', '.join(names)}.")
+    ok = ok_rows(a.results)
+    n_nonfinite = int((~np.isfinite(ok["value"])).sum())
+    if n_nonfinite:
+        names = ", ".join(sorted(set(ok.loc[~np.isfinite(ok["value"]), "quantity"])))
+        items.append(f"{n_nonfinite} infinite values ({names}; e.g. PSNR of identical images) are left out of the "
+                     "correlations, the curves and the effect sizes.")
     n_failed = int((a.results["status"] != "ok").sum())
     items.append(f"{n_failed} failed rows (listed at the end)." if n_failed else "No cell failed.")
     return [Heading("Findings"), Bullets(items)]

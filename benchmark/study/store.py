@@ -99,6 +99,7 @@ class ResultsStore:
         error: str | None = None,
         elapsed_s: float = 0.0,
         cases: Iterable[Mapping[str, Any]] = (),
+        family: str = "",
     ) -> Path:
         """Write a finished cell atomically and return its path.
 
@@ -106,15 +107,17 @@ class ResultsStore:
         feature_extractor, n_reference, n_candidate, status, error (a row may fail on its own). The key,
         config hash and elapsed time are filled in here. A failed cell with no rows gets one row with an
         empty quantity carrying the error. `cases`: dicts with quantity, case_id, value and optionally
-        case_kind ("item" by default, or "replicate").
+        case_kind ("item" by default, or "replicate"). `family`: the perturbation's family, used for rows
+        that do not name one (and for the placeholder row of a failed cell).
         """
         if status not in ("ok", "failed"):
             raise ValueError(f"status must be 'ok' or 'failed', got {status!r}")
         if status == "failed" and not error:
             raise ValueError(f"cell {key} is marked failed without an error message")
+        rows = [{"family": family, **row} for row in rows]
         full_rows = [self._complete_row(key, config_hash, row, status, error, elapsed_s) for row in rows]
         if status == "failed" and not full_rows:
-            placeholder = {"quantity": "", "value": math.nan, "kind": "", "higher_is_better": None}
+            placeholder = {"quantity": "", "value": math.nan, "kind": "", "higher_is_better": None, "family": family}
             full_rows.append(self._complete_row(key, config_hash, placeholder, status, error, elapsed_s))
         full_cases = [self._complete_case(key, config_hash, case) for case in cases]
         cell = {
