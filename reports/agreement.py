@@ -118,7 +118,7 @@ def rank_metrics(correlation_table: pd.DataFrame, target: str) -> pd.DataFrame:
     overall["family_min"] = overall["quantity"].map(spread["min"])
     overall["family_max"] = overall["quantity"].map(spread["max"])
     overall["caveats"] = [_caveats(row) for row in overall.itertuples(index=False)]
-    columns = ["rank", "quantity", "kind", "agreement", "agreement_lo", "agreement_hi", "spearman", "spearman_p",
+    columns = ["rank", "quantity", "kind", "agreement", "agreement_lo", "agreement_hi", "spearman_p",
                "pearson", "kendall", "n_cells", "family_min", "family_max", "caveats"]
     return overall[columns]
 

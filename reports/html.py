@@ -15,9 +15,11 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max
 h1 { border-bottom: 2px solid #ddd; padding-bottom: .3em; }
 h2 { border-bottom: 1px solid #eee; padding-bottom: .2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: .8em 0 1.6em; font-size: 0.85em; }
-th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; white-space: nowrap; }
 th { background: #f4f4f4; }
-td:first-child, th:first-child { text-align: left; }
+th.text, td.text { text-align: left; }
+td.text:last-child { white-space: normal; min-width: 16em; }
+div.scroll { overflow-x: auto; }
 tr:nth-child(even) td { background: #fafafa; }
 caption { caption-side: top; text-align: left; font-style: italic; padding-bottom: .3em; }
 figure { margin: 1em 0 2em; }
@@ -56,15 +58,29 @@ def _block(block: Block, output_dir: Path) -> str:
 
 
 def _table(table: Table) -> str:
-    if table.frame.empty:
+    """A scrollable table; text columns left-aligned and wrapping, number columns right-aligned."""
+    frame = table.frame
+    if frame.empty:
         return f"<p><em>{html.escape(table.caption)}: none.</em></p>"
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.frame.columns)
+    text = [not frame[column].map(_is_number).all() for column in frame.columns]
+    attrs = [' class="text"' if is_text else "" for is_text in text]
+    head = "".join(f"<th{a}>{html.escape(str(c))}</th>" for c, a in zip(frame.columns, attrs, strict=True))
     rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
-        for row in table.frame.itertuples(index=False)
+        "<tr>" + "".join(f"<td{a}>{html.escape(v)}</td>" for v, a in zip(row, attrs, strict=True)) + "</tr>"
+        for row in frame.itertuples(index=False)
     )
     caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
-    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return f'<div class="scroll"><table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
+
+
+def _is_number(cell: str) -> bool:
+    if cell in ("–", "∞", "−∞", "yes", "no"):
+        return True
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def _inline(text: str) -> str:

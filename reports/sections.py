@@ -135,7 +135,11 @@ def _ranking_section(a: Analysis) -> list[Block]:
                   "95 % intervals in correlations.csv; agreement_lo / agreement_hi: the bootstrap 95 % interval "
                   "of the agreement. family_min / family_max: the range of the agreement within "
                   "single perturbation families."),
-        format_table(a.ranking, "Ranking"),
+        format_table(a.ranking.drop(columns="caveats"), "Ranking"),
+        Paragraph("Caveats of each number:"),
+        Bullets([f"{row.quantity}: {row.caveats}" for row in a.ranking.itertuples() if row.caveats]
+                or ["none flagged"]),
+        Paragraph("Caveats of the whole comparison:"),
         Bullets(CAVEATS),
     ]
     if "scatter" in a.figures:
