@@ -30,7 +30,7 @@ def cell_table(results: pd.DataFrame, family: str | None = None) -> pd.DataFrame
     rows = ok_rows(results)
     rows = rows[np.isfinite(rows["value"])]
     if family is not None:
-        rows = rows[rows["family"] == family]
+        rows = rows[(rows["family"] == family) | (rows["severity"] == 0)]
     rows = rows.assign(
         perturbation=np.where(rows["severity"] == 0, "clean", rows["perturbation"]),
         family=np.where(rows["severity"] == 0, "clean", rows["family"]),

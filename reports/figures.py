@@ -16,13 +16,13 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from reports.agreement import cell_table
-from reports.schema import DICE_KINDS
+from reports.schema import DICE_KINDS, GENERATED_FAMILY
 from reports.sensitivity import level_summary, ok_rows
 from reports.study_files import StudyInfo
 
 DPI = 110
 FAMILY_COLOURS = {"clean": "black", "noise": "tab:blue", "artifact": "tab:orange", "shift": "tab:green",
-                  "morphological": "tab:red", "memorisation": "tab:purple"}
+                  "morphological": "tab:red", "memorisation": "tab:purple", GENERATED_FAMILY: "tab:brown"}
 
 
 def provenance(info: StudyInfo, rows: pd.DataFrame) -> str:
@@ -46,7 +46,7 @@ def severity_curves(results: pd.DataFrame, info: StudyInfo, path: Path) -> Path:
     so a metric is good when it follows them. Bars: std over seeds on the same scale.
     """
     levels = level_summary(results)
-    levels = levels[np.isfinite(levels["mean"])]
+    levels = levels[np.isfinite(levels["mean"]) & (levels["family"] != GENERATED_FAMILY)]
     base = levels[levels["severity"] == 0].set_index(["quantity", "perturbation"])["mean"]
     levels = levels.join(base.rename("base"), on=["quantity", "perturbation"])
     sign = np.where(levels["higher_is_better"].astype(bool), -1.0, 1.0)

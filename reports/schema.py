@@ -46,6 +46,7 @@ CASE_COLUMNS: tuple[str, ...] = (
 )
 
 DICE_KINDS: frozenset[str] = frozenset({"dice", "hd95"})
+GENERATED_FAMILY = "generated"  # a generative model's outputs scored like a perturbation at severity 1
 
 
 def load_results(output_dir: Path) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from reports.document import Block, Bullets, Heading, Image, Paragraph, Table, format_table
-from reports.schema import DICE_KINDS
+from reports.schema import DICE_KINDS, GENERATED_FAMILY
 from reports.sensitivity import EFFECT_THRESHOLD, RHO_THRESHOLD, ok_rows
 from reports.study_files import StudyInfo
 
@@ -51,6 +51,7 @@ def report_blocks(a: Analysis) -> list[Block]:
         *_ranking_section(a),
         *_sensitivity_section(a),
         *_memorisation_section(a),
+        *_generated_section(a),
         *_examples_section(a),
         *_failures_section(a),
         Heading("Files"),
@@ -184,6 +185,24 @@ def _memorisation_section(a: Analysis) -> list[Block]:
                   f"quality. It counts as moving when its effect at the highest severity is ≥ {EFFECT_THRESHOLD:g} "
                   f"noise units or, without a noise estimate, when |ρ| ≥ {RHO_THRESHOLD:g}."),
         format_table(a.memorisation, "Memorisation verdicts"),
+    ]
+
+
+def _generated_section(a: Analysis) -> list[Block]:
+    """Generative models' outputs side by side with the clean set: every quantity, mean over seeds."""
+    rows = ok_rows(a.results)
+    generated = rows[rows["family"] == GENERATED_FAMILY]
+    if generated.empty:
+        return []
+    clean = rows[rows["severity"] == 0].groupby("quantity")["value"].mean().rename("clean")
+    table = generated.groupby(["quantity", "perturbation"])["value"].mean().unstack("perturbation")
+    table = table.join(clean, how="left")
+    return [
+        Heading("Generated sets"),
+        Paragraph("Each generative model's outputs scored like a perturbed set (metrics against the real test "
+                  "set; Dice where the outputs come with masks), next to the clean test set. They enter the "
+                  "agreement with Dice above as cells of the family 'generated'."),
+        format_table(table, "Quantities per generated set (mean over seeds)", index=True),
     ]
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from reports.schema import DICE_KINDS
+from reports.schema import DICE_KINDS, GENERATED_FAMILY
 
 EFFECT_THRESHOLD = 2.0  # an effect of 2 noise standard deviations counts as detected
 RHO_THRESHOLD = 0.8  # without a noise estimate, |ρ| ≥ 0.8 counts as a consistent change
@@ -127,11 +127,13 @@ def sensitivity(results: pd.DataFrame, cases: pd.DataFrame | None = None, seed: 
     (by ρ, oriented by higher_is_better); `right_direction`: direction is worse; `monotone`: the means
     per level move strictly one way; `effect_at_max`: effect size at the highest severity;
     `first_detected`: the lowest severity whose effect ≥ EFFECT_THRESHOLD in the worse direction.
+    Generated sets (family "generated") have no severity scale and are left out.
     """
     rows = with_shared_baseline(results)
     effects = effect_sizes(results, cases, seed=seed)
     levels = level_summary(results)
     records = []
+    rows = rows[rows["family"] != GENERATED_FAMILY]  # a generated set has no severity scale
     for (quantity, perturbation), group in rows.groupby(["quantity", "perturbation"], sort=True):
         finite = group[np.isfinite(group["value"])]
         rho, p = _spearman(finite["severity"].to_numpy(float), finite["value"].to_numpy(float))

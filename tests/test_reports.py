@@ -15,6 +15,7 @@ import pytest
 from matplotlib.image import imread
 
 from benchmark.study.store import CellKey, ResultsStore
+from reports.__main__ import main as reports_main
 from reports.build import build_report
 from reports.figures import provenance
 from reports.schema import normalise_results
@@ -123,14 +124,18 @@ def test_rebuild_from_the_command_line_is_deterministic(built: Path) -> None:
     assert (built / "correlations.csv").read_text() == before
 
 
-def test_command_line_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_command_line_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for args, message in (([f"output_dir={tmp_path}"], "No stored results"), (["outdir=x"], "unknown argument"),
-                          ([f"output_dir={tmp_path}", "n_boot=many"], "not an integer")):
-        run = subprocess.run([sys.executable, "-m", "reports", *args], cwd=ROOT, env=env, capture_output=True,
-                             text=True, timeout=60)
-        assert run.returncode == 2
-        assert message in run.stderr and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    run = subprocess.run([sys.executable, "-m", "reports", f"output_dir={tmp_path}"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "No stored results" in run.stderr and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    for args, message in ((["outdir=x"], "unknown argument"), ([f"output_dir={tmp_path}", "n_boot=many"],
+                                                                 "not an integer"),
+                          ([f"output_dir={tmp_path / 'missing'}"], "is not a folder")):
+        assert reports_main(args) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
 
 
 def test_report_without_dice_without_metadata_and_with_only_failures(tmp_path: Path) -> None:
@@ -171,3 +176,25 @@ def test_study_json_round_trip_and_validation(tmp_path: Path) -> None:
     assert "train 14" in info.data_line() and "64x64 at 1.5x1.5 mm" in info.data_line()
     with pytest.raises(ValueError, match=r"data\.source"):
         write_study_info(tmp_path / "study.json", {"data": {}})
+
+
+def test_generated_sets_enter_the_agreement_but_not_the_severity_analysis(tmp_path: Path) -> None:
+    """Generated sets (family 'generated', severity 1 only, no severity 0 of their own) get a table."""
+    results = synthetic_results(seeds=(0, 1))
+    extra = []
+    for model, quality in (("gan", 0.3), ("diffusion", 0.8), ("vae", 0.5)):
+        like = results[(results.perturbation == "blur") & (results.severity == 1)].copy()
+        like["perturbation"], like["family"] = model, "generated"
+        like.loc[like.quantity == "psnr", "value"] = 20 + 15 * quality
+        like.loc[like.quantity == "robustness/dice_WT", "value"] = 0.5 + 0.3 * quality
+        extra.append(like)
+    store_study(tmp_path, pd.concat([results, *extra], ignore_index=True), with_examples=False)
+    build_report(tmp_path, n_boot=100)
+    sensitivity = pd.read_csv(tmp_path / "sensitivity.csv")
+    assert "gan" not in set(sensitivity["perturbation"])
+    correlations = pd.read_csv(tmp_path / "correlations.csv")
+    generated = correlations[(correlations.group == "generated") & (correlations.quantity == "psnr")]
+    assert generated["n_cells"].item() == 4  # three models and the clean cell
+    assert generated["spearman"].item() == pytest.approx(1.0)
+    text = (tmp_path / "report.md").read_text()
+    assert "## Generated sets" in text and "diffusion" in text
