@@ -134,3 +134,13 @@ def test_export_round_trips_through_csv_and_parquet(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(from_parquet, from_csv, check_dtype=False)
     assert from_csv["higher_is_better"].tolist()[:2] == [False, True]
     assert (tmp_path / "out" / "cases.parquet").is_file()
+
+
+def test_a_cell_rewritten_by_another_process_is_read_again(tmp_path: Path) -> None:
+    reader, writer = ResultsStore(tmp_path), ResultsStore(tmp_path)
+    key = CellKey("metrics", "blur", 1, 0)
+    writer.write_cell(key, "h1", metric_rows(0.25))
+    assert reader.table()["value"].tolist() == [2.5, 0.25]
+    writer.write_cell(key, "h2", metric_rows(0.75))  # same size, possibly the same mtime tick: a new inode
+    assert reader.table()["value"].tolist() == [7.5, 0.75]
+    assert reader.done(key, "h2") and not reader.done(key, "h1")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -74,6 +75,7 @@ class ResultsStore:
         self.cells_dir = self.root / "cells"
         self.cells_dir.mkdir(parents=True, exist_ok=True)
         self.export_dir = None if export_dir is None else Path(export_dir)
+        self._parsed: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}  # file name -> (stamp, cell)
 
     def path(self, key: CellKey) -> Path:
         return self.cells_dir / key.file_name()
@@ -138,9 +140,24 @@ class ResultsStore:
         return path
 
     def cells(self) -> list[dict[str, Any]]:
-        """Every complete cell in the store (temporary `.part` files of unfinished writes are ignored)."""
-        cells = (_read_json(path) for path in sorted(self.cells_dir.glob("*.json")))
-        return [cell for cell in cells if cell is not None]
+        """Every complete cell in the store (temporary `.part` files of unfinished writes are ignored).
+
+        Files are parsed again only when their modification time or size changed since the last call,
+        so re-exporting after every cell stays cheap in a long sweep.
+        """
+        cells, seen = [], {}
+        for entry in sorted(os.scandir(self.cells_dir), key=lambda e: e.name):
+            if not entry.name.endswith(".json") or entry.name.startswith("."):
+                continue
+            stat = entry.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            cached = self._parsed.get(entry.name)
+            cell = cached[1] if cached is not None and cached[0] == stamp else _read_json(Path(entry.path))
+            if cell is not None:
+                seen[entry.name] = (stamp, cell)
+                cells.append(cell)
+        self._parsed = seen
+        return cells
 
     def table(self) -> pd.DataFrame:
         """All rows of all cells, in RESULT_COLUMNS order, sorted by stage, perturbation, severity, seed."""
