@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         args = parse_arguments(sys.argv[1:] if argv is None else argv)
-        output_dir = Path(args["output_dir"])
+        output_dir = Path(args["output_dir"]).expanduser()
         if not output_dir.is_dir():
             raise ConfigError(f"output_dir={output_dir} is not a folder; point it at the output of a study run.")
         from reports.build import build_report

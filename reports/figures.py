@@ -42,12 +42,13 @@ def severity_curves(results: pd.DataFrame, info: StudyInfo, path: Path) -> Path:
     """Small multiples, one panel per perturbation: each quantity's change from severity 0, normalised.
 
     y = (value − value at 0) / (largest |change| of that quantity over all perturbations), signed so
-    that up means worse quality by the quantity's own reading. Dice curves are drawn black and dashed,
-    so a metric is good when it follows them. Bars: std over seeds on the same scale.
+    that up means worse quality by the quantity's own reading (where the value at 0 is infinite or
+    failed, as PSNR of identical images, the lowest finite level is the anchor). Dice curves are drawn
+    black and dashed, so a metric is good when it follows them. Bars: std over seeds on the same scale.
     """
     levels = level_summary(results)
     levels = levels[np.isfinite(levels["mean"]) & (levels["family"] != GENERATED_FAMILY)]
-    base = levels[levels["severity"] == 0].set_index(["quantity", "perturbation"])["mean"]
+    base = levels.sort_values("severity").groupby(["quantity", "perturbation"])["mean"].first()
     levels = levels.join(base.rename("base"), on=["quantity", "perturbation"])
     sign = np.where(levels["higher_is_better"].astype(bool), -1.0, 1.0)
     levels["change"] = sign * (levels["mean"] - levels["base"])

@@ -157,7 +157,9 @@ def _sensitivity_section(a: Analysis) -> list[Block]:
     blocks: list[Block] = [Heading("Sensitivity to each perturbation")]
     if "severity" in a.figures:
         blocks.append(Image(a.figures["severity"], "Change of each quantity with severity, normalised by its "
-                                                   "largest change; up = worse; Dice dashed."))
+                                                   "largest change; up = worse; Dice dashed. Where the clean value is "
+                                                   "infinite or failed (PSNR of identical images) the curve starts "
+                                                   "at the lowest finite level."))
     if table.empty:
         return blocks
     worsening = table.assign(worsening=np.where(table["higher_is_better"], -1, 1) * table["spearman_rho"])
