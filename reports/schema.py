@@ -77,6 +77,15 @@ def normalise_results(table: pd.DataFrame, source: Path | str = "results") -> pd
     table["seed"] = table["seed"].astype(int)
     table["value"] = pd.to_numeric(table["value"], errors="coerce").astype(float)
     table["higher_is_better"] = table["higher_is_better"].map(_as_bool).astype("boolean")
+    finished = table["status"] == "ok"
+    unknown = finished & (table["higher_is_better"].isna() | (table["quantity"] == ""))
+    if unknown.any():
+        example = table.loc[unknown].iloc[0]
+        raise DataError(
+            f"{source}: {int(unknown.sum())} finished rows lack a quantity name or higher_is_better (e.g. "
+            f"{example['stage']} {example['perturbation']} severity {example['severity']}); the analysis needs "
+            f"both to orient every metric."
+        )
     return table
 
 

@@ -150,3 +150,12 @@ def test_failed_rows_are_left_out_of_the_analysis(results: pd.DataFrame) -> None
     table = sensitivity(broken).set_index(["quantity", "perturbation"])
     assert table.loc[("fid", "blur"), "n_levels"] == 5
     assert np.isfinite(table.loc[("fid", "blur"), "spearman_rho"])
+
+
+def test_rows_without_direction_are_a_clear_error(results: pd.DataFrame) -> None:
+    from benchmark.errors import DataError
+
+    broken = results.astype({"higher_is_better": object})
+    broken.loc[0, "higher_is_better"] = None
+    with pytest.raises(DataError, match="higher_is_better"):
+        normalise_results(broken)
