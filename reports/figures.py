@@ -31,9 +31,10 @@ def provenance(info: StudyInfo, rows: pd.DataFrame) -> str:
     sizes = _size_range(metric_rows, "n_reference") + " reference / " + _size_range(metric_rows, "n_candidate")
     extractors = sorted(set(metric_rows["feature_extractor"]) - {""})
     seeds = sorted(rows["seed"].unique().tolist())
+    dice = " (Dice over the test split)" if rows["kind"].isin(DICE_KINDS).any() else ""
     return (
-        f"Data: {info.data_line()}. Sample sizes per cell: {sizes} candidate items "
-        f"(Dice over the test split). Feature extractors: {info.extractor_line(extractors)}. "
+        f"Data: {info.data_line()}. Sample sizes per cell: {sizes} candidate items{dice}. "
+        f"Feature extractors: {info.extractor_line(extractors)}. "
         f"Preprocessing: {info.preprocessing}. Seeds: {', '.join(map(str, seeds))}. Config {info.config_hash}."
     )
 
