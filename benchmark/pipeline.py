@@ -67,7 +67,7 @@ def run_pipeline(cfg: DictConfig) -> None:
         from reports.build import build_report
 
         start = time.perf_counter()
-        build_report(output_dir)
+        build_report(output_dir, seed=int(cfg.seed))
         elapsed["report"] = time.perf_counter() - start
         log.info("report: %s", output_dir / "report.html")
 
