@@ -1,0 +1,1 @@
+"""Radiomics features in batched torch (pyradiomics definitions) and the Fréchet radiomics distance."""
