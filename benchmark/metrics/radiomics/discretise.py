@@ -38,7 +38,7 @@ def check_images_and_masks(images: torch.Tensor, masks: torch.Tensor | None) -> 
     if (counts < 2).any():
         bad = torch.nonzero(counts < 2).flatten().tolist()
         raise DataError(f"radiomics: the masks of items {bad[:10]} hold fewer than 2 voxels; give a larger mask")
-    return images[:, 0].double(), masks
+    return images[:, 0].detach().cpu().double(), masks.cpu()
 
 
 def discretise(images: torch.Tensor, masks: torch.Tensor, bin_width: float = DEFAULT_BIN_WIDTH) -> torch.Tensor:
