@@ -50,10 +50,9 @@ def derived_images(
 
 
 def class_features(
-    images: torch.Tensor, masks: torch.Tensor, feature_class: str, bin_width: float, spacing: tuple[float, ...]
+    images: torch.Tensor, masks: torch.Tensor, levels: torch.Tensor, feature_class: str, spacing: tuple[float, ...]
 ) -> torch.Tensor:
-    """(N, k) features of one class on float64 images (N, *spatial) with bool masks."""
-    levels = discretise(images, masks, bin_width)
+    """(N, k) features of one class on float64 images (N, *spatial) with bool masks and their grey levels."""
     if feature_class == "firstorder":
         return first_order.first_order_features(images, masks, levels, spacing)
     return {"glcm": glcm.glcm_features, "glrlm": glrlm.glrlm_features, "glszm": glszm.glszm_features,
@@ -88,8 +87,9 @@ def radiomics_features(
         batch_images, batch_masks = images[start : start + batch_size], masks[start : start + batch_size]
         columns, names = [], []
         for type_name, derived in derived_images(batch_images, image_types, sigmas, spacing).items():
+            levels = discretise(derived, batch_masks, bin_width)
             for feature_class in feature_classes:
-                columns.append(class_features(derived, batch_masks, feature_class, bin_width, spacing))
+                columns.append(class_features(derived, batch_masks, levels, feature_class, spacing))
                 names += [f"{type_name}_{feature_class}_{name}" for name in FEATURE_CLASSES[feature_class]]
         chunks.append(torch.cat(columns, dim=1))
     return torch.cat(chunks, dim=0), names

@@ -30,9 +30,7 @@ def first_order_features(
     """(N, 18) float64 features in the order of NAMES; images float64 (N, *spatial), masks bool, levels int."""
     x = images.flatten(1)
     w = masks.flatten(1).double()
-    nan_filled = torch.where(masks.flatten(1), x, torch.nan)
-    q = torch.nanquantile(nan_filled, torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9], dtype=x.dtype), dim=1)
-    p10, p25, median, p75, p90 = q
+    p10, p25, median, p75, p90 = _masked_quantiles(x, masks.flatten(1), (0.1, 0.25, 0.5, 0.75, 0.9))
     mean = _masked_mean(x, w)
     centred = x - mean[:, None]
     m2, m3, m4 = (_masked_mean(centred**k, w) for k in (2, 3, 4))
@@ -57,6 +55,18 @@ def first_order_features(
         "TotalEnergy": energy * math.prod(spacing), "Uniformity": (p**2).sum(1), "Variance": m2,
     }  # fmt: skip
     return torch.stack([values[name] for name in NAMES], dim=1)
+
+
+def _masked_quantiles(x: torch.Tensor, inside: torch.Tensor, qs: tuple[float, ...]) -> torch.Tensor:
+    """(len(qs), N) quantiles of each row's masked values, linear interpolation (numpy's default)."""
+    ordered = torch.where(inside, x, torch.inf).sort(1).values
+    count = inside.sum(1, keepdim=True)
+    position = torch.tensor(qs, dtype=x.dtype).view(1, -1) * (count - 1)
+    lower = position.floor().long()
+    upper = torch.minimum(lower + 1, count - 1)
+    fraction = position - lower
+    low, high = ordered.gather(1, lower), ordered.gather(1, upper)
+    return (low + (high - low) * fraction).T
 
 
 def _level_histogram(levels: torch.Tensor) -> torch.Tensor:

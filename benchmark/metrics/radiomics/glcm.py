@@ -32,9 +32,9 @@ def cooccurrence_matrices(levels: torch.Tensor) -> torch.Tensor:
     image_index = torch.arange(n).view(-1, *([1] * (levels.ndim - 1)))
     for a, offset in enumerate(offsets):
         first, second = shifted_pairs(levels, offset)
-        valid = (first > 0) & (second > 0)
-        key = (image_index * size * size + first * size + second)[valid]
-        counts = torch.bincount(key, minlength=n * size * size).view(n, -1)
+        # pairs with a voxel outside the mask (level 0) land in row or column 0, dropped below
+        key = image_index * size * size + first * size + second
+        counts = torch.bincount(key.flatten(), minlength=n * size * size).view(n, -1)
         matrices[:, a] = counts.double()
     matrices = matrices.view(n, len(offsets), size, size)[:, :, 1:, 1:]
     return matrices + matrices.transpose(-1, -2)

@@ -2,7 +2,7 @@
 
 A run is a maximal line of voxels with the same level inside the mask along one of the 4 (2D) / 13 (3D)
 directions. Each direction's image lines are gathered once (index table cached per shape), runs are found
-by comparing each voxel with its predecessor on the line, and counted into P(level, length) per direction.
+by comparing each voxel with its neighbours on the line, and counted into P(level, length) per direction.
 Features are computed per direction and averaged over the directions that hold runs.
 """
 
@@ -41,22 +41,29 @@ def _line_index(shape: tuple[int, ...], offset: tuple[int, ...]) -> torch.Tensor
 
 
 def run_length_matrices(levels: torch.Tensor) -> torch.Tensor:
-    """(N, A, G, R) float64 run counts by level 1..G and run length 1..R for the A directions."""
+    """(N, A, G, R) float64 run counts by level 1..G and run length 1..R for the A directions.
+
+    On the gathered lines (N, L, Lmax), laid out contiguously, runs are disjoint intervals in flat order, so
+    the k-th run start pairs with the k-th run end and length = end - start + 1.
+    """
     n, spatial = levels.shape[0], tuple(levels.shape[1:])
     n_levels, max_run = int(levels.max()), max(spatial)
+    small = torch.int16 if n_levels < torch.iinfo(torch.int16).max else torch.int64
     offsets = directions(len(spatial))
     matrices = torch.zeros(n, len(offsets), n_levels * max_run, dtype=torch.float64)
-    flat_levels = torch.cat([levels.flatten(1), torch.zeros(n, 1, dtype=levels.dtype)], 1)
+    flat_levels = torch.cat([levels.flatten(1), torch.zeros(n, 1, dtype=levels.dtype)], 1).to(small)
     for a, offset in enumerate(offsets):
         index = _line_index(spatial, offset)
         lines = flat_levels[:, index]  # (N, L, Lmax); index -1 picks the appended 0
-        previous = torch.nn.functional.pad(lines, (1, 0))[..., :-1]
-        valid = lines > 0
-        starts = valid & (lines != previous)
-        run_id = torch.cumsum(starts.flatten(), 0) - 1
-        lengths = torch.bincount(run_id[valid.flatten()], minlength=int(starts.sum()))
-        start_level = lines[starts]
-        start_image = torch.nonzero(starts)[:, 0]
+        changes = lines[..., 1:] != lines[..., :-1]
+        starts, ends = lines > 0, lines > 0
+        starts[..., 1:] &= changes
+        ends[..., :-1] &= changes
+        start_pos = torch.nonzero(starts.flatten()).squeeze(1)
+        end_pos = torch.nonzero(ends.flatten()).squeeze(1)
+        lengths = end_pos - start_pos + 1
+        start_level = lines.flatten()[start_pos].long()
+        start_image = start_pos // (index.numel())
         key = start_image * (n_levels * max_run) + (start_level - 1) * max_run + (lengths - 1)
         counts = torch.bincount(key, minlength=n * n_levels * max_run).view(n, -1)
         matrices[:, a] = counts.double()

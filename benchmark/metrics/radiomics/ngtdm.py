@@ -7,27 +7,37 @@ p_i = n_i / Nvp. Coarseness is 10^6 when sum p_i s_i = 0, as in pyradiomics.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
 NAMES = ["Busyness", "Coarseness", "Complexity", "Contrast", "Strength"]
 
 
+def _neighbour_sum(values: torch.Tensor) -> torch.Tensor:
+    """Sum over the 8 (2D) / 26 (3D) neighbours of each voxel of (N, *spatial) values, zero outside the image."""
+    spatial = values.shape[1:]
+    padded = F.pad(values, [1, 1] * len(spatial))
+    total = torch.zeros_like(values)
+    for offset in itertools.product((0, 1, 2), repeat=len(spatial)):
+        if offset != (1,) * len(spatial):
+            total += padded[(slice(None), *[slice(o, o + size) for o, size in zip(offset, spatial, strict=True)])]
+    return total
+
+
 def neighbourhood_differences(levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, G) voxel counts n_i and (N, G) summed absolute differences s_i."""
     n, spatial_dims = levels.shape[0], levels.ndim - 1
     n_levels = int(levels.max())
-    conv = F.conv2d if spatial_dims == 2 else F.conv3d
-    kernel = torch.ones((1, 1) + (3,) * spatial_dims, dtype=torch.float64)
-    kernel.view(-1)[kernel.numel() // 2] = 0
-    inside = (levels > 0).double().unsqueeze(1)
-    neighbour_sum = conv(levels.double().unsqueeze(1), kernel, padding=1)[:, 0]
-    neighbour_count = conv(inside, kernel, padding=1)[:, 0]
+    neighbour_sum = _neighbour_sum(levels.double())
+    neighbour_count = _neighbour_sum((levels > 0).double())
     valid = (levels > 0) & (neighbour_count > 0)
     difference = (levels - neighbour_sum / neighbour_count.clamp_min(1)).abs()
-    key = (torch.arange(n).view(-1, *([1] * spatial_dims)) * n_levels + levels - 1)[valid]
-    counts = torch.bincount(key, minlength=n * n_levels).view(n, n_levels).double()
-    sums = torch.zeros(n * n_levels, dtype=torch.float64).index_add_(0, key, difference[valid]).view(n, n_levels)
+    dump = n * n_levels  # invalid voxels go to an extra bin, cheaper than boolean indexing
+    key = torch.where(valid, torch.arange(n).view(-1, *([1] * spatial_dims)) * n_levels + levels - 1, dump).flatten()
+    counts = torch.bincount(key, minlength=dump + 1)[:dump].view(n, n_levels).double()
+    sums = torch.bincount(key, weights=difference.flatten(), minlength=dump + 1)[:dump].view(n, n_levels)
     return counts, sums
 
 
