@@ -23,7 +23,7 @@ from benchmark.metrics.no_reference import (
     tumour_cnr,
     variance_of_laplacian,
 )
-from benchmark.metrics.no_reference.natural_scene import aggd_features, ggd_features, gaussian_window, mscn
+from benchmark.metrics.no_reference.natural_scene import aggd_features, gaussian_window, ggd_features, mscn
 
 
 def _images(n: int, shape: tuple[int, ...], seed: int, smooth: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
