@@ -24,20 +24,16 @@ COIF1_LOW = (
 COIF1_HIGH = tuple((-1) ** (k + 1) * COIF1_LOW[len(COIF1_LOW) - 1 - k] for k in range(len(COIF1_LOW)))
 
 
-def _convolve_axis(images: torch.Tensor, kernel: torch.Tensor, axis: int, mode: str) -> torch.Tensor:
-    """Correlate (N, *spatial) images with a 1D kernel along spatial `axis`, padding with `mode`."""
-    moved = images.movedim(axis + 1, -1)
-    shape = moved.shape
-    rows = moved.reshape(-1, 1, shape[-1])
-    size = kernel.numel()
-    left = size // 2
-    if mode == "circular":
-        left = size // 2 - 1
-        rows = torch.cat([rows[..., rows.shape[-1] - left :], rows, rows[..., : size - 1 - left]], -1)
-    else:
-        rows = F.pad(rows, (left, size - 1 - left), mode=mode)
-    out = F.conv1d(rows, kernel.view(1, 1, -1).to(rows.dtype))
-    return out.reshape(shape).movedim(-1, axis + 1)
+def _circular_correlate(images: torch.Tensor, kernel: tuple[float, ...], axis: int) -> torch.Tensor:
+    """Correlate (N, *spatial) images with a short 1D kernel along spatial `axis`, periodic borders.
+
+    Output[i] = sum_k kernel[k] x[i + k - (len - 2) // 2 ... ] laid out to reproduce pywt.swtn level 1.
+    """
+    dim = axis + 1
+    size, length = len(kernel), images.shape[dim]
+    left = size // 2 - 1
+    padded = torch.cat([images.narrow(dim, length - left, left), images, images.narrow(dim, 0, size - 1 - left)], dim)
+    return sum(w * padded.narrow(dim, k, length) for k, w in enumerate(kernel))
 
 
 def _centred_kernel(taps: torch.Tensor, radius: int, length: int) -> torch.Tensor:
@@ -89,12 +85,12 @@ def wavelet_decompositions(images: torch.Tensor) -> dict[str, torch.Tensor]:
     for axis, pad in enumerate(pads):
         if pad:
             data = torch.cat([data, data.narrow(axis + 1, 0, 1)], axis + 1)
-    filters = {"L": torch.tensor(COIF1_LOW[::-1]), "H": torch.tensor(COIF1_HIGH[::-1])}
+    filters = {"L": COIF1_LOW[::-1], "H": COIF1_HIGH[::-1]}
     bands = {}
     for name in itertools.product("LH", repeat=spatial_dims):
         band = data
         for letter, axis in zip(name, reversed(range(spatial_dims)), strict=True):
-            band = _convolve_axis(band, filters[letter], axis, "circular")
+            band = _circular_correlate(band, filters[letter], axis)
         crop = tuple(slice(0, size) for size in images.shape)
         bands["".join(name)] = band[crop]
     return bands

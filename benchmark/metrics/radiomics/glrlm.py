@@ -40,6 +40,15 @@ def _line_index(shape: tuple[int, ...], offset: tuple[int, ...]) -> torch.Tensor
     return torch.from_numpy(np.where(inside, flat, -1))
 
 
+def _lines(flat_levels: torch.Tensor, spatial: tuple[int, ...], offset: tuple[int, ...]) -> torch.Tensor:
+    """(N, L, Lmax) levels along the image lines of `offset`, 0-padded (flat_levels has a trailing 0 column)."""
+    axes = [a for a, step in enumerate(offset) if step != 0]
+    if len(axes) == 1:  # along one axis: a transpose, no gather
+        volume = flat_levels[:, :-1].reshape(-1, *spatial)
+        return volume.movedim(axes[0] + 1, -1).reshape(volume.shape[0], -1, spatial[axes[0]])
+    return flat_levels[:, _line_index(spatial, offset)]  # index -1 picks the appended 0
+
+
 def run_length_matrices(levels: torch.Tensor) -> torch.Tensor:
     """(N, A, G, R) float64 run counts by level 1..G and run length 1..R for the A directions.
 
@@ -53,8 +62,7 @@ def run_length_matrices(levels: torch.Tensor) -> torch.Tensor:
     matrices = torch.zeros(n, len(offsets), n_levels * max_run, dtype=torch.float64)
     flat_levels = torch.cat([levels.flatten(1), torch.zeros(n, 1, dtype=levels.dtype)], 1).to(small)
     for a, offset in enumerate(offsets):
-        index = _line_index(spatial, offset)
-        lines = flat_levels[:, index]  # (N, L, Lmax); index -1 picks the appended 0
+        lines = _lines(flat_levels, spatial, offset)
         changes = lines[..., 1:] != lines[..., :-1]
         starts, ends = lines > 0, lines > 0
         starts[..., 1:] &= changes
@@ -63,7 +71,7 @@ def run_length_matrices(levels: torch.Tensor) -> torch.Tensor:
         end_pos = torch.nonzero(ends.flatten()).squeeze(1)
         lengths = end_pos - start_pos + 1
         start_level = lines.flatten()[start_pos].long()
-        start_image = start_pos // (index.numel())
+        start_image = start_pos // (lines.numel() // n)
         key = start_image * (n_levels * max_run) + (start_level - 1) * max_run + (lengths - 1)
         counts = torch.bincount(key, minlength=n * n_levels * max_run).view(n, -1)
         matrices[:, a] = counts.double()
