@@ -93,3 +93,25 @@ def test_extractor_shapes_names_and_errors():
         extractor(images[:, 0])
     with pytest.raises(ConfigError, match="image_types"):
         RadiomicsExtractor(image_types=("square",))
+
+
+@pytest.mark.parametrize("case", ["constant", "binary"])
+def test_degenerate_regions_match_pyradiomics(case):
+    """A flat region (one grey level) and a two-level step: pyradiomics' special cases (MCC = 1, ...)."""
+    image = np.full((16, 16), 0.5, np.float32)
+    if case == "binary":
+        image[:, 8:] = 1.0
+    mask = np.zeros((16, 16), bool)
+    mask[3:13, 3:13] = True
+    ours, names = radiomics_features(torch.from_numpy(image)[None, None], torch.from_numpy(mask)[None, None],
+                                     image_types=("original",))  # fmt: skip
+    reference = pyradiomics_features(image, mask, DEFAULT_BIN_WIDTH, {"Original": {}})
+    assert_features_match(ours[0].numpy(), names, reference, RTOL, ATOL)
+
+
+def test_scattered_single_voxels_are_refused():
+    image = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros_like(image, dtype=torch.bool)
+    mask[..., 2, 2] = mask[..., 9, 9] = mask[..., 12, 4] = True
+    with pytest.raises(DataError, match="undefined"):
+        radiomics_features(image, mask, image_types=("original",))

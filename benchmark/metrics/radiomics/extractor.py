@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, DataError
 from benchmark.metrics.radiomics import first_order, glcm, glrlm, glszm, ngtdm
 from benchmark.metrics.radiomics.discretise import DEFAULT_BIN_WIDTH, check_images_and_masks, discretise
 from benchmark.metrics.radiomics.filters import laplacian_of_gaussian, wavelet_decompositions
@@ -92,7 +92,21 @@ def radiomics_features(
                 columns.append(class_features(derived, batch_masks, levels, feature_class, spacing))
                 names += [f"{type_name}_{feature_class}_{name}" for name in FEATURE_CLASSES[feature_class]]
         chunks.append(torch.cat(columns, dim=1))
-    return torch.cat(chunks, dim=0), names
+    features = torch.cat(chunks, dim=0)
+    _check_finite(features, names)
+    return features, names
+
+
+def _check_finite(features: torch.Tensor, names: list[str]) -> None:
+    """Refuse undefined features (a mask with no two neighbouring voxels has no texture matrix)."""
+    bad = ~torch.isfinite(features)
+    if bad.any():
+        items = torch.nonzero(bad.any(1)).flatten().tolist()
+        columns = [names[c] for c in torch.nonzero(bad.any(0)).flatten().tolist()]
+        raise DataError(
+            f"radiomics: features {columns[:3]} are undefined for items {items[:10]}: their masks hold no two "
+            "neighbouring voxels (or a filtered image is flat); use larger, connected masks"
+        )
 
 
 def _validate(image_types, feature_classes, sigmas, bin_width, batch_size) -> None:

@@ -113,9 +113,11 @@ def glcm_features(levels: torch.Tensor) -> torch.Tensor:
 
 def _maximal_correlation(p: torch.Tensor, px: torch.Tensor, py: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     """Maximal correlation coefficient: sqrt of the second-largest eigenvalue of Q (pyradiomics: 1 if < 2 levels)."""
-    p = torch.nan_to_num(p)
+    p, px, py = torch.nan_to_num(p), torch.nan_to_num(px), torch.nan_to_num(py)
     m = p / (px.unsqueeze(-1) * py.unsqueeze(-2) + EPS).sqrt()
     eigenvalues = torch.linalg.eigvalsh(m @ m.transpose(-1, -2))
+    if eigenvalues.shape[-1] < 2:  # a single grey level in the whole batch
+        return torch.where(px.sum(-1) > 0, 1.0, torch.nan)
     mcc = eigenvalues[..., -2].clamp_min(0).sqrt()
     present = _present_levels(levels)
     mcc = torch.where(present.view(-1, 1) < 2, 1.0, mcc)
