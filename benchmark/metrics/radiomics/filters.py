@@ -1,9 +1,9 @@
 """Derived images for radiomics: Laplacian of Gaussian and the stationary wavelet transform, batched torch.
 
-LoG: sigma^2 (d2/dx2 + d2/dy2 [+ d2/dz2]) of the Gaussian-smoothed image, sigma in mm, with sampled
-Gaussian kernels truncated at 4 sigma and replicated borders, applied by FFT. pyradiomics uses SimpleITK's recursive
-(IIR, Deriche) LaplacianRecursiveGaussian with NormalizeAcrossScale, which approximates the same operator;
-the two differ by a small fraction of the response (measured in tests/test_radiomics_filters.py).
+LoG: sigma^2 (d2/dx2 + d2/dy2 [+ d2/dz2]) of the Gaussian-smoothed image, sigma in mm, computed exactly as
+pyradiomics does with SimpleITK's recursive (IIR, Deriche) LaplacianRecursiveGaussian, NormalizeAcrossScale
+on, edge-extended borders (see recursive_gaussian.py). Note that this recursive filter is itself an
+approximation of the sampled Gaussian derivative (about 0.6 % lower peak response at sigma 2-5 mm).
 Wavelet: one level of the undecimated (stationary) wavelet transform with coif1, periodic borders, as
 pyradiomics' `getWaveletImage` (pywt.swtn); odd sizes are wrap-padded by one voxel and cropped back, as
 pyradiomics does. Names follow pyradiomics: letters in order x, y(, z); L = low pass, H = high pass.
@@ -12,10 +12,10 @@ pyradiomics does. Names follow pyradiomics: letters in order x, y(, z); L = low 
 from __future__ import annotations
 
 import itertools
-import math
 
 import torch
-import torch.nn.functional as F
+
+from benchmark.metrics.radiomics.recursive_gaussian import recursive_laplacian_of_gaussian
 
 COIF1_LOW = (
     -0.015655728135791993, -0.07273261951252645, 0.3848648468648578,
@@ -36,45 +36,17 @@ def _circular_correlate(images: torch.Tensor, kernel: tuple[float, ...], axis: i
     return sum(w * padded.narrow(dim, k, length) for k, w in enumerate(kernel))
 
 
-def _centred_kernel(taps: torch.Tensor, radius: int, length: int) -> torch.Tensor:
-    """A symmetric 1D kernel of 2 radius + 1 taps laid out for circular convolution on `length` samples."""
-    full = torch.zeros(length, dtype=torch.float64)
-    full[: taps.numel()] = taps
-    return torch.roll(full, -radius)
-
-
 def laplacian_of_gaussian(images: torch.Tensor, sigma_mm: float, spacing: tuple[float, ...]) -> torch.Tensor:
-    """Scale-normalised LoG of (N, *spatial) images; sigma in mm (> 0), spacing in mm per spatial axis.
+    """Scale-normalised LoG of (N, *spatial) images as pyradiomics computes it; sigma in mm (> 0), spacing in mm.
 
-    The separable kernel sum_a G''_a prod_{b != a} G_b is applied by FFT on the image padded by replicating
-    its border over the kernel radius (identical to direct convolution with replicated borders).
+    SimpleITK's recursive LoG reproduced by `recursive_laplacian_of_gaussian`, rounded to float32 as
+    SimpleITK returns it (pyradiomics bins that float32 image), returned as float64.
     """
     if sigma_mm <= 0:
         raise ValueError(f"laplacian_of_gaussian: sigma must be > 0 mm, got {sigma_mm}")
-    dims = images.ndim - 1
-    radii = [max(1, math.ceil(4 * sigma_mm / step)) for step in spacing]
-    padding = [r for radius in reversed(radii) for r in (radius, radius)]
-    padded = F.pad(images.double().unsqueeze(1), padding, mode="replicate")[:, 0]
-    shape = padded.shape[1:]
-    smooth, second = [], []
-    for radius, step, length in zip(radii, spacing, shape, strict=True):
-        x = torch.arange(-radius, radius + 1, dtype=torch.float64) * step
-        gauss = torch.exp(-(x**2) / (2 * sigma_mm**2))
-        gauss = gauss / gauss.sum()
-        smooth.append(_centred_kernel(gauss, radius, length))
-        second.append(_centred_kernel(gauss * (x**2 - sigma_mm**2) / sigma_mm**4, radius, length))
-    kernel = torch.zeros(shape, dtype=torch.float64)
-    for axis in range(dims):
-        term = torch.ones(shape, dtype=torch.float64)
-        for other in range(dims):
-            taps = second[other] if other == axis else smooth[other]
-            term = term * taps.view([-1 if k == other else 1 for k in range(dims)])
-        kernel = kernel + term
-    axes = tuple(range(1, dims + 1))
-    spectrum = torch.fft.rfftn(padded, dim=axes) * torch.fft.rfftn(kernel)
-    filtered = torch.fft.irfftn(spectrum, s=shape, dim=axes)
-    crop = (slice(None), *[slice(radius, length - radius) for radius, length in zip(radii, shape, strict=True)])
-    return filtered[crop] * sigma_mm**2
+    if min(images.shape[1:]) < 4:
+        raise ValueError(f"laplacian_of_gaussian: every side must be >= 4 voxels, got {tuple(images.shape[1:])}")
+    return recursive_laplacian_of_gaussian(images, sigma_mm, spacing).float().double()
 
 
 def wavelet_decompositions(images: torch.Tensor) -> dict[str, torch.Tensor]:
