@@ -115,3 +115,11 @@ def test_scattered_single_voxels_are_refused():
     mask[..., 2, 2] = mask[..., 9, 9] = mask[..., 12, 4] = True
     with pytest.raises(DataError, match="undefined"):
         radiomics_features(image, mask, image_types=("original",))
+
+
+def test_images_outside_unit_range_need_a_matching_bin_width():
+    ct_like = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 4000
+    with pytest.raises(DataError, match="larger bin_width"):
+        radiomics_features(ct_like, image_types=("original",))
+    features, _ = radiomics_features(ct_like, image_types=("original",), bin_width=25.0)
+    assert torch.isfinite(features).all()

@@ -1,6 +1,6 @@
 """Time our batched radiomics features against pyradiomics 3.0.1 on brain-sized 2D slices.
 
-`python -m benchmark.speed.radiomics [--n 64] [--size 128] [--reference-n 8] [--threads 2] [--out PATH]`
+`python -m benchmark.speed.radiomics [--n 64] [--size 128] [--reference-n 8] [--threads 1] [--out PATH]`
 Images: smoothed noise of varied grain in [0, 1] with an elliptical "brain" mask, seeded. Settings as the
 FRD default: original + LoG (sigma 2, 3, 4, 5 mm at 1.5 mm spacing) + 4 wavelet bands, binWidth 1/32,
 711 features. pyradiomics (single-threaded by design) runs on the first `reference-n` images only and is
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n", type=int, default=64, help="slices timed for our implementation")
     parser.add_argument("--size", type=int, default=128, help="slice side in pixels")
     parser.add_argument("--reference-n", type=int, default=8, help="slices timed for pyradiomics")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for ours")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for ours (1: fair on a shared machine)")
     parser.add_argument("--out", type=Path, default=Path("outputs/speed/radiomics.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -16,6 +16,7 @@ import torch
 from benchmark.errors import DataError
 
 DEFAULT_BIN_WIDTH = 1.0 / 32
+MAX_LEVELS = 1024  # texture matrices are (G x G) per direction: refuse accidental CT-range inputs
 
 
 def check_images_and_masks(images: torch.Tensor, masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,7 +49,14 @@ def discretise(images: torch.Tensor, masks: torch.Tensor, bin_width: float = DEF
     bins = torch.floor(images / bin_width)
     lowest = torch.where(masks, bins, torch.inf).flatten(1).amin(1)
     lowest = lowest.view(-1, *([1] * (images.ndim - 1)))
-    return torch.where(masks, bins - lowest + 1, 0).long()
+    levels = torch.where(masks, bins - lowest + 1, 0).long()
+    n_levels = int(levels.max())
+    if n_levels > MAX_LEVELS:
+        raise DataError(
+            f"radiomics: the images span {n_levels} bins of width {bin_width:g} (more than {MAX_LEVELS}); "
+            "scale the images to [0, 1] or choose a larger bin_width"
+        )
+    return levels
 
 
 def directions(spatial_dims: int) -> list[tuple[int, ...]]:
