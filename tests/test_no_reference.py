@@ -211,3 +211,13 @@ def _corner(masks: torch.Tensor) -> torch.Tensor:
     corner = torch.zeros_like(masks)
     corner[..., :3, :3] = True
     return corner
+
+
+def test_alpha_lookup_by_bisection_equals_the_matlab_argmin():
+    from benchmark.metrics.no_reference.natural_scene import AGGD_RATIO, ALPHAS, GGD_RATIO, _lookup
+
+    generator = torch.Generator().manual_seed(0)
+    for table, low, high in ((GGD_RATIO, 1.0, 6.0), (AGGD_RATIO, 0.1, 0.9)):
+        ratio = low + (high - low) * torch.rand(5000, dtype=torch.float64, generator=generator)
+        brute = ALPHAS[(table.view(1, -1) - ratio.view(-1, 1)).abs().argmin(1)]
+        torch.testing.assert_close(_lookup(ratio, table), brute, rtol=0, atol=0)

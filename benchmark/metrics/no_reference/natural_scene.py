@@ -48,10 +48,15 @@ def mscn(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _lookup(ratio: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """alpha on the grid whose table value is closest to `ratio` (argmin as in the MATLAB code), any shape."""
-    flat = ratio.reshape(-1, 1)
-    index = (table.to(ratio.device).view(1, -1) - flat).abs().argmin(1)
-    return ALPHAS.to(ratio.device)[index].view(ratio.shape)
+    """alpha on the grid whose (monotonic) table value is closest to `ratio`: the MATLAB argmin, by bisection."""
+    table = table.to(ratio.device)
+    decreasing = bool(table[0] > table[-1])
+    ascending = table.flip(0) if decreasing else table
+    upper = torch.searchsorted(ascending, ratio.contiguous()).clamp(1, len(table) - 1)
+    lower = upper - 1
+    pick = torch.where((ratio - ascending[lower]).abs() <= (ascending[upper] - ratio).abs(), lower, upper)
+    index = len(table) - 1 - pick if decreasing else pick
+    return ALPHAS.to(ratio.device)[index]
 
 
 def _pool(values: torch.Tensor, patch: tuple[int, int]) -> torch.Tensor:
