@@ -47,3 +47,13 @@ def pyradiomics_features(
     sitk_mask.CopyInformation(sitk_image)
     result = extractor.execute(sitk_image, sitk_mask)
     return {k: float(v) for k, v in result.items() if not k.startswith("diagnostics")}
+
+
+def assert_features_match(ours: np.ndarray, names: list[str], reference: dict[str, float], rtol: float, atol: float):
+    """Every named feature within rtol (atol near 0) of pyradiomics; the message lists the worst offenders."""
+    expected = np.array([reference[name] for name in names])
+    assert np.isfinite(ours).all()
+    bad = [
+        (n, o, e) for n, o, e in zip(names, ours, expected, strict=True) if not np.isclose(o, e, rtol=rtol, atol=atol)
+    ]
+    assert not bad, f"{len(bad)} features differ from pyradiomics, e.g. {bad[:5]}"

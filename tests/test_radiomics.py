@@ -9,23 +9,13 @@ import torch
 from benchmark.errors import ConfigError, DataError
 from benchmark.metrics.radiomics import RadiomicsExtractor, radiomics_features
 from benchmark.metrics.radiomics.discretise import DEFAULT_BIN_WIDTH, discretise
-from tests._pyradiomics import pyradiomics_features, textured_images
+from tests._pyradiomics import assert_features_match, pyradiomics_features, textured_images
 
 pytest.importorskip("radiomics")
 
 # Every feature matches pyradiomics to rounding (observed max relative error ~1e-10); atol covers features
 # whose value is ~0 (ClusterShade of a symmetric histogram).
 RTOL, ATOL = 1e-6, 1e-9
-
-
-def assert_features_match(ours: np.ndarray, names: list[str], reference: dict[str, float], rtol: float, atol: float):
-    """Every named feature within rtol (atol near 0) of pyradiomics; the message lists the worst offenders."""
-    expected = np.array([reference[name] for name in names])
-    assert np.isfinite(ours).all()
-    bad = [
-        (n, o, e) for n, o, e in zip(names, ours, expected, strict=True) if not np.isclose(o, e, rtol=rtol, atol=atol)
-    ]
-    assert not bad, f"{len(bad)} features differ from pyradiomics, e.g. {bad[:5]}"
 
 
 def _compare(images: torch.Tensor, masks: torch.Tensor | None, spacing: float) -> None:

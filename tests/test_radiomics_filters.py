@@ -9,8 +9,7 @@ import torch
 from benchmark.metrics.radiomics import radiomics_features
 from benchmark.metrics.radiomics.discretise import DEFAULT_BIN_WIDTH
 from benchmark.metrics.radiomics.filters import laplacian_of_gaussian, wavelet_decompositions
-from tests._pyradiomics import pyradiomics_features, textured_images
-from tests.test_radiomics import assert_features_match
+from tests._pyradiomics import assert_features_match, pyradiomics_features, textured_images
 
 pytest.importorskip("radiomics")
 sitk = pytest.importorskip("SimpleITK")
