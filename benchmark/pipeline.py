@@ -47,9 +47,12 @@ def run_pipeline(cfg: DictConfig) -> None:
 
     perturbations, suite = {}, None
     if "study" in stages:
-        from perturbations import instantiate_perturbations
+        from perturbations import check_severities, instantiate_perturbations
 
+        check_severities(list(cfg.study.severities))
         perturbations = instantiate_perturbations(cfg.perturbation)
+        if not perturbations and not cfg.study.get("generated"):
+            raise ConfigError("no perturbation is selected; choose some: perturbation=[gaussian_noise,tumour_remove].")
         suite = build_metric_suite(cfg)
 
     elapsed: dict[str, float] = {}
@@ -64,7 +67,7 @@ def run_pipeline(cfg: DictConfig) -> None:
         from reports.build import build_report
 
         start = time.perf_counter()
-        build_report(output_dir)
+        build_report(output_dir, seed=int(cfg.seed))
         elapsed["report"] = time.perf_counter() - start
         log.info("report: %s", output_dir / "report.html")
 

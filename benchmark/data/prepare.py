@@ -41,11 +41,11 @@ def modalities_of(data_cfg: DictConfig) -> tuple[str, ...]:
     return tuple(str(n).lower() for n in names)
 
 
-def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> list[CaseFiles]:
-    """List the cases of the configured source (the phantom is generated first when needed)."""
+def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, list[CaseFiles]]:
+    """The dataset's root folder and its cases (the phantom is generated first when needed)."""
     source = data_cfg.source
     if source == "phantom":
-        from benchmark.data.phantom import ensure_phantom
+        from benchmark.data.phantom_files import ensure_phantom
 
         params = data_cfg.phantom
         root = ensure_phantom(
@@ -53,18 +53,18 @@ def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> list[CaseFile
             voxel_size_mm=float(params.voxel_size_mm), max_tumours=int(params.max_tumours),
             tumour_free_fraction=float(params.tumour_free_fraction), seed=int(params.seed),
         )
-        return find_brats_cases(root, modalities)
+        return root, find_brats_cases(root, modalities)
     if data_cfg.root is None:
         raise ConfigError(f"data.root is not set for data source '{source}'; pass data.root=/path/to/dataset.")
     root = Path(str(data_cfg.root))
     if source == "brats":
-        return find_brats_cases(root, modalities)
+        return root, find_brats_cases(root, modalities)
     if source == "msd":
-        return find_msd_cases(root, modalities)
+        return root, find_msd_cases(root, modalities)
     if source == "folder":
         label_map = data_cfg.get("label_map")
         label_map = {int(k): int(v) for k, v in label_map.items()} if label_map else None
-        return find_folder_cases(root, modalities, list(data_cfg.channel_names), label_map)
+        return root, find_folder_cases(root, modalities, list(data_cfg.channel_names), label_map)
     raise ConfigError(f"data.source '{source}' is not one of phantom, brats, msd, folder.")
 
 
@@ -118,8 +118,9 @@ def select_slices(subject: Subject, slices_cfg: DictConfig, rng: np.random.Gener
         return pick(has_tumour, count)
     if policy == "mix":
         tumour = pick(has_tumour, round(count * float(slices_cfg.tumour_fraction)))
-        healthy = np.setdiff1d(has_brain, has_tumour)
-        return sorted(tumour + pick(healthy, count - len(tumour)))
+        healthy = pick(np.setdiff1d(has_brain, has_tumour), count - len(tumour))
+        top_up = pick(np.setdiff1d(has_tumour, tumour), count - len(tumour) - len(healthy))  # few healthy slices
+        return sorted(tumour + healthy + top_up)
     raise ConfigError(f"data.slices.policy '{policy}' is not one of brain, tumour, mix.")
 
 
@@ -163,9 +164,9 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
     from benchmark.data.summary import summarise
 
     modalities = modalities_of(data_cfg)
-    cases = find_cases(data_cfg, modalities)
+    root, cases = find_cases(data_cfg, modalities)
     if not cases:
-        raise DataError(f"{data_cfg.root or data_cfg.source}: no cases found (is data.source right?).")
+        raise DataError(f"{root}: no cases found (is data.source={data_cfg.source} the right layout?).")
     by_id = {case.subject_id: case for case in cases}
     splits = split_subjects(sorted(by_id), data_cfg.split, seed)
     sets = {}
@@ -181,5 +182,5 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
         sets[split] = _image_set(items, owners, modalities, spacing, split)
         log.info("%s: %d subjects, %d items", split, len(ids), len(items))
     data = PreparedData(sets["train"], sets["val"], sets["test"], summary={})
-    data.summary = summarise(data, data_cfg, splits)
+    data.summary = summarise(data, data_cfg, splits, root)
     return data

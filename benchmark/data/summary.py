@@ -28,12 +28,13 @@ def _label_statistics(images: ImageSet) -> dict[str, Any]:
     }
 
 
-def summarise(data: PreparedData, data_cfg: DictConfig, splits: dict[str, list[str]]) -> dict[str, Any]:
+def summarise(data: PreparedData, data_cfg: DictConfig, splits: dict[str, list[str]], root: Path
+              ) -> dict[str, Any]:
     """Cases, split sizes, shapes, spacing, label statistics and the preprocessing that produced them."""
     sets = {"train": data.train, "val": data.val, "test": data.test}
     return {
         "source": data_cfg.source,
-        "root": str(data_cfg.root) if data_cfg.root is not None else None,
+        "root": str(root),
         "modalities": list(data.train.modalities),
         "mode": data_cfg.mode,
         "item_shape": list(data.train.images.shape[1:]),
@@ -63,12 +64,22 @@ def draw_label_outlines(ax: Axes, labels: np.ndarray) -> None:
             ax.contour(mask.astype(float), levels=[0.5], colors=REGION_COLOURS[region], linewidths=0.8)
 
 
+def _spread(indices: np.ndarray, count: int) -> list[int]:
+    """`count` entries spread evenly over `indices` (all of them when there are fewer)."""
+    if count <= 0 or len(indices) == 0:
+        return []
+    return indices[np.linspace(0, len(indices) - 1, min(count, len(indices))).round().astype(int)].tolist()
+
+
 def write_montage(images: ImageSet, path: Path, *, columns: int = 6, rows: int = 2, title: str = "") -> None:
     """A grid of example slices (tumour slices first) with label outlines; 3D items show their middle
     tumour slice."""
-    order = np.argsort(~images.tumour_present.numpy(), kind="stable")
-    picks = order[np.linspace(0, len(order) - 1, min(columns * rows, len(order))).round().astype(int)]
-    fig = Figure(figsize=(2.2 * columns, 2.4 * rows))
+    area = images.labels.flatten(1).gt(0).sum(1).numpy()
+    tumour, healthy = np.flatnonzero(area > 0), np.flatnonzero(area == 0)
+    tumour = tumour[np.argsort(-area[tumour], kind="stable")][: max(len(tumour) // 2, 1)]  # the larger half
+    n_tumour = min(len(tumour), columns * rows - min(len(healthy), columns * rows // 2))
+    picks = [*_spread(tumour, n_tumour), *_spread(healthy, columns * rows - n_tumour)]
+    fig = Figure(figsize=(2.2 * columns, 2.4 * rows), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
@@ -81,7 +92,6 @@ def write_montage(images: ImageSet, path: Path, *, columns: int = 6, rows: int =
         draw_label_outlines(ax, labels)
         ax.set_title(f"{images.subject_ids[index]} z={images.slice_indices[index]}", fontsize=7)
     fig.suptitle(title or f"{images.modalities[0]} slices; outlines: WT yellow, TC red, ET cyan", fontsize=9)
-    fig.tight_layout()
     save_figure(fig, path)
 
 

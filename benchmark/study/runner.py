@@ -13,6 +13,7 @@ Severity 0 is the identity for every perturbation, so its cells are computed onc
 from __future__ import annotations
 
 import logging
+import math
 import time
 import traceback
 from collections.abc import Callable
@@ -57,8 +58,8 @@ def metric_rows(values: dict[str, float], description: dict[str, dict], n_refere
                "higher_is_better": bool(info.get("higher_is_better", True)),
                "feature_extractor": info.get("feature_extractor") or "", "n_reference": n_reference,
                "n_candidate": n_candidate}
-        if not torch.isfinite(torch.tensor(float(value))):
-            row.update(status="failed", error=info.get("notes") or f"{name} is not finite for this set")
+        if math.isnan(float(value)):  # +-inf is a legitimate value (PSNR of identical images)
+            row.update(status="failed", error=info.get("notes") or f"{name} is undefined for this set")
         rows.append(row)
     return rows
 
@@ -138,11 +139,9 @@ class StudyRunner:
                 rows, cases, status = [], [], "failed"
                 error = f"{type(exc).__name__}: {exc}"
                 log.debug("cell %s failed:\n%s", cell.key, traceback.format_exc())
-            for row in rows:
-                row["family"] = cell.family
             elapsed = time.perf_counter() - start
             self.store.write_cell(cell.key, cell.config_hash, rows, status=status, error=error, elapsed_s=elapsed,
-                                  cases=cases)
+                                  cases=cases, family=cell.family)
             summary = error or ", ".join(f"{r['quantity']}={r['value']:.4g}" for r in rows[:4])
             log.info("%s %s sev %d seed %d: %s (%.1f s)", cell.key.stage, cell.key.perturbation, cell.key.severity,
                      cell.key.seed, summary, elapsed)

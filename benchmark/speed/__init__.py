@@ -1,0 +1,1 @@
+"""Speed benchmarks: scripts that time our implementations against the reference libraries."""
