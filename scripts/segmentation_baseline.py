@@ -2,17 +2,16 @@
 
 1. Train on the clean training split, evaluate on the clean test split (robustness protocol, severity 0).
 2. Train on the training split with every tumour removed from the images but its label kept (the
-   utility protocol's worst generator: masks with nothing under them), evaluate on the clean test split.
+   utility protocol's worst generator: masks with nothing under them; the `tumour_remove_keep`
+   perturbation at severity 5, which fills 100 % of each lesion with mirrored healthy tissue), evaluate on
+   the clean test split.
 Writes baseline.json and the two training-curve PNGs to --out; prints the per-region mean Dice.
 
     OMP_NUM_THREADS=2 python scripts/segmentation_baseline.py --out outputs/seg-baseline [hydra overrides]
 
 Wall and CPU seconds are both reported: on a shared machine the wall time says more about the neighbours
 than about the training (with two threads and a busy machine, OpenMP spin-waiting inflates CPU time too;
-OMP_NUM_THREADS=1 gives the honest work count).
-The removal here is a stand-in used only for this check: each tumour is filled with the mean intensity
-of the healthy brain in a 5-pixel ring around it (the perturbations package provides the real edit).
-"""
+OMP_NUM_THREADS=1 gives the honest work count)."""
 
 from __future__ import annotations
 
@@ -24,34 +23,17 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
-from scipy.ndimage import binary_dilation
 
-from benchmark.data.imageset import ImageSet
 from benchmark.data.prepare import prepare_data
+from perturbations import instantiate_perturbations
 from segmentation import evaluate_segmenter, plot_training_curves, train_segmenter
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
-def remove_tumours_keep_labels(data: ImageSet, ring_px: int = 5) -> ImageSet:
-    """Fill every tumour (label > 0) with the mean of the healthy brain in a ring around it; labels kept."""
-    images = data.images.clone()
-    for i in range(len(data)):
-        tumour = data.labels[i, 0].numpy() > 0
-        if not tumour.any():
-            continue
-        brain = data.brain_masks[i, 0].numpy()
-        ring = binary_dilation(tumour, iterations=ring_px) & brain & ~tumour
-        ring = ring if ring.any() else brain & ~tumour
-        for c in range(images.shape[1]):
-            channel = images[i, c].numpy()
-            channel[tumour] = channel[ring].mean() if ring.any() else 0.0
-    return data.with_images(images)
-
-
 def run(out: Path, overrides: list[str]) -> dict:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+        cfg = compose(config_name="config", overrides=["perturbation=[tumour_remove_keep]", *overrides])
     seed = int(cfg.seed)
     start = time.perf_counter()
     data = prepare_data(cfg.data, seed=seed)
@@ -60,7 +42,10 @@ def run(out: Path, overrides: list[str]) -> dict:
                      "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
                      "train_tumour_items": int(data.train.tumour_present.sum()), "overrides": overrides}
     device = torch.device("cpu")
-    for name, train in (("clean", data.train), ("tumour_removed", remove_tumours_keep_labels(data.train))):
+    removal = instantiate_perturbations(cfg.perturbation)["tumour_remove_keep"]
+    removed = removal.apply(data.train, severity=5, seed=seed)
+    results["removal_parameters"] = removed.parameters
+    for name, train in (("clean", data.train), ("tumour_removed", removed.data)):
         start, cpu_start = time.perf_counter(), time.process_time()
         model = train_segmenter(train, data.val, cfg.segmentation, seed, device, cache_dir=None)
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
