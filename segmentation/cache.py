@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmark.data.imageset import ImageSet
 
 CODE_VERSION = "seg-1"
-TRAINING_KEYS = ("spatial_dims", "network", "loss", "optimizer", "training")
+TRAINING_KEYS = ("spatial_dims", "network", "loss", "optimizer", "scheduler", "training")
 log = logging.getLogger(__name__)
 
 

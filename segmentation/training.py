@@ -77,6 +77,7 @@ def fit(network: nn.Module, train: ImageSet, val: ImageSet, cfg: DictConfig, see
     generator = torch.Generator().manual_seed(seed)
     loss_function = instantiate(cfg.loss, to_onehot_y=True, softmax=True)
     optimizer = instantiate(cfg.optimizer, params=network.parameters())
+    scheduler = instantiate(cfg.scheduler, optimizer=optimizer) if cfg.get("scheduler") else None
     use_amp = device.type == "cuda" and bool(t.get("amp", True))
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     images, labels = train.images.to(device), train.labels.to(device)
@@ -92,6 +93,8 @@ def fit(network: nn.Module, train: ImageSet, val: ImageSet, cfg: DictConfig, see
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+        if scheduler is not None:
+            scheduler.step()
         history["iteration"].append(step)
         history["loss"].append(float(loss.detach()))
         if len(val) and (step % int(t.val_interval) == 0 or step == int(t.iterations)):

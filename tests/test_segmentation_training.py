@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -160,3 +161,19 @@ def test_cuda_training_with_mixed_precision(sets):
     features = model.encoder_features(val.images)  # CPU images in, CPU features out
     assert features.device.type == "cpu" and torch.isfinite(features).all()
     assert set(evaluate_segmenter(model, val, "cuda").columns) >= {"dice_WT", "hd95_WT"}
+
+
+@pytest.mark.parametrize("name", ["unet2d", "segresnet2d", "unet3d"])
+def test_every_segmentation_config_composes_and_builds(name):
+    from hydra import compose, initialize_config_dir
+
+    from segmentation.checks import check_config
+
+    with initialize_config_dir(config_dir=str(Path("conf").resolve()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"segmentation={name}"]).segmentation
+    check_config(cfg)
+    assert cfg.scheduler.T_max == cfg.training.iterations
+    assert set(cfg.protocols) == {"robustness", "utility"}
+    assert {"morphological", "memorisation"} <= set(cfg.utility_families)
+    network = build_network(cfg.network, spatial_dims=cfg.spatial_dims, in_channels=1)
+    assert sum(p.numel() for p in network.parameters()) > 10_000
