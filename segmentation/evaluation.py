@@ -1,4 +1,4 @@
-"""Per-subject Dice and HD95 of a segmenter on a test set, on BraTS regions and on single labels.
+"""Per-subject scores of a segmenter on a test set: Dice on BraTS regions and labels, HD95 on regions.
 
 Dice follows MONAI's `DiceMetric` on the subject's items stacked into one volume (for 2D slices: every
 test slice of the subject, so the Dice counts voxels of all its slices together). HD95 follows MONAI's
@@ -8,8 +8,9 @@ or the prediction: the slices of a 2D study are not adjacent, so no 3D surface j
 
 Empty masks follow the BraTS challenge convention, so no score is ever NaN: when the reference is empty,
 Dice is 1 if the prediction is empty too and 0 otherwise; HD95 is the image diagonal (mm, the largest
-distance possible in the field of view) when exactly one of the two is empty, and 0 for a subject whose
-every item has both empty.
+distance possible in the field of view; BraTS uses a fixed 373.13 mm) when exactly one of the two is
+empty, and 0 for a subject whose every item has both empty. So a label absent from a subject scores 1
+when the model rightly predicts none of it.
 """
 
 from __future__ import annotations
