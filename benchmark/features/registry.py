@@ -1,0 +1,5 @@
+"""Placeholder."""
+
+
+def build_extractor():
+    pass
