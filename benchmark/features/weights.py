@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from benchmark.errors import BenchmarkError
 
@@ -82,3 +83,19 @@ def flatten_tree(tree: dict[str, Any], prefix: str = "") -> dict[str, np.ndarray
         else:
             flat[f"{prefix}{key}"] = np.asarray(value)
     return flat
+
+
+def load_state_dict_file(path: Path, what: str) -> dict[str, torch.Tensor]:
+    """A PyTorch state dict (tensors only: weights_only=True) with wrapper prefixes such as `module.` removed."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise BenchmarkError(f"Could not read the {what} weight file {path}: {error}") from error
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BenchmarkError(f"The {what} weight file {path} is not a PyTorch state dict of tensors.")
+    for prefix in ("module.", "model.", "backbone."):
+        if state and all(key.startswith(prefix) for key in state):
+            state = {key[len(prefix) :]: value for key, value in state.items()}
+    return state

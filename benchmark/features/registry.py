@@ -1,5 +1,0 @@
-"""Placeholder."""
-
-
-def build_extractor():
-    pass
