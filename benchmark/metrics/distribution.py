@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from benchmark.metrics._checks import MetricInputError, check_features, check_same_dim
+from benchmark.checks import MetricInputError, check_features, check_same_dim
 
 
 def _symmetric_sqrt(matrix: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from benchmark.metrics._checks import MetricInputError, check_image_pair
+from benchmark.checks import MetricInputError, check_image_pair
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 

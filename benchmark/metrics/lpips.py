@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from benchmark.checks import MetricInputError, check_image_pair
 from benchmark.features.lpips_backbones import LpipsBackbone, load_lpips_weights
-from benchmark.metrics._checks import MetricInputError, check_image_pair
 
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.metrics._checks import MetricInputError, check_features, check_same_dim
+from benchmark.checks import MetricInputError, check_features, check_same_dim
 from benchmark.metrics.distribution import fid
 
 

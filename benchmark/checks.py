@@ -1,4 +1,4 @@
-"""Input validation shared by the metrics: one clear error instead of a silent NaN."""
+"""Input validation shared by metrics and feature extractors: one clear error instead of a silent NaN."""
 
 from __future__ import annotations
 
