@@ -64,7 +64,7 @@ def test_inception_preprocessing_and_3d_slices(shipped_inception):
 
 
 def test_missing_or_wrong_weight_files_are_actionable(tmp_path):
-    with pytest.raises(BenchmarkError, match="radimagenet.com"):
+    with pytest.raises(BenchmarkError, match=r"radimagenet\.com"):
         RadImageNetFeatures()
     with pytest.raises(BenchmarkError, match="does not exist"):
         MedicalNetFeatures(weights=str(tmp_path / "absent.pth"))
@@ -81,7 +81,8 @@ def test_missing_or_wrong_weight_files_are_actionable(tmp_path):
 def test_resnet_extractors_load_user_files_with_prefixes_and_heads(tmp_path):
     network = resnet50(spatial_dims=2, n_input_channels=3, feed_forward=False)
     path = tmp_path / "radimagenet.pt"
-    torch.save({f"backbone.{k}": v for k, v in network.state_dict().items()} | {"backbone.fc.weight": torch.zeros(2)}, path)
+    state = {f"backbone.{k}": v for k, v in network.state_dict().items()}
+    torch.save(state | {"backbone.fc.weight": torch.zeros(2)}, path)
     extractor = RadImageNetFeatures(weights=str(path), image_size=32, batch_size=2)
     torch.testing.assert_close(extractor.network.conv1.weight, network.conv1.weight)
     assert extractor.extract(torch.rand(2, 1, 40, 40)).shape == (2, 2048)
