@@ -16,6 +16,7 @@ from benchmark.metrics import (
     mmd,
     prdc,
 )
+from benchmark.metrics.distribution import _trace_sqrt_product, feature_statistics
 
 
 def _features(n, d, seed, shift=0.0):
@@ -41,6 +42,15 @@ def test_fid_is_finite_and_real_for_singular_covariances():
     a, b = _features(10, 64, 2), _features(12, 64, 3)
     value = fid(a, b)
     assert np.isfinite(value) and value > 0
+    assert fid(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_cholesky_and_eigh_paths_agree():
+    s1 = feature_statistics(_features(200, 32, 14))[1]
+    s2 = feature_statistics(_features(150, 32, 15))[1]
+    fast = _trace_sqrt_product(s1, s2)
+    slow = _trace_sqrt_product(s1, s2, allow_cholesky=False)
+    assert float(fast) == pytest.approx(float(slow), rel=1e-10)
 
 
 def test_streaming_statistics_match_one_shot_and_survive_a_large_offset():

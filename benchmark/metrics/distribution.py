@@ -1,9 +1,11 @@
 """Distribution metrics on feature matrices: the Fréchet distance and its relatives.
 
 Convention (REFERENCE, Heusel et al. 2017): FD = ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2).
-The trace of the matrix square root is the sum of square roots of the eigenvalues of the symmetric
-positive semi-definite matrix S1^1/2 S2 S1^1/2, computed in float64 with `eigh` and clamped at zero, so
-the result stays real and finite when the covariances are singular (n < d), unlike `scipy.linalg.sqrtm`.
+The trace of the matrix square root is the sum of square roots of the eigenvalues of S1 S2, which are
+those of a symmetric positive semi-definite matrix: L^T S2 L when S1 = L L^T has a Cholesky factor (the
+fast path: one Cholesky and one eigenvalues-only `eigvalsh`), else S1^1/2 S2 S1^1/2 with S1^1/2 from
+`eigh` (singular covariances, n < d). Everything is float64 and the eigenvalues are clamped at zero, so
+the result stays real and finite, unlike `scipy.linalg.sqrtm`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,19 @@ def _symmetric_sqrt(matrix: torch.Tensor) -> torch.Tensor:
     """Square root of a symmetric positive semi-definite matrix (negative eigenvalues clamped to 0)."""
     eigenvalues, eigenvectors = torch.linalg.eigh(matrix)
     return (eigenvectors * eigenvalues.clamp_min(0).sqrt()) @ eigenvectors.T
+
+
+def _trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor, allow_cholesky: bool = True) -> torch.Tensor:
+    """tr((S1 S2)^1/2) for symmetric positive semi-definite S1, S2 (see the module docstring)."""
+    if allow_cholesky:
+        for first, second in ((sigma1, sigma2), (sigma2, sigma1)):
+            factor, info = torch.linalg.cholesky_ex(first)
+            if int(info) == 0:
+                middle = factor.T @ second @ factor
+                return torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
+    root1 = _symmetric_sqrt(sigma1)
+    middle = root1 @ sigma2 @ root1
+    return torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
 
 
 def frechet_distance(
@@ -43,9 +58,7 @@ def frechet_distance(
             raise MetricInputError(f"frechet_distance: {name} contains NaN or Inf")
     sigma1 = (sigma1 + sigma1.T) / 2
     sigma2 = (sigma2 + sigma2.T) / 2
-    root1 = _symmetric_sqrt(sigma1)
-    middle = root1 @ sigma2 @ root1
-    trace_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
+    trace_sqrt = _trace_sqrt_product(sigma1, sigma2)
     diff = mu1 - mu2
     value = diff.dot(diff) + sigma1.trace() + sigma2.trace() - 2 * trace_sqrt
     return float(value.clamp_min(0))

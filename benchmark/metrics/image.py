@@ -13,6 +13,8 @@ separable, so it is applied as one banded matrix product per axis, which is what
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -41,11 +43,22 @@ def _banded(taps: torch.Tensor, length: int) -> torch.Tensor:
 
 
 def _filter_valid(maps: torch.Tensor, taps: torch.Tensor, spatial_dims: int) -> torch.Tensor:
-    """Separable Gaussian filtering of the last `spatial_dims` axes, keeping the valid region only."""
-    for axis in range(-1, -spatial_dims - 1, -1):
-        moved = maps.movedim(axis, -1)
-        moved = moved @ _banded(taps, moved.shape[-1]).T
-        maps = moved.movedim(-1, axis)
+    """Separable Gaussian filtering of the last `spatial_dims` axes, keeping the valid region only.
+
+    Each axis is one matrix product with a banded matrix, arranged so that no transposed copy is made:
+    the last axis as `x @ B^T`, every other axis as `B @ x` on a (before, axis, after) view.
+    """
+    maps = maps.contiguous()
+    for axis in range(maps.ndim - spatial_dims, maps.ndim):
+        shape = list(maps.shape)
+        band = _banded(taps, shape[axis])
+        if axis == maps.ndim - 1:
+            maps = maps @ band.T
+        else:
+            before, after = math.prod(shape[:axis]), math.prod(shape[axis + 1 :])
+            maps = torch.matmul(band, maps.view(before, shape[axis], after))
+            shape[axis] = band.shape[0]
+            maps = maps.view(shape)
     return maps
 
 
@@ -61,15 +74,15 @@ def _ssim_and_cs(
             f"ssim: images of spatial shape {tuple(x.shape[2:])} are smaller than the {taps.numel()}-voxel "
             f"Gaussian window (sigma={sigma}); SSIM is undefined for them."
         )
-    stacked = torch.stack([x, y, x * x, y * y, x * y])
-    mu_x, mu_y, xx, yy, xy = _filter_valid(stacked, taps, spatial_dims)
-    var_x = xx - mu_x * mu_x
-    var_y = yy - mu_y * mu_y
-    cov = xy - mu_x * mu_y
+    # SSIM needs only var_x + var_y, so E[x^2] + E[y^2] is filtered as one map: four maps, not five.
+    stacked = torch.stack([x, y, x * x + y * y, x * y])
+    mu_x, mu_y, squares, xy = _filter_valid(stacked, taps, spatial_dims)
+    mu_xy = mu_x * mu_y
+    mu_squares = mu_x * mu_x + mu_y * mu_y
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
-    cs_map = (2 * cov + c2) / (var_x + var_y + c2)
-    ssim_map = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * cs_map
+    cs_map = (2 * (xy - mu_xy) + c2) / (squares - mu_squares + c2)
+    ssim_map = (2 * mu_xy + c1) / (mu_squares + c1) * cs_map
     return ssim_map.flatten(1).mean(1), cs_map.flatten(1).mean(1)
 
 
