@@ -1,0 +1,1 @@
+"""Speed benchmarks (run as scripts, never as timed tests)."""
