@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import textwrap
 from pathlib import Path
 
 import hydra
@@ -21,9 +20,8 @@ log = logging.getLogger("benchmark")
 
 
 def report_error(error: BenchmarkError) -> None:
-    """Print a user-facing error as one wrapped paragraph on stderr."""
-    text = " ".join(str(error).split())
-    print(textwrap.fill(f"error: {text}", width=100), file=sys.stderr)
+    """Print a user-facing error as one paragraph on stderr (not wrapped, so paths stay whole)."""
+    print("error: " + " ".join(str(error).split()), file=sys.stderr)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")

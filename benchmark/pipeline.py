@@ -1,29 +1,90 @@
-"""The study as a sequence of stages, each reading the composed config and writing under output_dir."""
+"""The study as a sequence of stages (data -> study -> report), each writing under output_dir.
+
+Everything named by the configuration (perturbations, metric suite) is instantiated before any data is
+prepared, so a misspelt name or a bad parameter fails at once, not after minutes of compute.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
+from typing import Any
 
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from benchmark.errors import ConfigError
 from benchmark.runtime import resolve_device, seed_everything
 
 log = logging.getLogger("benchmark")
+STAGES = ("data", "study", "report")
+
+
+def build_metric_suite(cfg: DictConfig) -> Any:
+    """Instantiate the metric suite of `cfg.metrics`, turning import and argument errors into ConfigError."""
+    try:
+        return instantiate(cfg.metrics)
+    except InstantiationException as error:
+        raise ConfigError(f"the metric suite (metrics=...) cannot be built: {error}") from error
 
 
 def run_pipeline(cfg: DictConfig) -> None:
-    """Prepare the data, then run the later stages listed in `cfg.stages`."""
+    """Run the stages listed in `cfg.stages` in pipeline order."""
     from benchmark.data.prepare import prepare_data
     from benchmark.data.summary import write_data_summary
 
+    stages = list(cfg.stages)
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise ConfigError(f"stages {unknown} are unknown; choose from {list(STAGES)}.")
     device = resolve_device(str(cfg.device))
     seed_everything(int(cfg.seed))
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    log.info("output_dir=%s device=%s seed=%s", output_dir, device, cfg.seed)
+    log.info("output_dir=%s device=%s seed=%s stages=%s", output_dir, device, cfg.seed, stages)
 
+    perturbations, suite = {}, None
+    if "study" in stages:
+        from perturbations import check_severities, instantiate_perturbations
+
+        check_severities(list(cfg.study.severities))
+        perturbations = instantiate_perturbations(cfg.perturbation)
+        if not perturbations and not cfg.study.get("generated"):
+            raise ConfigError("no perturbation is selected; choose some: perturbation=[gaussian_noise,tumour_remove].")
+        suite = build_metric_suite(cfg)
+
+    elapsed: dict[str, float] = {}
+    start = time.perf_counter()
     data = prepare_data(cfg.data, seed=int(cfg.seed))
     write_data_summary(data, output_dir)
-    if list(cfg.stages) == ["data"]:
-        return
+    elapsed["data"] = time.perf_counter() - start
+
+    if "study" in stages:
+        run_study(cfg, data, device, output_dir, perturbations, suite, elapsed)
+    if "report" in stages:
+        from reports.build import build_report
+
+        start = time.perf_counter()
+        build_report(output_dir, seed=int(cfg.seed))
+        elapsed["report"] = time.perf_counter() - start
+        log.info("report: %s", output_dir / "report.html")
+
+
+def run_study(cfg: DictConfig, data: Any, device: Any, output_dir: Path, perturbations: dict, suite: Any,
+              elapsed: dict[str, float]) -> None:
+    """Sweep every cell into the results store, then write study.json and the example images."""
+    from benchmark.study.generated import GeneratedSet
+    from benchmark.study.info import study_info
+    from benchmark.study.runner import StudyRunner
+    from reports.study_files import write_examples, write_study_info
+
+    for name, folder in (cfg.study.get("generated") or {}).items():
+        perturbations[name] = GeneratedSet(name, Path(folder), cfg.data, data.test, int(cfg.seed))
+    start = time.perf_counter()
+    runner = StudyRunner(cfg, data, device, output_dir, perturbations, suite)
+    runner.run()
+    elapsed["study"] = time.perf_counter() - start
+    write_examples(output_dir / "examples.npz", runner.examples())
+    write_study_info(output_dir / "study.json", study_info(cfg, data, perturbations, suite, elapsed))

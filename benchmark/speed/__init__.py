@@ -1,1 +1,1 @@
-"""Speed benchmarks (run as scripts, never as timed tests)."""
+"""Speed benchmarks: scripts that time our implementations against the reference libraries."""

@@ -1,0 +1,72 @@
+"""Preprocessing as in the study we reproduce: brain mask, percentile clipping, [0, 1] scaling, display
+orientation, optional resampling, and centre crop/pad to a fixed size (Deo et al. 2025, REFERENCE.md)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage
+from skimage.filters import threshold_otsu
+
+
+def brain_mask_from_image(image: np.ndarray) -> np.ndarray:
+    """Brain mask of a (C, X, Y, Z) image: its non-zero voxels when the background is exactly zero
+    (skull-stripped data such as BraTS), else an Otsu threshold with holes filled, largest component."""
+    nonzero = (image != 0).any(axis=0)
+    if nonzero.mean() < 0.9:
+        return nonzero
+    mean = image.mean(axis=0)
+    mask = ndimage.binary_fill_holes(mean > threshold_otsu(mean))
+    components, count = ndimage.label(mask)
+    if count > 1:
+        sizes = ndimage.sum(mask, components, index=range(1, count + 1))
+        mask = components == (1 + int(np.argmax(sizes)))
+    return mask
+
+
+def normalise_intensity(image: np.ndarray, brain: np.ndarray, percentiles: Sequence[float]) -> np.ndarray:
+    """Clip each channel at its `percentiles` (low, high) inside the brain, scale to [0, 1], zero outside."""
+    out = np.zeros_like(image, dtype=np.float32)
+    low_q, high_q = percentiles
+    for channel, data in enumerate(image):
+        values = data[brain] if brain.any() else data.ravel()
+        low, high = np.percentile(values, [low_q, high_q])
+        scale = high - low if high > low else 1.0
+        out[channel] = np.clip((data - low) / scale, 0.0, 1.0) * brain
+    return out
+
+
+def resample(array: np.ndarray, spacing: Sequence[float], target_mm: float, *, order: int) -> np.ndarray:
+    """Resample the last three axes of `array` from `spacing` (mm) to isotropic `target_mm`."""
+    factors = [1.0] * (array.ndim - 3) + [s / target_mm for s in spacing]
+    return ndimage.zoom(array, factors, order=order, mode="nearest", grid_mode=True)
+
+
+def to_display_order(array: np.ndarray) -> np.ndarray:
+    """RAS+ (..., X, Y, Z) -> (..., Z, H, W): axial slices with anterior at the top, patient right on the
+    image's left (radiological convention)."""
+    rotated = np.rot90(array, k=1, axes=(-3, -2))  # (..., Y, X, Z), anterior first
+    return np.ascontiguousarray(np.moveaxis(rotated, -1, -3))
+
+
+def crop_or_pad(array: np.ndarray, size: Sequence[int], centre: Sequence[float]) -> np.ndarray:
+    """Crop or zero-pad the last len(size) axes to `size`, centred on `centre` (voxel coordinates)."""
+    out = np.zeros((*array.shape[: array.ndim - len(size)], *size), dtype=array.dtype)
+    source, target = [slice(None)] * (array.ndim - len(size)), [slice(None)] * (array.ndim - len(size))
+    for axis_len, want, c in zip(array.shape[-len(size):], size, centre, strict=True):
+        start = math.floor(c - want / 2 + 0.5)
+        lo, hi = max(start, 0), min(start + want, axis_len)
+        source.append(slice(lo, hi))
+        target.append(slice(lo - start, lo - start + max(hi - lo, 0)))
+    out[tuple(target)] = array[tuple(source)]
+    return out
+
+
+def bounding_box_centre(mask: np.ndarray) -> np.ndarray:
+    """Centre of the bounding box of a boolean mask, per axis (the array centre for an empty mask)."""
+    if not mask.any():
+        return (np.array(mask.shape) - 1) / 2
+    coords = np.nonzero(mask)
+    return np.array([(c.min() + c.max() + 1) / 2 for c in coords])

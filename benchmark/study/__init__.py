@@ -1,0 +1,1 @@
+"""The study's orchestration: the sweep over perturbations and severities, and its results store."""

@@ -1,0 +1,223 @@
+"""The sensitivity study: every (perturbation, severity, seed) cell through the metric suite and the
+downstream segmentation, each finished cell written to the results store at once.
+
+Stages of a cell (store key `stage`):
+- `metrics`: the perturbed test set against the clean test set (and the training set, for memorisation);
+- `dice_robustness`: the model trained on the clean training split, evaluated on the perturbed test set
+  with the labels as the perturbation defines them;
+- `dice_utility`: a model trained on the perturbed training split (the stand-in for a generator's output,
+  images with the masks they were conditioned on), evaluated on the clean test set.
+Severity 0 is the identity for every perturbation, so its cells are computed once per seed and shared.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from benchmark.data.imageset import ImageSet, PreparedData
+from benchmark.study.info import levels_of
+from benchmark.study.store import CellKey, ResultsStore, hash_config
+
+log = logging.getLogger("benchmark.study")
+Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # (result rows, per-case rows)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work and the hash of the configuration it depends on."""
+
+    key: CellKey
+    family: str
+    config_hash: str
+
+
+def plain(cfg: Any) -> Any:
+    """A resolved plain-container copy of a config node (for hashing and JSON)."""
+    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+
+
+def metric_rows(values: dict[str, float], description: dict[str, dict], n_reference: int, n_candidate: int
+                ) -> list[dict[str, Any]]:
+    """Result rows of one metric-suite evaluation; a non-finite value becomes a failed row with a reason."""
+    rows = []
+    for name, value in values.items():
+        info = description.get(name, {})
+        row = {"quantity": name, "value": float(value), "kind": info.get("kind", ""),
+               "higher_is_better": bool(info.get("higher_is_better", True)),
+               "feature_extractor": info.get("feature_extractor") or "", "n_reference": n_reference,
+               "n_candidate": n_candidate}
+        if math.isnan(float(value)):  # +-inf is a legitimate value (PSNR of identical images)
+            row.update(status="failed", error=info.get("notes") or f"{name} is undefined for this set")
+        rows.append(row)
+    return rows
+
+
+def dice_rows(per_case: pd.DataFrame, protocol: str, n_reference: int, n_candidate: int) -> Rows:
+    """Mean Dice / HD95 per region over cases as result rows, and the per-case values behind them."""
+    rows, cases = [], []
+    for column in [c for c in per_case.columns if c.startswith(("dice_", "hd95_"))]:
+        kind = column.split("_", 1)[0]
+        values = pd.to_numeric(per_case[column], errors="coerce")
+        finite = values[values.map(lambda v: pd.notna(v) and abs(v) != float("inf"))]
+        quantity = f"{protocol}/{column}"
+        row = {"quantity": quantity, "value": float(finite.mean()) if len(finite) else float("nan"),
+               "kind": kind, "higher_is_better": kind == "dice", "n_reference": n_reference,
+               "n_candidate": n_candidate}
+        if not len(finite):
+            row.update(status="failed", error=f"{column} is undefined for every case (no tumour in label or output)")
+        rows.append(row)
+        cases += [{"quantity": quantity, "case_id": case_id, "value": float(v)}
+                  for case_id, v in zip(per_case["subject_id"], values, strict=True) if pd.notna(v)
+                  and abs(v) != float("inf")]
+    return rows, cases
+
+
+class StudyRunner:
+    """Runs the cells of the configured study into a results store under `output_dir`."""
+
+    def __init__(self, cfg: DictConfig, data: PreparedData, device: torch.device, output_dir: Path,
+                 perturbations: dict, suite: Any) -> None:
+        self.cfg, self.data, self.device, self.output_dir = cfg, data, device, output_dir
+        self.perturbations, self.suite = perturbations, suite
+        self.store = ResultsStore(output_dir / "store", export_dir=output_dir)
+        self.cache_dir = Path(cfg.study.checkpoint_dir).expanduser()
+        self.protocols = list(cfg.segmentation.get("protocols", ["robustness", "utility"]))
+        self.utility_families = set(cfg.segmentation.get("utility_families", ["morphological", "memorisation"]))
+        self._clean_models: dict[int, Any] = {}
+        self._shared: dict[tuple[str, int], Rows] = {}
+
+    def cells(self) -> list[Cell]:
+        """Every cell of the study in run order, filtered by study.only_perturbation / only_severity."""
+        study, data_hash = self.cfg.study, plain(self.cfg.data)
+        only_p, only_s = study.get("only_perturbation"), study.get("only_severity")
+        cells = []
+        for seed in study.seeds:
+            for name, perturbation in self.perturbations.items():
+                if only_p is not None and name != only_p:
+                    continue
+                for severity in levels_of(perturbation, study.severities):
+                    if only_s is not None and int(severity) != int(only_s):
+                        continue
+                    p_cfg = plain(self.cfg.perturbation[name]) if int(severity) > 0 else "identity"
+                    stages = {"metrics": plain(self.cfg.metrics)}
+                    if not getattr(perturbation, "has_labels", True):  # generated sets without masks
+                        pass
+                    elif "robustness" in self.protocols:
+                        stages["dice_robustness"] = plain(self.cfg.segmentation)
+                    utility = perturbation.family in self.utility_families | {"generated"}
+                    if "utility" in self.protocols and utility and getattr(perturbation, "has_labels", True):
+                        stages["dice_utility"] = plain(self.cfg.segmentation)
+                    for stage, stage_cfg in stages.items():
+                        key = CellKey(stage, name, int(severity), int(seed))
+                        cells.append(Cell(key, perturbation.family,
+                                          hash_config(stage, data_hash, p_cfg, stage_cfg, int(severity), int(seed))))
+        return cells
+
+    def run(self) -> None:
+        """Compute every unfinished cell; a failing cell is recorded with its error and the sweep goes on."""
+        cells = self.cells()
+        todo = [c for c in cells if not self.store.done(c.key, c.config_hash)]
+        log.info("study: %d cells, %d already done, %d to compute", len(cells), len(cells) - len(todo), len(todo))
+        for cell in tqdm(todo, desc="cells", unit="cell", disable=None):
+            start = time.perf_counter()
+            try:
+                rows, cases = self.compute(cell)
+                status, error = "ok", None
+            except Exception as exc:  # a failing cell must not stop the sweep
+                rows, cases, status = [], [], "failed"
+                error = f"{type(exc).__name__}: {exc}"
+                log.debug("cell %s failed:\n%s", cell.key, traceback.format_exc())
+            elapsed = time.perf_counter() - start
+            self.store.write_cell(cell.key, cell.config_hash, rows, status=status, error=error, elapsed_s=elapsed,
+                                  cases=cases, family=cell.family)
+            summary = error or ", ".join(f"{r['quantity']}={r['value']:.4g}" for r in rows[:4])
+            log.info("%s %s sev %d seed %d: %s (%.1f s)", cell.key.stage, cell.key.perturbation, cell.key.severity,
+                     cell.key.seed, summary, elapsed)
+
+    def compute(self, cell: Cell) -> Rows:
+        """The rows of one cell; severity-0 cells are shared between perturbations."""
+        key = cell.key
+        if key.severity == 0:
+            shared = (key.stage, key.seed)
+            if shared not in self._shared:
+                self._shared[shared] = self._compute(cell)
+            rows, cases = self._shared[shared]
+            return [dict(r) for r in rows], [dict(c) for c in cases]
+        return self._compute(cell)
+
+    def _compute(self, cell: Cell) -> Rows:
+        key = cell.key
+        perturbation = self.perturbations[key.perturbation]
+        stages: dict[str, Callable[[Any, CellKey], Rows]] = {
+            "metrics": self._metrics, "dice_robustness": self._robustness, "dice_utility": self._utility,
+        }
+        return stages[key.stage](perturbation, key)
+
+    def _perturb(self, perturbation: Any, clean: ImageSet, key: CellKey) -> Any:
+        return perturbation.apply(clean, key.severity, key.seed, train=self.data.train)
+
+    def _metrics(self, perturbation: Any, key: CellKey) -> Rows:
+        perturbed = self._perturb(perturbation, self.data.test, key)
+        values = self.suite.compute(self.data.test, perturbed.data, perturbed.reference_index, self.data.train,
+                                    self.device)
+        rows = metric_rows(values, self.suite.describe(), len(self.data.test), len(perturbed.data))
+        return rows, []
+
+    def _clean_model(self, seed: int) -> Any:
+        from segmentation import train_segmenter
+
+        if seed not in self._clean_models:
+            self._clean_models[seed] = train_segmenter(self.data.train, self.data.val, self.cfg.segmentation, seed,
+                                                       self.device, self.cache_dir)
+        return self._clean_models[seed]
+
+    def _robustness(self, perturbation: Any, key: CellKey) -> Rows:
+        from segmentation import evaluate_segmenter
+
+        perturbed = self._perturb(perturbation, self.data.test, key)
+        per_case = evaluate_segmenter(self._clean_model(key.seed), perturbed.data, self.device)
+        return dice_rows(per_case, "robustness", len(self.data.test), len(perturbed.data))
+
+    def _utility(self, perturbation: Any, key: CellKey) -> Rows:
+        from segmentation import evaluate_segmenter, train_segmenter
+
+        if key.severity == 0:
+            model = self._clean_model(key.seed)
+            n_train = len(self.data.train)
+        else:
+            perturbed = self._perturb(perturbation, self.data.train, key)
+            model = train_segmenter(perturbed.data, self.data.val, self.cfg.segmentation, key.seed, self.device,
+                                    self.cache_dir)
+            n_train = len(perturbed.data)
+        per_case = evaluate_segmenter(model, self.data.test, self.device)
+        return dice_rows(per_case, "utility", n_train, len(self.data.test))
+
+    def examples(self) -> dict[tuple[str, int], tuple]:
+        """One slice per (perturbation, severity) for the report's image grid: the test item with the
+        largest tumour (its middle tumour slice for volumes), as (image, labels)."""
+        areas = self.data.test.labels.flatten(1).gt(0).sum(1)
+        index = int(areas.argmax())
+        out = {}
+        seed = int(self.cfg.study.seeds[0])
+        for name, perturbation in self.perturbations.items():
+            for severity in levels_of(perturbation, self.cfg.study.severities):
+                perturbed = self._perturb(perturbation, self.data.test, CellKey("example", name, int(severity), seed))
+                item = min(index, len(perturbed.data) - 1)
+                image, label = perturbed.data.images[item, 0], perturbed.data.labels[item, 0]
+                if image.ndim == 3:
+                    z = int(label.flatten(1).gt(0).sum(1).argmax())
+                    image, label = image[z], label[z]
+                out[(name, int(severity))] = (image.cpu().numpy(), label.cpu().numpy())
+        return out

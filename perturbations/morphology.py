@@ -1,0 +1,235 @@
+"""Localised morphological edits of the tumour: remove, shrink / grow, move, deform, swap texture.
+
+The heart of the study: do metrics notice that the tumour changed while the rest of the image did not?
+Every edit touches only the voxels within `margin` voxels of the lesion before or after the edit (tested).
+`label: follow` edits the label map with the image; `label: keep` leaves the original label, so the image
+no longer matches its mask (as when a mask-conditioned generator errs); the image is the same in both
+modes. An item without a lesion is passed through and listed in `PerturbedSet.skipped`.
+Healthy tissue for removed parts comes from `perturbations.lesion_ops.healthy_fill` (contralateral mirror,
+intensity-matched). Runs on the CPU (scipy); tensors come back on the item's device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+from scipy.ndimage import label as connected_components
+
+from benchmark.errors import ConfigError
+from perturbations.base import SamplePerturbation, at_severity, end_points
+from perturbations.lesion_ops import (
+    blend,
+    centroid,
+    equivalent_radius,
+    healthy_fill,
+    identity_grid,
+    paste_lesion,
+    soft_mask,
+    warp,
+    warp_labels,
+)
+
+LABEL_MODES = ("keep", "follow")
+
+
+class TumourEdit(SamplePerturbation):
+    """Base of the tumour edits: converts the item to numpy, skips lesion-free items, applies the label mode.
+
+    label: "follow" (the label is edited with the image) or "keep" (the original label is returned).
+    margin: voxels around the lesion (before or after the edit) outside which the image is unchanged,
+    integer >= 2; the blending feather is margin / 2. Default 6.
+    """
+
+    family = "morphological"
+
+    def __init__(self, label: str = "follow", margin: int = 6) -> None:
+        super().__init__()
+        if label not in LABEL_MODES:
+            raise ConfigError(f"parameter 'label' must be 'keep' or 'follow', got {label!r}")
+        self.label = label
+        self.margin = int(end_points("margin", margin, low=2, integer=True)[0])
+
+    def stream(self) -> str:
+        """The class and end points, not the name or label mode: the keep and follow variants of an edit draw
+        the same random numbers, so their images are identical and only their labels differ."""
+        settings = sorted((k, v) for k, v in vars(self).items() if k not in ("name", "label"))
+        return f"{type(self).__name__}:{settings}"
+
+    @property
+    def feather(self) -> float:
+        return self.margin / 2
+
+    def describe(self, severity: int) -> dict[str, Any]:
+        return {**super().describe(severity), "label": self.label, "margin_voxels": self.margin}
+
+    def perturb_item(self, image, label, mask, params, rng, spacing):
+        labels = label[0].cpu().numpy()
+        if not (labels > 0).any():
+            return None
+        edited, new_labels = self.edit(image.cpu().numpy(), labels, mask[0].cpu().numpy().astype(bool), params, rng)
+        out_labels = new_labels if self.label == "follow" else labels
+        return torch.from_numpy(edited).to(image), torch.from_numpy(out_labels[None]).to(label)
+
+    def edit(self, image: np.ndarray, label: np.ndarray, brain: np.ndarray, params: dict[str, Any],
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(edited image (C, *spatial), edited label (*spatial)) for one item with a lesion."""
+        raise NotImplementedError
+
+
+class TumourRemove(TumourEdit):
+    """Erase a growing part of the tumour and fill it with healthy tissue.
+
+    A plane sweeps across the lesion from the item's fixed random direction; the `fraction` of lesion
+    voxels it has passed are replaced by healthy tissue (contralateral mirror), feathered into the healthy
+    surroundings; the remaining lesion is untouched. fraction: 0..1; default 0.2 -> 1.0 (all of it).
+    """
+
+    def __init__(self, fraction: Any = (0.2, 1.0), label: str = "follow", margin: int = 6) -> None:
+        super().__init__(label, margin)
+        self.fraction = end_points("fraction", fraction, low=0.0, high=1.0)
+
+    def parameters_at(self, severity: int) -> dict[str, Any]:
+        return {"fraction_removed": at_severity(self.fraction, severity)}
+
+    def edit(self, image, label, brain, params, rng):
+        lesion = label > 0
+        direction = rng.standard_normal(lesion.ndim)
+        points = np.argwhere(lesion)
+        depth = (points - points.mean(0)) @ (direction / np.linalg.norm(direction))
+        cut = np.quantile(depth, params["fraction_removed"]) if params["fraction_removed"] < 1 else np.inf
+        removed = np.zeros_like(lesion)
+        removed[tuple(points[depth <= cut].T)] = True
+        weight = soft_mask(removed, self.feather) * ~(lesion & ~removed)
+        edited = blend(image, healthy_fill(image, brain, lesion, weight > 0), weight, brain)
+        return edited, np.where(removed, 0, label)
+
+
+class TumourResize(TumourEdit):
+    """Shrink or grow the tumour about its centroid, every compartment with it.
+
+    Each lesion (connected component; image and labels) is rescaled by `scale` about its centre of mass and
+    redrawn on healthy tissue, so the necrotic core, enhancing rim and oedema keep their proportions and
+    intensities (a pure erosion would erase the thin rim first).
+    scale: factor, 0.05..5; tumour_shrink 0.85 -> 0.4, tumour_grow 1.15 -> 1.6.
+    """
+
+    def __init__(self, scale: Any = (0.85, 0.4), label: str = "follow", margin: int = 6) -> None:
+        super().__init__(label, margin)
+        self.scale = end_points("scale", scale, low=0.05, high=5.0)
+
+    def parameters_at(self, severity: int) -> dict[str, Any]:
+        return {"scale": at_severity(self.scale, severity)}
+
+    def edit(self, image, label, brain, params, rng):
+        grid = identity_grid(label.shape)
+        components, count = connected_components(label > 0)
+        new_label = np.where(components > 0, 0, label)
+        for k in range(1, count + 1):  # each tumour about its own centre
+            part = np.where(components == k, label, 0)
+            centre = centroid(part > 0).reshape(-1, *[1] * label.ndim)
+            image, drawn = paste_lesion(image, part, brain, centre + (grid - centre) / params["scale"], self.feather,
+                                        lesion=label > 0)
+            new_label = np.where(drawn > 0, drawn, new_label)
+        return image, new_label
+
+
+class TumourMove(TumourEdit):
+    """Move the tumour to another place in the brain.
+
+    distance: displacement as a fraction of the brain's equivalent diameter, 0..1; default 0.05 -> 0.35.
+    The direction is the first of the item's 16 fixed random directions that keeps the lesion inside the
+    brain at the longest scheduled distance (the one keeping most of it when none does), so every level moves
+    the lesion along the same path.
+    """
+
+    def __init__(self, distance: Any = (0.05, 0.35), label: str = "follow", margin: int = 6) -> None:
+        super().__init__(label, margin)
+        self.distance = end_points("distance", distance, low=0.0, high=1.0)
+
+    def parameters_at(self, severity: int) -> dict[str, Any]:
+        return {"distance": at_severity(self.distance, severity)}
+
+    def edit(self, image, label, brain, params, rng):
+        lesion = label > 0
+        points = np.argwhere(lesion)
+        diameter = 2 * equivalent_radius(brain)
+        directions = rng.standard_normal((16, label.ndim))
+        best, best_inside = None, -1.0
+        for direction in directions:  # chosen at the longest scheduled distance: one path for all levels
+            shift = np.round(max(self.distance) * diameter * direction / np.linalg.norm(direction)).astype(int)
+            moved = points + shift
+            valid = np.all((moved >= 0) & (moved < np.array(label.shape)), axis=1)
+            inside = float(brain[tuple(moved[valid].T)].sum()) / len(points)
+            if inside > best_inside:
+                best, best_inside = direction / np.linalg.norm(direction), inside
+            if inside >= 0.999:
+                break
+        shift = np.round(params["distance"] * diameter * best)
+        coords = identity_grid(label.shape) - shift.reshape(-1, *[1] * label.ndim)
+        return paste_lesion(image, label, brain, coords, self.feather)
+
+
+class TumourDeform(TumourEdit):
+    """Deform the tumour's shape with a smooth random displacement field confined to its neighbourhood.
+
+    The field is the item's fixed Gaussian-smoothed noise (smoothing about half the lesion radius, so it
+    varies across the lesion and changes its shape), full strength inside the lesion and fading to zero at
+    `margin` voxels outside it; image and labels are resampled with it. amplitude: peak displacement as a
+    fraction of the lesion's equivalent radius, >= 0; default 0.1 -> 0.6; capped at 0.9 x margin voxels to
+    avoid folding.
+    """
+
+    def __init__(self, amplitude: Any = (0.1, 0.6), label: str = "follow", margin: int = 6) -> None:
+        super().__init__(label, margin)
+        self.amplitude = end_points("amplitude", amplitude, low=0.0, high=5.0)
+
+    def parameters_at(self, severity: int) -> dict[str, Any]:
+        return {"amplitude": at_severity(self.amplitude, severity)}
+
+    def edit(self, image, label, brain, params, rng):
+        lesion = label > 0
+        radius = equivalent_radius(lesion)
+        field = np.stack([gaussian_filter(rng.standard_normal(label.shape), max(1.0, radius / 2))
+                          for _ in range(label.ndim)])
+        field /= max(float(np.abs(field).max()), 1e-12)
+        window = soft_mask(lesion, self.margin - 1)
+        amplitude = min(params["amplitude"] * radius, 0.9 * self.margin)
+        coords = identity_grid(label.shape) - amplitude * field * window
+        moved = window > 0
+        edited = np.where(moved, warp(image, coords, order=1), image).astype(image.dtype)
+        new_label = np.where(moved & brain, warp_labels(label, coords), label).astype(label.dtype)
+        return np.where(brain, edited, image), new_label
+
+
+class TumourTextureSwap(TumourEdit):
+    """Give the tumour another texture: each compartment takes the intensity distribution of another.
+
+    Within each compartment, voxel intensities are quantile-mapped onto the distribution of the next
+    compartment present (1 -> 2 -> 3 -> 1, cyclic; with one compartment, onto healthy brain tissue), so the
+    spatial pattern is kept and the appearance swapped; the result is blended with the original by
+    `strength`. Shape and label unchanged in both label modes. strength: 0..1; default 0.2 -> 1.0.
+    """
+
+    def __init__(self, strength: Any = (0.2, 1.0), label: str = "follow", margin: int = 6) -> None:
+        super().__init__(label, margin)
+        self.strength = end_points("strength", strength, low=0.0, high=1.0)
+
+    def parameters_at(self, severity: int) -> dict[str, Any]:
+        return {"strength": at_severity(self.strength, severity)}
+
+    def edit(self, image, label, brain, params, rng):
+        present = [int(v) for v in np.unique(label) if v > 0]
+        healthy = brain & (label == 0)
+        swapped = image.copy()
+        for k, compartment in enumerate(present):
+            region = label == compartment
+            donor = label == present[(k + 1) % len(present)] if len(present) > 1 else healthy
+            for c in range(image.shape[0]):
+                values = image[c][region]
+                ranks = np.argsort(np.argsort(values, kind="stable"), kind="stable") / max(len(values) - 1, 1)
+                swapped[c][region] = np.quantile(image[c][donor], ranks)
+        s = params["strength"]
+        return np.where(label > 0, s * swapped + (1 - s) * image, image).astype(image.dtype), label.copy()
