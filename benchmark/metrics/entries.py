@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from benchmark.data.imageset import ImageSet
 from benchmark.errors import ConfigError
 from benchmark.metrics import distribution, image, memorisation
 from benchmark.metrics.diversity import ms_ssim_diversity
@@ -31,6 +32,7 @@ class SuiteContext:
     features: Features  # features(extractor name, "reference" | "candidate" | "train") -> (n, d)
     logits: Callable[[str, str], torch.Tensor]
     device: torch.device
+    sets: dict[str, ImageSet | None]  # "reference", "candidate", "train" (masks and labels for other entries)
 
 
 class SuiteMetric:

@@ -142,6 +142,7 @@ class MetricSuite:
             features=lambda name, which: self._features(name, which, sets, device),
             logits=lambda name, which: self._logits(name, which, sets, device),
             device=device,
+            sets=sets,
         )
         pairs_error = self._set_pairs(context, reference, candidate, reference_index, device)
         self.flags = {}
