@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import os
+import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
