@@ -24,6 +24,8 @@ def as_float_tensor(value: torch.Tensor, name: str, metric: str) -> torch.Tensor
 
 def check_finite(tensor: torch.Tensor, name: str, metric: str) -> None:
     """Refuse NaN or Inf, naming how many entries are affected."""
+    if bool(torch.isfinite(tensor).all()):
+        return
     bad = (~torch.isfinite(tensor)).sum().item()
     if bad:
         raise MetricInputError(f"{metric}: {name} contains {bad} NaN or Inf value(s) out of {tensor.numel()}.")

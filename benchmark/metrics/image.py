@@ -75,14 +75,19 @@ def _ssim_and_cs(
             f"Gaussian window (sigma={sigma}); SSIM is undefined for them."
         )
     # SSIM needs only var_x + var_y, so E[x^2] + E[y^2] is filtered as one map: four maps, not five.
-    stacked = torch.stack([x, y, x * x + y * y, x * y])
-    mu_x, mu_y, squares, xy = _filter_valid(stacked, taps, spatial_dims)
-    mu_xy = mu_x * mu_y
-    mu_squares = mu_x * mu_x + mu_y * mu_y
+    stacked = torch.empty((4, *x.shape), dtype=x.dtype, device=x.device)
+    stacked[0].copy_(x)
+    stacked[1].copy_(y)
+    torch.mul(x, x, out=stacked[2]).addcmul_(y, y)
+    torch.mul(x, y, out=stacked[3])
+    mu_x, mu_y, squares, xy = _filter_valid(stacked, taps, spatial_dims).unbind(0)
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
-    cs_map = (2 * (xy - mu_xy) + c2) / (squares - mu_squares + c2)
-    ssim_map = (2 * mu_xy + c1) / (mu_squares + c1) * cs_map
+    # In place on the filtered maps (fresh tensors): 2 cov + C2 over var_x + var_y + C2, then luminance.
+    mu_xy = mu_x * mu_y
+    mu_squares = mu_x.mul_(mu_x).addcmul_(mu_y, mu_y)
+    cs_map = xy.sub_(mu_xy).mul_(2).add_(c2).div_(squares.sub_(mu_squares).add_(c2))
+    ssim_map = mu_xy.mul_(2).add_(c1).div_(mu_squares.add_(c1)).mul_(cs_map)
     return ssim_map.flatten(1).mean(1), cs_map.flatten(1).mean(1)
 
 
