@@ -138,9 +138,10 @@ def markdown(rows: list[dict]) -> str:
                 f"{entry['all_features_mib']:.0f} MiB to keep all features) | {entry['ours_s']:.2f} | | | |"
             )
             continue
+        relative = f" (relative {entry['relative_diff']:.1e})" if "relative_diff" in entry else ""
         lines.append(
             f"| {entry['task']} | {entry['versus']} | {entry['ours_s']:.3f} | {entry['reference_s']:.3f} | "
-            f"{entry['ratio']:.1f}x | {entry['max_abs_diff']:.1e} |"
+            f"{entry['ratio']:.1f}x | {entry['max_abs_diff']:.1e}{relative} |"
         )
     return "\n".join(lines)
 
