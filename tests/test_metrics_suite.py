@@ -12,6 +12,7 @@ from benchmark.errors import BenchmarkError, ConfigError
 from benchmark.features import SegmentationEncoderFeatures
 from benchmark.metrics import MetricSuite, fid, kid, prdc, psnr, ssim
 from benchmark.metrics.entries import (
+    CopyRateMetric,
     FrechetMetric,
     ImageMetric,
     InceptionScoreMetric,
@@ -78,12 +79,18 @@ def test_suite_values_equal_the_functions_on_the_same_pairs_and_features():
     assert encoder.calls == calls and suite.cache.hits >= 2
 
 
-def test_max_images_caps_feature_metrics_only():
+def test_max_images_caps_feature_metrics_only_and_train_is_capped_separately():
     reference, candidate = _set(20, 0), _set(20, 1)
     suite, encoder = _suite(max_images=8)
     suite.compute(reference, candidate, torch.arange(20), None, "cpu")
     assert encoder.calls == 16
     assert "at most 8 items per set" in suite.describe()["fid"]["notes"]
+    train = _set(30, 2)
+    copies = train.subset(list(range(30))[-10:])
+    extractors = {"seg": SegmentationEncoderFeatures(CountingEncoder())}
+    memorising = MetricSuite({"copy_rate": CopyRateMetric("seg")}, extractors, max_images=8)
+    assert memorising.compute(reference, copies, torch.full((10,), -1), train, "cpu")["copy_rate"] == 1.0
+    assert "training set: all items" in memorising.describe()["copy_rate"]["notes"]
 
 
 def test_errors_raise_or_flag_with_a_reason():

@@ -4,9 +4,11 @@ Built by Hydra from `conf/metrics/<name>.yaml`: `metrics` maps output names to `
 entries (`benchmark.metrics.entries`), `extractors` maps extractor names to `_target_`-instantiated
 feature extractors (`benchmark.features`, with `_partial_: true` so they load on first use).
 
-Sample sizes: distribution, memorisation and Inception-Score metrics use at most `max_images` items per
-set (a seeded random subset, the same items for the same set size) because an Inception forward costs
-about 66 ms per image on a 2-core CPU; reference metrics and the diversity metric use every item.
+Sample sizes: distribution and Inception-Score metrics use at most `max_images` items of the reference
+and candidate sets (a seeded random subset, the same items for the same set size) because an Inception
+forward costs about 66 ms per image on a 2-core CPU. The training set is capped separately by
+`max_train_images` (default: all), because a copy of a training image left out of the subset would go
+undetected; its features are computed once per run. Reference metrics and diversity use every item.
 
 Errors: with `on_error: raise` a metric that cannot be computed (too few samples, missing weights, ...)
 raises its `BenchmarkError`. With `on_error: flag` its outputs are NaN and `suite.flags[output]` holds the
@@ -68,8 +70,9 @@ class MetricSuite:
     """Named metric entries plus the feature extractors they use.
 
     metrics: {output name: SuiteMetric}. extractors: {name: FeatureExtractor or a zero-argument factory}.
-    max_images: cap on items per set for feature-based metrics (None = all). seed: drives the capped
-    subsets. on_error: "raise" or "flag" (see the module docstring). cache_entries: feature cache size.
+    max_images: cap on reference / candidate items for feature-based metrics (None = all).
+    max_train_images: cap on training items for the memorisation metrics (None = all). seed: drives the
+    capped subsets. on_error: "raise" or "flag" (see the module docstring). cache_entries: feature cache size.
     """
 
     def __init__(
@@ -77,14 +80,16 @@ class MetricSuite:
         metrics: Mapping[str, SuiteMetric],
         extractors: Mapping[str, FeatureExtractor | Callable[[], FeatureExtractor]] | None = None,
         max_images: int | None = None,
+        max_train_images: int | None = None,
         seed: int = 0,
         on_error: str = "raise",
         cache_entries: int = 16,
     ) -> None:
         if on_error not in ("raise", "flag"):
             raise ConfigError(f"metrics.on_error must be 'raise' or 'flag', got {on_error!r}.")
-        if max_images is not None and max_images < 2:
-            raise ConfigError(f"metrics.max_images must be >= 2 or null, got {max_images}.")
+        for key, cap in (("max_images", max_images), ("max_train_images", max_train_images)):
+            if cap is not None and cap < 2:
+                raise ConfigError(f"metrics.{key} must be >= 2 or null, got {cap}.")
         self.metrics: dict[str, SuiteMetric] = dict(metrics)
         self.extractors: dict[str, Any] = dict(extractors or {})
         for name, metric in self.metrics.items():
@@ -96,7 +101,8 @@ class MetricSuite:
                     f"metrics.{name} uses extractor {metric.feature_extractor!r}, which is not one of "
                     f"metrics.extractors ({sorted(self.extractors)})."
                 )
-        self.max_images, self.seed, self.on_error = max_images, seed, on_error
+        self.max_images, self.max_train_images = max_images, max_train_images
+        self.seed, self.on_error = seed, on_error
         self.cache = FeatureCache(cache_entries)
         self.flags: dict[str, str] = {}
 
@@ -115,11 +121,11 @@ class MetricSuite:
                 extractor.attach(segmenter)
                 self.cache.forget(name)
 
-    def _capped(self, images: torch.Tensor) -> torch.Tensor:
+    def _capped(self, images: torch.Tensor, cap: int | None) -> torch.Tensor:
         n = images.shape[0]
-        if self.max_images is None or n <= self.max_images:
+        if cap is None or n <= cap:
             return images
-        chosen = np.sort(np.random.default_rng(self.seed).choice(n, self.max_images, replace=False))
+        chosen = np.sort(np.random.default_rng(self.seed).choice(n, cap, replace=False))
         return images[torch.from_numpy(chosen)]
 
     def compute(
@@ -180,7 +186,7 @@ class MetricSuite:
         imageset = sets[which]
         if imageset is None:
             raise BenchmarkError(f"this metric needs the {which} set, and none was given to MetricSuite.compute.")
-        return self._capped(imageset.images)
+        return self._capped(imageset.images, self.max_train_images if which == "train" else self.max_images)
 
     def _features(self, name: str, which: str, sets: dict[str, ImageSet | None], device: torch.device) -> torch.Tensor:
         images = self._images(which, sets)
@@ -204,6 +210,8 @@ class MetricSuite:
                 built = self.extractors[metric.feature_extractor]
                 source = built.describe() if isinstance(built, FeatureExtractor) else "loaded on first use"
                 cap = f"at most {self.max_images} items per set" if self.max_images else "all items"
+                if metric.kind == "memorisation":
+                    cap += f", training set: {self.max_train_images or 'all'} items"
                 extractor_note = f"; features: {source}; {cap} (seed {self.seed})"
             for output, (higher, notes) in metric.outputs().items():
                 flag = f"; FLAGGED NaN: {self.flags[output]}" if output in self.flags else ""
