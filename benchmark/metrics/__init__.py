@@ -1,4 +1,4 @@
-"""Metric core: full-reference, distribution, memorisation and diversity metrics on batched torch code.
+"""Metric core: full-reference, no-reference, distribution, memorisation and diversity metrics in torch.
 
 Image metrics take (N, C, H, W) or (N, C, D, H, W) tensors (candidate first, clean reference second) and
 return one value per item; distribution metrics take (N, d) feature matrices (from `benchmark.features`)
@@ -22,20 +22,37 @@ from benchmark.metrics.diversity import ms_ssim_diversity
 from benchmark.metrics.image import mae, ms_ssim, ms_ssim_scales, mse, nmi, nmse, psnr, ssim
 from benchmark.metrics.lpips import lpips
 from benchmark.metrics.memorisation import authenticity, copy_rate, fid_train_gap
+from benchmark.metrics.no_reference import (
+    NIQE,
+    BRISQUEDistance,
+    blur_effect,
+    cnr,
+    snr,
+    total_variation,
+    tumour_cnr,
+    variance_of_laplacian,
+)
+from benchmark.metrics.radiomics import RadiomicsExtractor, frd, radiomics_features
 from benchmark.metrics.suite import FeatureCache, MetricSuite
 
 __all__ = [
+    "NIQE",
+    "BRISQUEDistance",
     "FeatureCache",
     "FeatureStatistics",
     "MetricInputError",
     "MetricSuite",
+    "RadiomicsExtractor",
     "StreamingFID",
     "StreamingFeatureMetric",
     "authenticity",
+    "blur_effect",
+    "cnr",
     "copy_rate",
     "feature_statistics",
     "fid",
     "fid_train_gap",
+    "frd",
     "frechet_distance",
     "inception_score",
     "kid",
@@ -50,5 +67,10 @@ __all__ = [
     "nmse",
     "prdc",
     "psnr",
+    "radiomics_features",
+    "snr",
     "ssim",
+    "total_variation",
+    "tumour_cnr",
+    "variance_of_laplacian",
 ]
