@@ -1,8 +1,10 @@
 """Build the report from what a sweep stored under output_dir; nothing is recomputed but the analysis.
 
-Reads results.parquet (or results.csv), cases.parquet, study.json and examples.npz; writes the analysis
-tables (correlations.csv, sensitivity.csv, effect_sizes.csv, memorisation.csv, ranking.csv), the figures
-under figures/, report.md and report.html. Every file is replaced atomically.
+Re-exports the results store under output_dir/store when there is one (so cells written by concurrent
+multirun jobs are all included), then reads results.parquet (or results.csv), cases.parquet, study.json
+and examples.npz; writes the analysis tables (correlations.csv, sensitivity.csv, effect_sizes.csv,
+memorisation.csv, ranking.csv), the figures under figures/, report.md and report.html. Every file is
+replaced atomically.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from reports.markdown import render_markdown
 from reports.schema import load_cases, load_results
 from reports.sections import Analysis, report_blocks
 from reports.sensitivity import effect_sizes, memorisation_table, ok_rows, sensitivity
+from reports.store import ResultsStore
 from reports.study_files import read_examples, read_study_info
 
 log = logging.getLogger("reports")
@@ -32,6 +35,8 @@ def build_report(output_dir: Path, n_boot: int = 1000, seed: int = 0) -> Path:
     `n_boot`: bootstrap resamples for the correlation intervals (≥ 100); `seed`: their generator's seed.
     """
     output_dir = Path(output_dir)
+    if any((output_dir / "store" / "cells").glob("*.json")):
+        ResultsStore(output_dir / "store").export(output_dir)  # include every cell of concurrent writers
     results = load_results(output_dir)
     cases = load_cases(output_dir)
     info = read_study_info(output_dir)

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from benchmark.errors import DataError
-from benchmark.study.store import CellKey, ResultsStore, hash_config
 from reports.schema import CASE_COLUMNS, RESULT_COLUMNS, load_results
+from reports.store import CellKey, ResultsStore, hash_config
 
 
 def metric_rows(value: float) -> list[dict]:

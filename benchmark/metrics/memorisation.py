@@ -1,0 +1,61 @@
+"""Memorisation detectors on feature matrices: does a generated set copy its training data?
+
+- `authenticity` (Alaa et al., ICML 2022): a generated sample is a copy when it lies closer to its nearest
+  training sample than that training sample lies to its own nearest training neighbour; the score is the
+  fraction of authentic (non-copied) samples, higher is better.
+- `copy_rate`: the fraction of generated samples whose nearest training sample is closer than `threshold`
+  times the median nearest-neighbour distance inside the training set (scale-free; lower is better).
+- `fid_train_gap`: FID(generated, train) - FID(generated, held-out real). A memorising generator sits
+  closer to its training data than to unseen real data, so the gap turns negative.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from benchmark.checks import MetricInputError, check_features, check_same_dim
+from benchmark.metrics.distribution import fid
+
+
+def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def _train_neighbour_radius(train: torch.Tensor) -> torch.Tensor:
+    """Distance from each training sample to its nearest other training sample (N,)."""
+    distance = _distances(train, train)
+    distance.fill_diagonal_(float("inf"))
+    return distance.min(1).values
+
+
+def _prepare(train_feats: torch.Tensor, fake_feats: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
+    train = check_features(train_feats, "train_feats", metric, min_samples=2)
+    fake = check_features(fake_feats, "fake_feats", metric, min_samples=1)
+    check_same_dim(train, fake, metric)
+    return train, fake
+
+
+def authenticity(train_feats: torch.Tensor, fake_feats: torch.Tensor) -> float:
+    """Fraction of generated samples that are authentic (not closer to a training sample than its own
+    nearest training neighbour), in [0, 1]; 1 = no copies. Needs >= 2 training samples."""
+    train, fake = _prepare(train_feats, fake_feats, "authenticity")
+    nearest = _distances(fake, train).min(1)
+    radius = _train_neighbour_radius(train)[nearest.indices]
+    return float((nearest.values >= radius).double().mean())
+
+
+def copy_rate(train_feats: torch.Tensor, fake_feats: torch.Tensor, threshold: float = 0.2) -> float:
+    """Fraction of generated samples within `threshold` x (median training nearest-neighbour distance) of
+    a training sample, in [0, 1]; 0 = no near-copies. threshold: relative radius in (0, 1]."""
+    if not 0 < threshold <= 1:
+        raise MetricInputError(f"copy_rate: threshold must lie in (0, 1], got {threshold}.")
+    train, fake = _prepare(train_feats, fake_feats, "copy_rate")
+    scale = _train_neighbour_radius(train).median()
+    nearest = _distances(fake, train).min(1).values
+    return float((nearest <= threshold * scale).double().mean())
+
+
+def fid_train_gap(train_feats: torch.Tensor, heldout_feats: torch.Tensor, fake_feats: torch.Tensor) -> float:
+    """FID(fake, train) - FID(fake, held-out real): negative when the generated set sits closer to the
+    training data than to unseen real data (memorisation). Each set needs >= 2 samples."""
+    return fid(fake_feats, train_feats) - fid(fake_feats, heldout_feats)

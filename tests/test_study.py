@@ -1,0 +1,140 @@
+"""The study end to end on a tiny configuration: artefacts and their columns, resume after a kill,
+report rebuild, and a Hydra joblib multirun writing into one store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reports.schema import RESULT_COLUMNS
+from tests.cli import REPO, run_cli
+
+
+def tiny(cache: Path, out: Path) -> list[str]:
+    """A study that runs in well under a minute: 5 phantom subjects at 4 mm, 48x48 slices, two
+    perturbations at severities 0 and 3, a few training iterations, a capped metric suite."""
+    return [
+        f"data.cache_dir={cache}", "data.phantom.n_subjects=5", "data.phantom.voxel_size_mm=4",
+        "data.size=[48,48]", "data.slices.per_subject=4", "data.slices.min_brain_fraction=0.1",
+        "perturbation=[gaussian_noise,tumour_remove_keep]", "study.severities=[0,3]",
+        "segmentation.training.iterations=4", "segmentation.training.val_interval=2",
+        "segmentation.training.batch_size=4", "metrics.max_images=16", f"output_dir={out}",
+    ]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    cache = tmp_path_factory.mktemp("cache")
+    out = tmp_path_factory.mktemp("run")
+    result = run_cli(*tiny(cache, out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cache, out
+
+
+def test_study_writes_every_artefact(finished_run: tuple[Path, Path]) -> None:
+    _, out = finished_run
+    for name in ("report.html", "report.md", "results.csv", "results.parquet", "cases.parquet",
+                 "correlations.csv", "study.json", "examples.npz", "data_summary.json", "data_montage.png"):
+        assert (out / name).is_file(), name
+    assert list((out / "figures").glob("*.png"))
+    results = pd.read_parquet(out / "results.parquet")
+    assert list(results.columns) == list(RESULT_COLUMNS)
+    assert set(results["stage"]) == {"metrics", "dice_robustness", "dice_utility"}
+    assert set(results["perturbation"]) == {"gaussian_noise", "tumour_remove_keep"}
+    assert set(results["severity"]) == {0, 3}
+    # utility Dice is run for the morphological edit only (utility_families), robustness for both
+    utility = results[results["stage"] == "dice_utility"]
+    assert set(utility["perturbation"]) == {"tumour_remove_keep"}
+    assert {"robustness/dice_WT", "utility/dice_WT"} <= set(results["quantity"])
+    assert {"ssim", "psnr", "fid"} <= set(results["quantity"])
+    ok = results[results["status"] == "ok"]
+    assert ok["value"].notna().all()
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64" in html and "http://" not in html and "https://" not in html
+    info = json.loads((out / "study.json").read_text())
+    assert info["data"]["source"] == "phantom" and info["seeds"] == [0]
+
+
+def test_report_rebuilds_without_recomputing(finished_run: tuple[Path, Path]) -> None:
+    _, out = finished_run
+    before = (out / "correlations.csv").read_text()
+    cells_before = {p.name: p.stat().st_mtime_ns for p in (out / "store" / "cells").glob("*.json")}
+    (out / "report.html").unlink()
+    result = run_cli(f"output_dir={out}", module="reports")
+    assert result.returncode == 0, result.stderr
+    assert (out / "report.html").is_file() and (out / "correlations.csv").read_text() == before
+    assert cells_before == {p.name: p.stat().st_mtime_ns for p in (out / "store" / "cells").glob("*.json")}
+
+
+def test_rerun_recomputes_nothing(finished_run: tuple[Path, Path]) -> None:
+    cache, out = finished_run
+    cells_before = {p.name: p.read_bytes() for p in (out / "store" / "cells").glob("*.json")}
+    result = run_cli(*tiny(cache, out))
+    assert result.returncode == 0
+    assert "0 to compute" in result.stderr
+    assert cells_before == {p.name: p.read_bytes() for p in (out / "store" / "cells").glob("*.json")}
+
+
+def test_changed_metric_config_recomputes_only_metric_cells(finished_run: tuple[Path, Path], tmp_path: Path) -> None:
+    cache, out = finished_run
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(out), str(copy)], check=True)
+    before = {p.name: p.read_bytes() for p in (copy / "store" / "cells").glob("*.json")}
+    result = run_cli(*tiny(cache, copy), "metrics.max_images=12")
+    assert result.returncode == 0, result.stderr[-2000:]
+    after = {p.name: p.read_bytes() for p in (copy / "store" / "cells").glob("*.json")}
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed and all(name.startswith("metrics-") for name in changed)
+
+
+def test_resume_after_kill_gives_identical_results(finished_run: tuple[Path, Path], tmp_path: Path) -> None:
+    cache, reference = finished_run
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "benchmark", *tiny(cache, out)], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    cells = out / "store" / "cells"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list(cells.glob("*.json"))) < 3 and process.poll() is None:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    survivors = {p.name: p.read_bytes() for p in cells.glob("*.json")}
+    assert len(survivors) >= 3
+    result = run_cli(*tiny(cache, out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"{len(survivors)} already done" in result.stderr
+    for name, content in survivors.items():  # nothing that finished was recomputed
+        assert (cells / name).read_bytes() == content
+    columns = ["stage", "perturbation", "severity", "seed", "quantity", "value", "status"]
+    resumed = pd.read_parquet(out / "results.parquet")[columns].sort_values(columns[:5], ignore_index=True)
+    whole = pd.read_parquet(reference / "results.parquet")[columns].sort_values(columns[:5], ignore_index=True)
+    pd.testing.assert_frame_equal(resumed, whole)
+
+
+def test_unknown_perturbation_fails_before_compute(tmp_path: Path) -> None:
+    result = run_cli(*tiny(tmp_path / "cache", tmp_path / "out"), "perturbation=[no_such_thing]")
+    assert result.returncode != 0 and "no_such_thing" in result.stderr
+    assert not (tmp_path / "cache").exists()  # nothing was generated
+
+
+def test_joblib_multirun_fills_one_store(finished_run: tuple[Path, Path], tmp_path: Path) -> None:
+    cache, reference = finished_run
+    out = tmp_path / "multirun"
+    result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *tiny(cache, out),
+                     "stages=[data,study]", "study.only_perturbation=gaussian_noise,tumour_remove_keep")
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_cli(f"output_dir={out}", module="reports")
+    assert result.returncode == 0, result.stderr
+    columns = ["stage", "perturbation", "severity", "seed", "quantity", "value"]
+    jobs = pd.read_parquet(out / "results.parquet")[columns].sort_values(columns[:5], ignore_index=True)
+    whole = pd.read_parquet(reference / "results.parquet")[columns].sort_values(columns[:5], ignore_index=True)
+    pd.testing.assert_frame_equal(jobs, whole)
