@@ -16,7 +16,7 @@ from benchmark.metrics import (
     mmd,
     prdc,
 )
-from benchmark.metrics.distribution import _trace_sqrt_product, feature_statistics
+from benchmark.metrics.distribution import _trace_sqrt_product, feature_statistics, frechet_distance
 
 
 def _features(n, d, seed, shift=0.0):
@@ -172,3 +172,15 @@ def test_mmd_matches_numpy_formula_and_inception_score():
 def test_too_few_samples_and_bad_features_are_clear_errors(call):
     with pytest.raises(BenchmarkError):
         call(_features(20, 4, 13))
+
+
+def test_fid_with_fewer_samples_than_dimensions_uses_the_exact_low_rank_form():
+    """n < d: the SVD form must equal the eigendecomposition form, and known closed forms."""
+    generator = torch.Generator().manual_seed(3)
+    a = torch.randn(12, 64, generator=generator, dtype=torch.float64)
+    b = 1.5 * torch.randn(30, 64, generator=generator, dtype=torch.float64) + 0.2
+    full = frechet_distance(*feature_statistics(a, "a"), *feature_statistics(b, "b"))
+    assert fid(a, b) == pytest.approx(full, rel=1e-7)
+    shift = torch.linspace(-1, 1, 64, dtype=torch.float64)
+    assert fid(a, a + shift) == pytest.approx(float(shift.dot(shift)), rel=1e-10)  # same covariance
+    assert fid(a, a.clone()) == pytest.approx(0.0, abs=1e-9)

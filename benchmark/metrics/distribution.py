@@ -82,7 +82,24 @@ def fid(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
     mu_b, sigma_b = feature_statistics(feats_b, "feats_b")
     if mu_a.shape != mu_b.shape:
         raise MetricInputError(f"fid: feature dimensions differ ({mu_a.numel()} vs {mu_b.numel()}).")
+    if min(feats_a.shape[0], feats_b.shape[0]) < mu_a.numel():
+        return _low_rank_frechet(feats_a, feats_b)
     return frechet_distance(mu_a, sigma_a, mu_b, sigma_b)
+
+
+def _low_rank_frechet(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
+    """The Fréchet distance from the feature matrices themselves, exact when samples are fewer than
+    dimensions: with centred A (n_a, d), B (n_b, d), S_a = A^T A / (n_a - 1) and S_b likewise, the
+    non-zero eigenvalues of S_a^1/2 S_b S_a^1/2 are the squared singular values of B A^T / sqrt((n_a - 1)
+    (n_b - 1)), so tr((S_a S_b)^1/2) is their sum: an SVD of an n_b x n_a matrix instead of d x d
+    eigendecompositions."""
+    a, b = feats_a.double(), feats_b.double()
+    centred_a, centred_b = a - a.mean(0), b - b.mean(0)
+    scale_a, scale_b = a.shape[0] - 1, b.shape[0] - 1
+    trace_sqrt = torch.linalg.svdvals(centred_b @ centred_a.T).sum() / (scale_a * scale_b) ** 0.5
+    diff = a.mean(0) - b.mean(0)
+    value = diff.dot(diff) + centred_a.square().sum() / scale_a + centred_b.square().sum() / scale_b - 2 * trace_sqrt
+    return float(value.clamp_min(0))
 
 
 class FeatureStatistics:

@@ -57,7 +57,8 @@ class SuiteMetric:
 IMAGE_METRICS: dict[str, tuple[Callable[..., torch.Tensor], bool, str]] = {
     "ssim": (image.ssim, True, "Gaussian window sigma 1.5, K1 0.01, K2 0.03, population covariance"),
     "ms_ssim": (image.ms_ssim, True, "scales adapted to the image size, weights renormalised"),
-    "psnr": (image.psnr, True, "dB; +inf when candidate and reference are identical"),
+    "psnr": (image.psnr, True, "dB, of the MSE pooled over all pairs (a mean of per-item PSNR is +inf as soon "
+             "as one item is unchanged, as under a local edit); +inf only when every pair is identical"),
     "mae": (image.mae, False, "mean absolute error"),
     "mse": (image.mse, False, "mean squared error"),
     "nmse": (image.nmse, False, "||x - y||^2 / ||y||^2, y the clean reference"),
@@ -84,10 +85,10 @@ class ImageMetric(SuiteMetric):
     def compute(self, context: SuiteContext) -> dict[str, float]:
         metric = IMAGE_METRICS[self.function][0]
         x, y = context.paired_candidate, context.paired_reference
-        if self.function in ("ssim", "ms_ssim", "psnr"):
-            values = metric(x, y, data_range=self.data_range)
-        else:
-            values = metric(x, y)
+        if self.function == "psnr":
+            pooled_mse = image.mse(x, y).double().mean()
+            return {self.name: float(10 * torch.log10(self.data_range**2 / pooled_mse))}
+        values = metric(x, y, data_range=self.data_range) if self.function in ("ssim", "ms_ssim") else metric(x, y)
         if self.function == "ms_ssim":
             scales = image.ms_ssim_scales(tuple(x.shape[2:]))
             self.notes = f"{IMAGE_METRICS['ms_ssim'][2]} ({scales} scales at {tuple(x.shape[2:])})"

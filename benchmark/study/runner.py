@@ -95,6 +95,8 @@ class StudyRunner:
         self.cache_dir = Path(cfg.study.checkpoint_dir).expanduser()
         self.protocols = list(cfg.segmentation.get("protocols", ["robustness", "utility"]))
         self.utility_families = set(cfg.segmentation.get("utility_families", ["morphological", "memorisation"]))
+        levels = cfg.study.get("utility_severities")
+        self.utility_severities = None if levels is None else {int(level) for level in levels}
         self._clean_models: dict[int, Any] = {}
         self._shared: dict[tuple[str, int], Rows] = {}
 
@@ -111,12 +113,16 @@ class StudyRunner:
                     if only_s is not None and int(severity) != int(only_s):
                         continue
                     p_cfg = plain(self.cfg.perturbation[name]) if int(severity) > 0 else "identity"
-                    stages = {"metrics": plain(self.cfg.metrics)}
+                    metrics_cfg = plain(self.cfg.metrics)
+                    stages = {"metrics": [metrics_cfg, plain(self.cfg.segmentation)] if self._needs_segmenter()
+                              else metrics_cfg}
                     if not getattr(perturbation, "has_labels", True):  # generated sets without masks
                         pass
                     elif "robustness" in self.protocols:
                         stages["dice_robustness"] = plain(self.cfg.segmentation)
                     utility = perturbation.family in self.utility_families | {"generated"}
+                    utility = utility and (self.utility_severities is None or int(severity) in self.utility_severities
+                                           or perturbation.family == "generated")
                     if "utility" in self.protocols and utility and getattr(perturbation, "has_labels", True):
                         stages["dice_utility"] = plain(self.cfg.segmentation)
                     for stage, stage_cfg in stages.items():
@@ -169,18 +175,33 @@ class StudyRunner:
         return perturbation.apply(clean, key.severity, key.seed, train=self.data.train)
 
     def _metrics(self, perturbation: Any, key: CellKey) -> Rows:
+        if self._needs_segmenter():
+            self.suite.attach_segmenter(self._clean_model(key.seed))
         perturbed = self._perturb(perturbation, self.data.test, key)
         values = self.suite.compute(self.data.test, perturbed.data, perturbed.reference_index, self.data.train,
                                     self.device)
         rows = metric_rows(values, self.suite.describe(), len(self.data.test), len(perturbed.data))
         return rows, []
 
-    def _clean_model(self, seed: int) -> Any:
-        from segmentation import train_segmenter
+    def _train(self, train: ImageSet, seed: int, name: str) -> Any:
+        """Train (or load from the checkpoint cache) a segmenter and save its training curves."""
+        from segmentation import plot_training_curves, train_segmenter
 
+        model = train_segmenter(train, self.data.val, self.cfg.segmentation, seed, self.device, self.cache_dir)
+        plot_training_curves(model.history, self.output_dir / "segmentation" / f"curves_{name}_seed{seed}.png",
+                             title=f"{name}, seed {seed}")
+        for warning in model.info.get("warnings", []):
+            log.warning("segmentation %s: %s", name, warning)
+        return model
+
+    def _needs_segmenter(self) -> bool:
+        """Whether the metric suite has a task-aware extractor (the clean segmenter's encoder)."""
+        extractors = plain(self.cfg.metrics).get("extractors") or {}
+        return any("segmentation_encoder" in str(spec.get("_target_", "")) for spec in extractors.values())
+
+    def _clean_model(self, seed: int) -> Any:
         if seed not in self._clean_models:
-            self._clean_models[seed] = train_segmenter(self.data.train, self.data.val, self.cfg.segmentation, seed,
-                                                       self.device, self.cache_dir)
+            self._clean_models[seed] = self._train(self.data.train, seed, "clean")
         return self._clean_models[seed]
 
     def _robustness(self, perturbation: Any, key: CellKey) -> Rows:
@@ -191,15 +212,14 @@ class StudyRunner:
         return dice_rows(per_case, "robustness", len(self.data.test), len(perturbed.data))
 
     def _utility(self, perturbation: Any, key: CellKey) -> Rows:
-        from segmentation import evaluate_segmenter, train_segmenter
+        from segmentation import evaluate_segmenter
 
         if key.severity == 0:
             model = self._clean_model(key.seed)
             n_train = len(self.data.train)
         else:
             perturbed = self._perturb(perturbation, self.data.train, key)
-            model = train_segmenter(perturbed.data, self.data.val, self.cfg.segmentation, key.seed, self.device,
-                                    self.cache_dir)
+            model = self._train(perturbed.data, key.seed, f"{key.perturbation}_sev{key.severity}")
             n_train = len(perturbed.data)
         per_case = evaluate_segmenter(model, self.data.test, self.device)
         return dice_rows(per_case, "utility", n_train, len(self.data.test))
