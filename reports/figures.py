@@ -68,6 +68,8 @@ def severity_curves(results: pd.DataFrame, info: StudyInfo, path: Path) -> Path:
         for quantity in quantities:
             curve = levels[(levels.perturbation == perturbation) & (levels.quantity == quantity)]
             curve = curve.sort_values("severity")
+            if curve.empty:  # e.g. utility Dice exists only for the families that train a model
+                continue
             is_dice = quantity in _dice_names(levels)
             dice_colour = "black" if curve["kind"].iloc[0] == "dice" else "grey"
             ax.errorbar(curve["severity"], curve["worse"], yerr=curve["bar"].fillna(0), label=quantity,

@@ -33,6 +33,12 @@ def preprocessing_line(data_cfg: DictConfig) -> str:
             f"centre crop/pad to {size}")
 
 
+def extractor_descriptions(suite: Any, description: dict[str, dict]) -> dict[str, str]:
+    """One line per feature extractor the suite's metrics used (network, weights, preprocessing)."""
+    used = {info["feature_extractor"] for info in description.values() if info.get("feature_extractor")}
+    return {name: suite.extractor(name).describe() for name in sorted(used)}
+
+
 def levels_of(perturbation: Any, severities: list[int]) -> list[int]:
     """The severities a perturbation runs at: a generated set has one level, 1."""
     return [1] if perturbation.family == "generated" else [int(s) for s in severities]
@@ -57,7 +63,7 @@ def study_info(cfg: DictConfig, data: PreparedData, perturbations: dict, suite: 
             "n_items": {k: v["items"] for k, v in summary["splits"].items()},
         },
         "preprocessing": preprocessing_line(cfg.data),
-        "feature_extractors": getattr(suite, "feature_extractor_descriptions", dict)(),
+        "feature_extractors": extractor_descriptions(suite, description),
         "metrics": description,
         "perturbations": {
             name: {"family": p.family, "scope": p.scope,
