@@ -82,9 +82,10 @@ def run_study(cfg: DictConfig, data: Any, device: Any, output_dir: Path, perturb
 
     for name, folder in (cfg.study.get("generated") or {}).items():
         perturbations[name] = GeneratedSet(name, Path(folder), cfg.data, data.test, int(cfg.seed))
+    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     start = time.perf_counter()
     runner = StudyRunner(cfg, data, device, output_dir, perturbations, suite)
     runner.run()
     elapsed["study"] = time.perf_counter() - start
     write_examples(output_dir / "examples.npz", runner.examples())
-    write_study_info(output_dir / "study.json", study_info(cfg, data, perturbations, suite, elapsed))
+    write_study_info(output_dir / "study.json", study_info(cfg, data, perturbations, suite, elapsed, created))

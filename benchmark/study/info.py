@@ -22,14 +22,23 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def _ordinal(value: float) -> str:
+    """1 -> '1st', 99 -> '99th', 2.5 -> '2.5th'."""
+    if value != int(value):
+        return f"{value:g}th"
+    n = int(value)
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def preprocessing_line(data_cfg: DictConfig) -> str:
     """One line describing the preprocessing of the data config."""
     size = "x".join(str(s) for s in data_cfg.size)
-    low, high = data_cfg.clip_percentiles
+    low, high = (_ordinal(float(q)) for q in data_cfg.clip_percentiles)
     resample = f", resampled to {data_cfg.resample_mm} mm" if data_cfg.resample_mm else ""
     modality = data_cfg.modality if isinstance(data_cfg.modality, str) else "/".join(data_cfg.modality)
     return (f"{data_cfg.mode.upper()} {modality}, "
-            f"clipped at the {low:g}th/{high:g}th percentile inside the brain, scaled to [0, 1]{resample}, "
+            f"clipped at the {low}/{high} percentile inside the brain, scaled to [0, 1]{resample}, "
             f"centre crop/pad to {size}")
 
 
@@ -44,14 +53,15 @@ def levels_of(perturbation: Any, severities: list[int]) -> list[int]:
     return [1] if perturbation.family == "generated" else [int(s) for s in severities]
 
 
-def study_info(cfg: DictConfig, data: PreparedData, perturbations: dict, suite: Any, elapsed: dict[str, float]
-               ) -> dict[str, Any]:
+def study_info(cfg: DictConfig, data: PreparedData, perturbations: dict, suite: Any, elapsed: dict[str, float],
+               created: str) -> dict[str, Any]:
     """The content of study.json (schema in reports.study_files)."""
     description = suite.describe()
     summary = data.summary
     severities = list(cfg.study.severities)
     return {
         "title": str(cfg.study.get("title", "mri-metric-bench: which image-quality metrics track downstream Dice")),
+        "created": created,
         "command": " ".join(sys.argv),
         "config_hash": hash_config(OmegaConf.to_container(cfg, resolve=True)),
         "seeds": [int(s) for s in cfg.study.seeds],
