@@ -13,15 +13,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from benchmark.errors import BenchmarkError
+from benchmark.errors import BenchmarkError, report_error
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("benchmark")
-
-
-def report_error(error: BenchmarkError) -> None:
-    """Print a user-facing error as one paragraph on stderr (not wrapped, so paths stay whole)."""
-    print("error: " + " ".join(str(error).split()), file=sys.stderr)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")

@@ -1,5 +1,7 @@
 """User-facing errors: the CLI prints their message as one paragraph and exits non-zero."""
 
+import sys
+
 
 class BenchmarkError(Exception):
     """A problem the user can act on (bad input file, bad configuration, missing weights)."""
@@ -11,3 +13,8 @@ class DataError(BenchmarkError):
 
 class ConfigError(BenchmarkError):
     """The composed configuration names something that does not exist or has invalid values."""
+
+
+def report_error(error: BenchmarkError) -> None:
+    """Print a user-facing error as one paragraph on stderr (not wrapped, so paths stay whole)."""
+    print("error: " + " ".join(str(error).split()), file=sys.stderr)

@@ -52,21 +52,12 @@ class GaussianNoise(SamplePerturbation):
         return image + sigma * normal_field(rng, image), label
 
 
-class RicianNoise(SamplePerturbation):
+class RicianNoise(GaussianNoise):
     """Rician noise, the magnitude of a complex signal with Gaussian noise in both channels (Gudbjartsson &
     Patz 1995): |x + s n1 + i s n2|, s = `std` x the brain-intensity std (MONAI RandRicianNoise's formula).
 
-    std: relative std, >= 0; default 0.1 -> 0.4 like the Gaussian noise, for comparable rows.
+    std: relative std, >= 0; default 0.1 -> 0.4 like the Gaussian noise (same schedule), for comparable rows.
     """
-
-    family = "noise"
-
-    def __init__(self, std: Any = (0.1, 0.4)) -> None:
-        super().__init__()
-        self.std = end_points("std", std, low=0.0)
-
-    def parameters_at(self, severity: int) -> dict[str, Any]:
-        return {"relative_std": at_severity(self.std, severity)}
 
     def perturb_item(self, image, label, mask, params, rng, spacing):
         sigma = params["relative_std"] * brain_std(image, mask)

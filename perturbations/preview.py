@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import textwrap
 from pathlib import Path
 
 import hydra
@@ -21,7 +20,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from benchmark.data.imageset import ImageSet, PreparedData
-from benchmark.errors import BenchmarkError, ConfigError
+from benchmark.errors import BenchmarkError, ConfigError, report_error
 from perturbations.base import SEVERITIES, Perturbation
 from perturbations.config import instantiate_perturbations
 
@@ -130,7 +129,7 @@ def main(cfg: DictConfig) -> None:
     except BenchmarkError as error:
         if cfg.get("debug", False):
             raise
-        print(textwrap.fill("error: " + " ".join(str(error).split()), width=100), file=sys.stderr)
+        report_error(error)
         sys.exit(2)
 
 
