@@ -181,3 +181,31 @@ def test_a_user_perturbation_from_outside_the_package_runs_in_the_study(finished
     assert ssim[0] == pytest.approx(1.0) and ssim[3] < 0.9
     assert json.loads((out / "study.json").read_text())["perturbations"]["my_new"]["parameters"]["3"] == {
         "fraction": pytest.approx(0.02 + (0.2 - 0.02) * 2 / 4)}
+
+
+def test_a_folder_of_generated_images_is_scored_like_a_perturbed_set(finished_run, tmp_path: Path) -> None:
+    """PNG slices with their masks (here: clean test slices with noise, standing in for a model's output)
+    get every metric against the real test set and both Dice protocols, as family 'generated'."""
+    import numpy as np
+    from skimage.io import imsave
+
+    cache, reference = finished_run
+    examples = np.load(reference / "examples.npz")
+    folder = tmp_path / "generator_a"
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(6):
+        image = np.clip(examples["gaussian_noise__sev0"] + rng.normal(0, 0.02 * (k + 1), (48, 48)), 0, 1)
+        imsave(folder / "images" / f"s{k}.png", (image * 255).astype(np.uint8), check_contrast=False)
+        imsave(folder / "labels" / f"s{k}.png", examples["gaussian_noise__sev0__label"].astype(np.uint8),
+               check_contrast=False)
+    out = tmp_path / "out"
+    result = run_cli(*tiny(cache, out), "perturbation=[gaussian_noise]", f"+study.generated.generator_a={folder}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = pd.read_parquet(out / "results.parquet")
+    generated = results[results.perturbation == "generator_a"]
+    assert set(generated["family"]) == {"generated"} and set(generated["severity"]) == {1}
+    assert {"fid", "niqe", "robustness/dice_WT", "utility/dice_WT"} <= set(generated["quantity"])
+    assert generated[generated.quantity == "ssim"]["status"].eq("failed").all()  # unpaired: no clean counterpart
+    assert (out / "report.html").is_file()

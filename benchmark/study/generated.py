@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ class GeneratedSet:
         self.name, self.folder = name, Path(folder)
         self._set = load_generated_set(self.folder, data_cfg, reference, seed)
         self.has_labels = bool(self._set.meta["has_labels"])
+        digest = hashlib.sha256(self._set.images.numpy().tobytes())
+        digest.update(self._set.labels.numpy().tobytes())
+        self.fingerprint = digest.hexdigest()[:16]  # a changed folder recomputes its cells
 
     def parameters(self, severity: int) -> dict[str, Any]:
         return {"folder": str(self.folder), "items": len(self._set), "has_labels": self._set.meta["has_labels"]}

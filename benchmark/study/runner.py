@@ -112,7 +112,7 @@ class StudyRunner:
                 for severity in levels_of(perturbation, study.severities):
                     if only_s is not None and int(severity) != int(only_s):
                         continue
-                    p_cfg = plain(self.cfg.perturbation[name]) if int(severity) > 0 else "identity"
+                    p_cfg = self._identity(name, perturbation, int(severity))
                     metrics_cfg = plain(self.cfg.metrics)
                     stages = {"metrics": [metrics_cfg, plain(self.cfg.segmentation)] if self._needs_segmenter()
                               else metrics_cfg}
@@ -130,6 +130,13 @@ class StudyRunner:
                         cells.append(Cell(key, perturbation.family,
                                           hash_config(stage, data_hash, p_cfg, stage_cfg, int(severity), int(seed))))
         return cells
+
+    def _identity(self, name: str, perturbation: Any, severity: int) -> Any:
+        """What a cell's hash records of its perturbation: the config entry, the content of a generated
+        set, or "identity" at severity 0 (shared by every perturbation)."""
+        if perturbation.family == "generated":
+            return perturbation.parameters(severity) | {"content": perturbation.fingerprint}
+        return plain(self.cfg.perturbation[name]) if severity > 0 else "identity"
 
     def run(self) -> None:
         """Compute every unfinished cell; a failing cell is recorded with its error and the sweep goes on."""
