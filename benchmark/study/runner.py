@@ -113,23 +113,26 @@ class StudyRunner:
                     if only_s is not None and int(severity) != int(only_s):
                         continue
                     p_cfg = self._identity(name, perturbation, int(severity))
-                    metrics_cfg = plain(self.cfg.metrics)
-                    stages = {"metrics": [metrics_cfg, plain(self.cfg.segmentation)] if self._needs_segmenter()
-                              else metrics_cfg}
-                    if not getattr(perturbation, "has_labels", True):  # generated sets without masks
-                        pass
-                    elif "robustness" in self.protocols:
-                        stages["dice_robustness"] = plain(self.cfg.segmentation)
-                    utility = perturbation.family in self.utility_families | {"generated"}
-                    utility = utility and (self.utility_severities is None or int(severity) in self.utility_severities
-                                           or perturbation.family == "generated")
-                    if "utility" in self.protocols and utility and getattr(perturbation, "has_labels", True):
-                        stages["dice_utility"] = plain(self.cfg.segmentation)
+                    stages = self._stages(perturbation, int(severity))
                     for stage, stage_cfg in stages.items():
                         key = CellKey(stage, name, int(severity), int(seed))
                         cells.append(Cell(key, perturbation.family,
                                           hash_config(stage, data_hash, p_cfg, stage_cfg, int(severity), int(seed))))
         return cells
+
+    def _stages(self, perturbation: Any, severity: int) -> dict[str, Any]:
+        """The stages a cell runs, each with the configuration its result depends on."""
+        metrics, segmentation = plain(self.cfg.metrics), plain(self.cfg.segmentation)
+        stages = {"metrics": [metrics, segmentation] if self._needs_segmenter() else metrics}
+        if not getattr(perturbation, "has_labels", True):  # a generated set without masks: no Dice
+            return stages
+        if "robustness" in self.protocols:
+            stages["dice_robustness"] = segmentation
+        generated = perturbation.family == "generated"
+        at_level = self.utility_severities is None or severity in self.utility_severities
+        if "utility" in self.protocols and (generated or (perturbation.family in self.utility_families and at_level)):
+            stages["dice_utility"] = segmentation
+        return stages
 
     def _identity(self, name: str, perturbation: Any, severity: int) -> Any:
         """What a cell's hash records of its perturbation: the config entry, the content of a generated
