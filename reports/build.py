@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.atomic import write_text_atomically
 from reports import figures
 from reports.agreement import correlations, rank_metrics
-from reports.atomic import write_text_atomically
 from reports.html import render_html
 from reports.markdown import render_markdown
 from reports.schema import load_cases, load_results

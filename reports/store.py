@@ -28,8 +28,8 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.atomic import replace_atomically, write_bytes_atomically
 from benchmark.errors import DataError
-from reports.atomic import replace_atomically, write_bytes_atomically
 from reports.schema import CASE_COLUMNS, RESULT_COLUMNS
 
 CELL_FORMAT = 1

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.atomic import replace_atomically, write_text_atomically
 from benchmark.errors import DataError
-from reports.atomic import replace_atomically, write_text_atomically
 
 STUDY_SCHEMA = 1
 NOT_RECORDED = "not recorded"

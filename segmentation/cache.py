@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark.atomic import replace_atomically
 from benchmark.data.imageset import ImageSet
 
 CODE_VERSION = "seg-1"
@@ -54,14 +53,7 @@ def checkpoint_path(cache_dir: Path, key: str) -> Path:
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write `payload` atomically: to a temporary file in the same folder, then os.replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    replace_atomically(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: Path, key: str) -> dict[str, Any] | None:

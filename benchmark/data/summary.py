@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark.atomic import replace_atomically, write_text_atomically
 from benchmark.data.imageset import LABEL_NAMES, REGIONS, ImageSet, PreparedData
 
 REGION_COLOURS = {"WT": "#ffd400", "TC": "#ff3b30", "ET": "#00e5ff"}
@@ -98,19 +97,13 @@ def write_montage(images: ImageSet, path: Path, *, columns: int = 6, rows: int =
 def save_figure(fig: Figure, path: Path) -> None:
     """Save a figure atomically: a reader never sees a half-written PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110, format="png")
-    os.replace(tmp, path)
+    replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def write_json(payload: Any, path: Path) -> None:
     """Write JSON atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2)
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(payload, indent=2))
 
 
 def write_data_summary(data: PreparedData, output_dir: Path) -> None:

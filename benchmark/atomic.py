@@ -1,7 +1,7 @@
 """Replace a file atomically: write a temporary file in the same folder, then `os.replace` it.
 
 A reader sees the old file or the new one, never part of one; a writer killed mid-way leaves only a
-hidden `.<name>.*.part` file, which no reader looks at. Used for every file the study and report write.
+hidden `.<name>.*.part` file, which no reader looks at. Used for every file the tool writes.
 """
 
 from __future__ import annotations
