@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -69,8 +70,9 @@ def dice_rows(per_case: pd.DataFrame, protocol: str, n_reference: int, n_candida
     rows, cases = [], []
     for column in [c for c in per_case.columns if c.startswith(("dice_", "hd95_"))]:
         kind = column.split("_", 1)[0]
-        values = pd.to_numeric(per_case[column], errors="coerce")
-        finite = values[values.map(lambda v: pd.notna(v) and abs(v) != float("inf"))]
+        values = pd.to_numeric(per_case[column], errors="coerce").astype(float)
+        keep = np.isfinite(values)
+        finite = values[keep]
         quantity = f"{protocol}/{column}"
         row = {"quantity": quantity, "value": float(finite.mean()) if len(finite) else float("nan"),
                "kind": kind, "higher_is_better": kind == "dice", "n_reference": n_reference,
@@ -79,8 +81,7 @@ def dice_rows(per_case: pd.DataFrame, protocol: str, n_reference: int, n_candida
             row.update(status="failed", error=f"{column} is undefined for every case (no tumour in label or output)")
         rows.append(row)
         cases += [{"quantity": quantity, "case_id": case_id, "value": float(v)}
-                  for case_id, v in zip(per_case["subject_id"], values, strict=True) if pd.notna(v)
-                  and abs(v) != float("inf")]
+                  for case_id, v in zip(per_case["subject_id"][keep], finite, strict=True)]
     return rows, cases
 
 
@@ -97,7 +98,11 @@ class StudyRunner:
         self.utility_families = set(cfg.segmentation.get("utility_families", ["morphological", "memorisation"]))
         levels = cfg.study.get("utility_severities")
         self.utility_severities = None if levels is None else {int(level) for level in levels}
+        extractors = plain(cfg.metrics).get("extractors") or {}
+        self.needs_segmenter = any("segmentation_encoder" in str(spec.get("_target_", ""))
+                                   for spec in extractors.values())  # a task-aware feature extractor
         self._clean_models: dict[int, Any] = {}
+        self._attached_seed: int | None = None
         self._shared: dict[tuple[str, int], Rows] = {}
 
     def cells(self) -> list[Cell]:
@@ -123,7 +128,7 @@ class StudyRunner:
     def _stages(self, perturbation: Any, severity: int) -> dict[str, Any]:
         """The stages a cell runs, each with the configuration its result depends on."""
         metrics, segmentation = plain(self.cfg.metrics), plain(self.cfg.segmentation)
-        stages = {"metrics": [metrics, segmentation] if self._needs_segmenter() else metrics}
+        stages = {"metrics": [metrics, segmentation] if self.needs_segmenter else metrics}
         if not getattr(perturbation, "has_labels", True):  # a generated set without masks: no Dice
             return stages
         if "robustness" in self.protocols:
@@ -185,8 +190,9 @@ class StudyRunner:
         return perturbation.apply(clean, key.severity, key.seed, train=self.data.train)
 
     def _metrics(self, perturbation: Any, key: CellKey) -> Rows:
-        if self._needs_segmenter():
+        if self.needs_segmenter and self._attached_seed != key.seed:  # attaching drops cached features
             self.suite.attach_segmenter(self._clean_model(key.seed))
+            self._attached_seed = key.seed
         perturbed = self._perturb(perturbation, self.data.test, key)
         values = self.suite.compute(self.data.test, perturbed.data, perturbed.reference_index, self.data.train,
                                     self.device)
@@ -203,11 +209,6 @@ class StudyRunner:
         for warning in model.info.get("warnings", []):
             log.warning("segmentation %s: %s", name, warning)
         return model
-
-    def _needs_segmenter(self) -> bool:
-        """Whether the metric suite has a task-aware extractor (the clean segmenter's encoder)."""
-        extractors = plain(self.cfg.metrics).get("extractors") or {}
-        return any("segmentation_encoder" in str(spec.get("_target_", "")) for spec in extractors.values())
 
     def _clean_model(self, seed: int) -> Any:
         if seed not in self._clean_models:
