@@ -20,7 +20,7 @@ from skimage.transform import resize
 
 from benchmark.data import preprocess
 from benchmark.data.imageset import ImageSet
-from benchmark.data.nifti import load_volume
+from benchmark.data.nifti import load_volume, volume_shape
 from benchmark.data.prepare import load_subject, subject_items
 from benchmark.data.readers import CaseFiles, strip_nifti_suffix
 from benchmark.errors import DataError
@@ -93,7 +93,7 @@ def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, 
             label = next((p for p in label_dir.glob(f"{_stem(path)}.*") if p.name.endswith(IMAGE_SUFFIXES)), None)
             if label is None:
                 raise DataError(f"{path}: no label file with the same name in {label_dir}.")
-        if path.name.endswith(".png") or load_volume(path).data.squeeze().ndim == 2:
+        if path.name.endswith(".png") or sum(n > 1 for n in volume_shape(path)) == 2:  # a 2D slice
             items.append(_slice_item(path, label, size, list(data_cfg.clip_percentiles)))
             owners.append(_stem(path) or path.name)
             continue

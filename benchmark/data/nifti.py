@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,27 @@ class Volume:
         return tuple(float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))
 
 
+@contextmanager
+def _reading(path: Path, kind: str) -> Iterator[None]:
+    """Turn a missing file or nibabel's read errors into a DataError naming the file."""
+    if not path.is_file():
+        raise DataError(f"{path}: the {kind} file does not exist.")
+    try:
+        yield
+    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as error:
+        raise DataError(
+            f"{path}: cannot read this {kind} as NIfTI ({type(error).__name__}: {error}). The file may be "
+            "truncated or not a NIfTI file; re-export or re-download it."
+        ) from error
+
+
+def volume_shape(path: Path, *, kind: str = "image") -> tuple[int, ...]:
+    """The array shape stored in the file's header, without reading its voxels."""
+    path = Path(path)
+    with _reading(path, kind):
+        return tuple(nib.load(str(path)).shape)
+
+
 def load_volume(path: Path, *, kind: str = "image") -> Volume:
     """Load `path` with nibabel, reoriented to the closest canonical (RAS+) orientation.
 
@@ -32,16 +55,9 @@ def load_volume(path: Path, *, kind: str = "image") -> Volume:
     integer values.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: the {kind} file does not exist.")
-    try:
+    with _reading(path, kind):
         image = nib.as_closest_canonical(nib.load(str(path)))
         data = np.asarray(image.dataobj)
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as error:
-        raise DataError(
-            f"{path}: cannot read this {kind} as NIfTI ({type(error).__name__}: {error}). The file may be "
-            "truncated or not a NIfTI file; re-export or re-download it."
-        ) from error
     if kind == "label":
         integral = np.issubdtype(data.dtype, np.integer) or (
             np.isfinite(data).all() and np.array_equal(data, np.round(data))
