@@ -16,6 +16,7 @@ import pytest
 
 from reports.schema import RESULT_COLUMNS
 from tests.cli import REPO, run_cli
+from tests.test_perturbations_config import USER_MODULE
 
 
 def tiny(cache: Path, out: Path) -> list[str]:
@@ -140,35 +141,10 @@ def test_joblib_multirun_fills_one_store(finished_run: tuple[Path, Path], tmp_pa
     pd.testing.assert_frame_equal(jobs, whole)
 
 
-USER_CLASS = '''
-import torch
-from perturbations import SamplePerturbation
-from perturbations.base import at_severity, end_points
-
-
-class SaltAndPepper(SamplePerturbation):
-    """Set a fraction of the brain voxels to 0 or 1."""
-
-    family = "noise"
-
-    def __init__(self, fraction=(0.01, 0.1)):
-        super().__init__()
-        self.fraction = end_points("fraction", fraction, low=0.0, high=1.0)
-
-    def parameters_at(self, severity):
-        return {"fraction": at_severity(self.fraction, severity)}
-
-    def perturb_item(self, image, label, mask, params, rng, spacing):
-        u = torch.from_numpy(rng.uniform(size=tuple(image.shape))).to(image.device)
-        salt = torch.from_numpy(rng.uniform(size=tuple(image.shape)) < 0.5).to(image)
-        return torch.where((u < params["fraction"]) & mask, salt, image), label
-'''
-
-
 def test_a_user_perturbation_from_outside_the_package_runs_in_the_study(finished_run, tmp_path: Path) -> None:
     cache, _ = finished_run
     (tmp_path / "code").mkdir()
-    (tmp_path / "code" / "my_lab_perturbations.py").write_text(USER_CLASS)
+    (tmp_path / "code" / "my_lab_perturbations.py").write_text(USER_MODULE)
     (tmp_path / "conf" / "perturbation").mkdir(parents=True)
     (tmp_path / "conf" / "perturbation" / "my_new.yaml").write_text(
         "# @package perturbation.my_new\n_target_: my_lab_perturbations.SaltAndPepper\nfraction: [0.02, 0.2]\n")
