@@ -113,13 +113,13 @@ def _numpy_prdc(real, fake, k):
     }
 
 
-def test_prdc_matches_brute_force_and_identical_sets_score_one():
+def test_prdc_closed_ball_matches_brute_force_and_identical_sets_score_one():
     real, fake = _features(60, 6, 8), _features(50, 6, 9, shift=0.3)
-    ours = prdc(real, fake, k=5)
+    ours = prdc(real, fake, k=5, ball="closed")
     reference = _numpy_prdc(real.numpy(), fake.numpy(), 5)
     for key, value in reference.items():
         assert ours[key] == pytest.approx(value, abs=1e-12), key
-    same = prdc(real, real, k=5)
+    same = prdc(real, real, k=5, ball="closed")
     assert same["precision"] == same["recall"] == same["coverage"] == 1.0
 
 
@@ -184,3 +184,55 @@ def test_fid_with_fewer_samples_than_dimensions_uses_the_exact_low_rank_form():
     shift = torch.linspace(-1, 1, 64, dtype=torch.float64)
     assert fid(a, a + shift) == pytest.approx(float(shift.dot(shift)), rel=1e-10)  # same covariance
     assert fid(a, a.clone()) == pytest.approx(0.0, abs=1e-9)
+
+
+def _reference_prdc(real, fake, k):
+    """The `prdc` package (Naeem et al.'s reference, 0.2) on the same features; it prints one line."""
+    prdc_package = pytest.importorskip("prdc")
+    return prdc_package.compute_prdc(real.numpy(), fake.numpy(), nearest_k=k)
+
+
+def _integer_features(n, d, values, seed):
+    """Small-integer features: every distance is exact, so ties are real ties in both implementations."""
+    return torch.from_numpy(np.random.default_rng(seed).integers(0, values, size=(n, d)).astype(np.float64))
+
+
+@pytest.mark.parametrize(
+    "make_sets",
+    [
+        lambda: (_features(60, 6, 8), _features(50, 6, 9, shift=0.3)),  # continuous: no ties
+        lambda: (_integer_features(40, 3, 3, 0),) * 2,  # identical sets with many ties
+        lambda: (_integer_features(60, 1, 10, 0),) * 2,  # identical sets where "open" gives 0.32
+        lambda: (_integer_features(50, 2, 4, 1), _integer_features(45, 2, 4, 2)),  # many tied distances
+        lambda: (_features(30, 5, 3), torch.cat([_features(30, 5, 3)[:20]] * 2)),  # exact copies, duplicated
+    ],
+    ids=["continuous", "identical-ties", "identical-many-copies", "many-ties", "copies"],
+)
+def test_prdc_open_ball_equals_the_prdc_package(make_sets):
+    real, fake = make_sets()
+    reference = _reference_prdc(real, fake, 5)
+    ours = prdc(real, fake, k=5)
+    for key, value in reference.items():
+        assert ours[key] == pytest.approx(float(value), abs=1e-12), key
+    closed = prdc(real, fake, k=5, ball="closed")
+    brute = _numpy_prdc(real.numpy(), fake.numpy(), 5)
+    for key, value in brute.items():
+        assert closed[key] == pytest.approx(value, abs=1e-12), key
+
+
+def test_prdc_ball_parts_only_on_ties():
+    real = _integer_features(60, 1, 10, 0)  # 60 values in 0..9: every point has 5+ exact copies
+    open_ball, closed_ball = prdc(real, real, k=5), prdc(real, real, k=5, ball="closed")
+    assert closed_ball["precision"] == closed_ball["recall"] == closed_ball["coverage"] == 1.0
+    assert open_ball["precision"] == pytest.approx(19 / 60) and closed_ball["density"] > 2 > 0.3 > open_ball["density"]
+    copies = torch.cat([_features(20, 5, 0)] * 3)  # each sample three times, continuous otherwise
+    assert prdc(copies, copies)["density"] == pytest.approx(0.6)
+    assert prdc(copies, copies, ball="closed")["density"] == pytest.approx(1.2)
+    same = _features(40, 4, 1)  # identical continuous sets: the k-th neighbour itself is the only tie
+    open_same, closed_same = prdc(same, same), prdc(same, same, ball="closed")
+    assert open_same["precision"] == open_same["recall"] == open_same["coverage"] == 1.0
+    assert (open_same["density"], closed_same["density"]) == (pytest.approx(1.0), pytest.approx(1.2))
+    real, fake = _features(40, 4, 1), _features(35, 4, 2, shift=0.2)
+    assert prdc(real, fake) == prdc(real, fake, ball="closed")
+    with pytest.raises(BenchmarkError, match="ball"):
+        prdc(real, real, ball="<=")

@@ -239,12 +239,15 @@ def mmd(feats_a: torch.Tensor, feats_b: torch.Tensor, kernel: str = "rbf", bandw
     return float(_unbiased_mmd2(gram[:m, :m], gram[m:, m:], gram[:m, m:]))
 
 
-def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, float]:
+def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5, ball: str = "open") -> dict[str, float]:
     """Precision, recall, density and coverage (Naeem et al. 2020) with k-nearest-neighbour radii.
 
-    A sample lies inside a k-NN ball when its distance is <= the radius (the reference code's strict <
-    makes identical sets score 0); identical sets give precision = recall = coverage = 1. Each set needs
-    more than k samples. Precision and density measure fidelity, recall and coverage diversity.
+    ball: "open" (default) counts a sample inside a k-NN ball when its distance is < the radius, as the
+    reference package `prdc` 0.2 does; "closed" uses <=. The two part only on tied distances, which exact
+    copies create: on identical sets "closed" gives precision = recall = coverage = 1 and density >= 1,
+    while "open" counts a copy inside only when a neighbour is strictly closer than the k-th (with
+    continuous features identical sets score 1 either way). Each set needs more than k samples. Precision
+    and density measure fidelity, recall and coverage diversity.
     """
     real = check_features(real, "real", "prdc", min_samples=1)
     fake = check_features(fake, "fake", "prdc", min_samples=1)
@@ -253,16 +256,19 @@ def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, float]
         raise MetricInputError(
             f"prdc: k={k} needs more than k samples per set, got {real.shape[0]} real and {fake.shape[0]} fake."
         )
+    if ball not in ("open", "closed"):
+        raise MetricInputError(f"prdc: ball must be 'open' (reference, <) or 'closed' (<=), got {ball!r}.")
+    inside = torch.lt if ball == "open" else torch.le
     real_radius = _kth_neighbour_distance(real, k)
     fake_radius = _kth_neighbour_distance(fake, k)
     distance = torch.cdist(real, fake, compute_mode="donot_use_mm_for_euclid_dist")
-    inside_real = distance <= real_radius.unsqueeze(1)
-    inside_fake = distance <= fake_radius.unsqueeze(0)
+    inside_real = inside(distance, real_radius.unsqueeze(1))
+    inside_fake = inside(distance, fake_radius.unsqueeze(0))
     return {
         "precision": float(inside_real.any(0).double().mean()),
         "recall": float(inside_fake.any(1).double().mean()),
         "density": float(inside_real.double().sum(0).mean() / k),
-        "coverage": float((distance.min(1).values <= real_radius).double().mean()),
+        "coverage": float(inside(distance.min(1).values, real_radius).double().mean()),
     }
 
 

@@ -158,19 +158,24 @@ class KIDMetric(FeatureMetric):
 
 
 class PRDCMetric(FeatureMetric):
-    """Precision, recall, density and coverage with k-NN radii (reference = real, candidate = fake)."""
+    """Precision, recall, density and coverage with k-NN radii (reference = real, candidate = fake).
+    ball: "open" (< radius, the `prdc` package's test) or "closed" (<=); they differ only on ties."""
 
-    def __init__(self, extractor: str = "inception", k: int = 5) -> None:
+    def __init__(self, extractor: str = "inception", k: int = 5, ball: str = "open") -> None:
         super().__init__(extractor)
-        self.k = k
+        if ball not in ("open", "closed"):
+            raise ConfigError(f"metrics.prdc.ball: 'open' (< radius, as prdc 0.2) or 'closed' (<=), not {ball!r}.")
+        self.k, self.ball = k, ball
 
     def outputs(self) -> dict[str, tuple[bool, str]]:
-        note = f"Naeem et al. 2020, k = {self.k}, <= radius test"
+        test = "< radius, as prdc 0.2" if self.ball == "open" else "<= radius"
+        note = f"Naeem et al. 2020, k = {self.k}, {test}"
         return {f"{self.name}_{part}": (True, note) for part in ("precision", "recall", "density", "coverage")}
 
     def compute(self, context: SuiteContext) -> dict[str, float]:
         reference = context.features(self.feature_extractor, "reference")
-        values = distribution.prdc(reference, context.features(self.feature_extractor, "candidate"), k=self.k)
+        candidate = context.features(self.feature_extractor, "candidate")
+        values = distribution.prdc(reference, candidate, k=self.k, ball=self.ball)
         return {f"{self.name}_{part}": value for part, value in values.items()}
 
 
