@@ -28,7 +28,8 @@ def textured_images(n: int, shape: tuple[int, ...], seed: int) -> tuple[torch.Te
 
 
 def pyradiomics_features(
-    image: np.ndarray, mask: np.ndarray, bin_width: float, image_types: dict, spacing: float = 1.0
+    image: np.ndarray, mask: np.ndarray, bin_width: float, image_types: dict, spacing: float = 1.0,
+    voxel_array_shift: float = 0,
 ) -> dict[str, float]:
     """pyradiomics 3.0.1 features (first order, GLCM, GLRLM, GLSZM, NGTDM) of one 2D/3D image and bool mask."""
     import radiomics
@@ -36,7 +37,7 @@ def pyradiomics_features(
     from radiomics import featureextractor
 
     radiomics.setVerbosity(logging.ERROR)
-    extractor = featureextractor.RadiomicsFeatureExtractor(binWidth=bin_width)
+    extractor = featureextractor.RadiomicsFeatureExtractor(binWidth=bin_width, voxelArrayShift=voxel_array_shift)
     extractor.disableAllFeatures()
     for feature_class in ("firstorder", "glcm", "glrlm", "glszm", "ngtdm"):
         extractor.enableFeatureClassByName(feature_class)

@@ -50,11 +50,12 @@ def derived_images(
 
 
 def class_features(
-    images: torch.Tensor, masks: torch.Tensor, levels: torch.Tensor, feature_class: str, spacing: tuple[float, ...]
+    images: torch.Tensor, masks: torch.Tensor, levels: torch.Tensor, feature_class: str, spacing: tuple[float, ...],
+    voxel_array_shift: float = 0.0,
 ) -> torch.Tensor:
     """(N, k) features of one class on float64 images (N, *spatial) with bool masks and their grey levels."""
     if feature_class == "firstorder":
-        return first_order.first_order_features(images, masks, levels, spacing)
+        return first_order.first_order_features(images, masks, levels, spacing, voxel_array_shift)
     return {"glcm": glcm.glcm_features, "glrlm": glrlm.glrlm_features, "glszm": glszm.glszm_features,
             "ngtdm": ngtdm.ngtdm_features}[feature_class](levels)  # fmt: skip
 
@@ -68,6 +69,7 @@ def radiomics_features(
     spacing: Sequence[float] | None = None,
     feature_classes: Sequence[str] = tuple(FEATURE_CLASSES),
     batch_size: int = 32,
+    voxel_array_shift: float = 0.0,
 ) -> tuple[torch.Tensor, list[str]]:
     """Radiomics features (N, d) float64 and their names for images (N, 1, H, W) or (N, 1, D, H, W).
 
@@ -75,6 +77,7 @@ def radiomics_features(
     masks: bool, same shape, the region of interest per item (e.g. the brain mask); None = whole image.
     sigmas: LoG widths in mm; spacing: mm per spatial axis (default 1 mm, so sigmas are in voxels).
     batch_size: items processed at once (memory grows linearly with it).
+    voxel_array_shift: pyradiomics' `voxelArrayShift`, added to intensities in Energy, TotalEnergy, RMS.
     """
     _validate(image_types, feature_classes, sigmas, bin_width, batch_size)
     images, masks = check_images_and_masks(images, masks)
@@ -89,7 +92,7 @@ def radiomics_features(
         for type_name, derived in derived_images(batch_images, image_types, sigmas, spacing).items():
             levels = discretise(derived, batch_masks, bin_width)
             for feature_class in feature_classes:
-                columns.append(class_features(derived, batch_masks, levels, feature_class, spacing))
+                columns.append(class_features(derived, batch_masks, levels, feature_class, spacing, voxel_array_shift))
                 names += [f"{type_name}_{feature_class}_{name}" for name in FEATURE_CLASSES[feature_class]]
         chunks.append(torch.cat(columns, dim=1))
     features = torch.cat(chunks, dim=0)
@@ -141,10 +144,12 @@ class RadiomicsExtractor:
         spacing: Sequence[float] | None = None,
         feature_classes: Sequence[str] = tuple(FEATURE_CLASSES),
         batch_size: int = 32,
+        voxel_array_shift: float = 0.0,
     ) -> None:
         self.image_types, self.sigmas = tuple(image_types), tuple(float(s) for s in sigmas)
         self.bin_width, self.spacing = float(bin_width), None if spacing is None else tuple(spacing)
         self.feature_classes, self.batch_size = tuple(feature_classes), int(batch_size)
+        self.voxel_array_shift = float(voxel_array_shift)
         _validate(self.image_types, self.feature_classes, self.sigmas, self.bin_width, self.batch_size)
         self.names: list[str] = []
 
@@ -158,5 +163,6 @@ class RadiomicsExtractor:
             self.spacing,
             self.feature_classes,
             self.batch_size,
+            self.voxel_array_shift,
         )
         return features

@@ -2,7 +2,9 @@
 
 Raw intensities except Entropy and Uniformity, which use the discretised histogram. Variance is the
 population variance; Kurtosis is not excess kurtosis (a Gaussian gives 3); percentiles interpolate
-linearly (numpy's default). TotalEnergy = Energy x voxel volume (mm^2 in 2D, mm^3 in 3D).
+linearly (numpy's default). Energy = sum (x + c)^2 and RootMeanSquared = sqrt(mean (x + c)^2) with c the
+`voxel_array_shift` (pyradiomics `voxelArrayShift`, default 0 there and here; its baseline uses 2000 and
+frd-score 300); TotalEnergy = Energy x voxel volume (mm^2 in 2D, mm^3 in 3D).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ def _masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 
 def first_order_features(
-    images: torch.Tensor, masks: torch.Tensor, levels: torch.Tensor, spacing: tuple[float, ...]
+    images: torch.Tensor, masks: torch.Tensor, levels: torch.Tensor, spacing: tuple[float, ...],
+    voxel_array_shift: float = 0.0,
 ) -> torch.Tensor:
-    """(N, 18) float64 features in the order of NAMES; images float64 (N, *spatial), masks bool, levels int."""
+    """(N, 18) float64 features in the order of NAMES; images float64 (N, *spatial), masks bool, levels int.
+    voxel_array_shift: added to the intensities in Energy, TotalEnergy and RootMeanSquared only."""
     x = images.flatten(1)
     w = masks.flatten(1).double()
     p10, p25, median, p75, p90 = _masked_quantiles(x, masks.flatten(1), (0.1, 0.25, 0.5, 0.75, 0.9))
@@ -39,7 +43,7 @@ def first_order_features(
     kurtosis = torch.where(m2 == 0, 0.0, m4 / safe_m2**2)
     minimum = torch.where(masks.flatten(1), x, torch.inf).amin(1)
     maximum = torch.where(masks.flatten(1), x, -torch.inf).amax(1)
-    energy = (x**2 * w).sum(1)
+    energy = ((x + voxel_array_shift) ** 2 * w).sum(1)
     robust = w * ((x >= p10[:, None]) & (x <= p90[:, None]))
     robust_mean = _masked_mean(x, robust)
     robust_mad = _masked_mean((x - robust_mean[:, None]).abs(), robust)

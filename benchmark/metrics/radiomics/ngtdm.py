@@ -1,8 +1,10 @@
 """Neighbouring grey-tone difference matrix (NGTDM) features, batched; definitions of pyradiomics `ngtdm`.
 
 For each voxel in the mask, A = mean level of its neighbours at distance 1 (8 in 2D, 26 in 3D) that lie
-in the mask; voxels with no such neighbour are left out. Per level i: n_i voxels, s_i = sum |i - A|,
-p_i = n_i / Nvp. Coarseness is 10^6 when sum p_i s_i = 0, as in pyradiomics.
+in the mask. Per level i: n_i voxels, s_i = sum |i - A|, p_i = n_i / Nvp. A voxel with no neighbour in the
+mask is counted in n_i with a zero difference, as pyradiomics 3.0.1's C code does (its docs say such
+voxels are left out; the code and its baseline values count them). Coarseness is 10^6 when sum p_i s_i = 0,
+as in pyradiomics.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ def neighbourhood_differences(levels: torch.Tensor) -> tuple[torch.Tensor, torch
     n_levels = int(levels.max())
     neighbour_sum = _neighbour_sum(levels.double())
     neighbour_count = _neighbour_sum((levels > 0).double())
-    valid = (levels > 0) & (neighbour_count > 0)
-    difference = (levels - neighbour_sum / neighbour_count.clamp_min(1)).abs()
+    valid = levels > 0
+    difference = torch.where(neighbour_count > 0, (levels - neighbour_sum / neighbour_count.clamp_min(1)).abs(), 0.0)
     dump = n * n_levels  # invalid voxels go to an extra bin, cheaper than boolean indexing
     key = torch.where(valid, torch.arange(n).view(-1, *([1] * spatial_dims)) * n_levels + levels - 1, dump).flatten()
     counts = torch.bincount(key, minlength=dump + 1)[:dump].view(n, n_levels).double()
