@@ -47,8 +47,9 @@ def _diagonal_sums(p: torch.Tensor, index: torch.Tensor, length: int) -> torch.T
     return out.index_add_(-1, index.flatten(), flat)
 
 
-def glcm_features(levels: torch.Tensor) -> torch.Tensor:
-    """(N, 24) float64 features in the order of NAMES from discretised levels (N, *spatial), 0 = outside."""
+def glcm_features(levels: torch.Tensor, with_mcc: bool = True) -> torch.Tensor:
+    """(N, 24) float64 features in the order of NAMES from discretised levels (N, *spatial), 0 = outside.
+    with_mcc=False skips the costly MCC (an eigendecomposition per matrix) and leaves it NaN."""
     counts = cooccurrence_matrices(levels)
     total = counts.sum((-1, -2), keepdim=True)
     p = counts / torch.where(total > 0, total, torch.nan)
@@ -102,7 +103,7 @@ def glcm_features(levels: torch.Tensor) -> torch.Tensor:
         "JointAverage": ux.squeeze(-1),
         "JointEnergy": psum(p),
         "JointEntropy": hxy,
-        "MCC": _maximal_correlation(p, px, py, levels),
+        "MCC": _maximal_correlation(p, px, py, levels) if with_mcc else torch.full_like(hxy, torch.nan),
         "MaximumProbability": p.flatten(-2).amax(-1),
         "SumAverage": (p_sum * k_sum).sum(-1),
         "SumEntropy": -(p_sum * torch.log2(p_sum + EPS)).sum(-1),
