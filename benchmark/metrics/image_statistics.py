@@ -24,6 +24,7 @@ from benchmark.metrics.no_reference import (
     variance_of_laplacian,
 )
 from benchmark.metrics.radiomics import RadiomicsExtractor, frd
+from benchmark.metrics.radiomics.frd_v1 import frd_v1_features
 from benchmark.metrics.suite import FeatureCache
 
 PER_IMAGE: dict[str, tuple[Callable[..., torch.Tensor], bool, str]] = {
@@ -115,7 +116,13 @@ class ReferenceCalibrated(SuiteMetric):
 
 class FrechetRadiomicsDistance(SuiteMetric):
     """FRD (Konz et al. 2024): log Fréchet distance of z-scored radiomics features in the brain masks,
-    reference set against candidate set (at most `max_images` items each, seeded subset)."""
+    reference set against candidate set (at most `max_images` items each, seeded subset).
+
+    convention: "frd_v1" reproduces frd-score 1.0.1 (FRDv1: its pyradiomics settings, feature set, float32
+    features, constant reference columns dropped; `image_types`, `sigmas`, `bin_width` are ignored);
+    "native" takes pyradiomics features on the suite's [0, 1] images as they are (bin width 1/32, no
+    resampling, the chosen image types). paper_log: log(d) (the paper's Eq. 3) instead of log(d^2).
+    """
 
     kind = "distribution"
     higher_is_better = False
@@ -123,19 +130,28 @@ class FrechetRadiomicsDistance(SuiteMetric):
 
     def __init__(self, image_types: Sequence[str] = ("original", "log", "wavelet"),
                  sigmas: Sequence[float] = (2.0, 3.0, 4.0, 5.0), bin_width: float = 1 / 32,
-                 max_images: int | None = None, seed: int = 0) -> None:
+                 max_images: int | None = None, seed: int = 0, convention: str = "native",
+                 paper_log: bool = False) -> None:
         super().__init__()
+        if convention not in ("frd_v1", "native"):
+            raise ConfigError(f"metrics.frd.convention: 'frd_v1' (frd-score 1.0.1) or 'native', not {convention!r}.")
+        self.convention, self.paper_log = convention, bool(paper_log)
         self.extractor = RadiomicsExtractor(image_types=image_types, sigmas=sigmas, bin_width=bin_width)
         self.max_images, self.seed = max_images, seed
         self.cache = FeatureCache(max_entries=2)
-        self.notes = (f"radiomics ({'/'.join(image_types)}, bin width {bin_width:g}) in the brain mask, "
-                      f"z-scored with the reference statistics; log of the Fréchet distance; "
+        features = ("frd-score 1.0.1 FRDv1 radiomics" if convention == "frd_v1"
+                    else f"radiomics ({'/'.join(image_types)}, bin width {bin_width:g})")
+        self.notes = (f"{features} in the brain mask, z-scored with the reference statistics; "
+                      f"{'log(d), paper Eq. 3' if paper_log else 'log(d^2), frd-score default'}; "
                       f"{f'at most {max_images}' if max_images else 'all'} items per set")
 
     def _features(self, images: ImageSet) -> torch.Tensor:
         if self.max_images is not None and len(images) > self.max_images:
             generator = torch.Generator().manual_seed(self.seed)
             images = images.subset(torch.randperm(len(images), generator=generator)[: self.max_images].sort().values)
+        if self.convention == "frd_v1":
+            return self.cache.get("radiomics_frd_v1", images.images, lambda: frd_v1_features(
+                images.images.cpu(), images.brain_masks.cpu(), tuple(images.spacing))[0])
         self.extractor.spacing = tuple(images.spacing)
         return self.cache.get("radiomics", images.images,
                               lambda: self.extractor(images.images.cpu(), images.brain_masks.cpu()))
@@ -144,4 +160,6 @@ class FrechetRadiomicsDistance(SuiteMetric):
         reference, candidate = context.sets.get("reference"), _candidate(context)
         if reference is None:
             raise BenchmarkError(f"{self.name}: needs the clean reference set.")
-        return {self.name: frd(self._features(reference), self._features(candidate))}
+        value = frd(self._features(reference), self._features(candidate), paper_log=self.paper_log,
+                    drop_constant=self.convention == "frd_v1")
+        return {self.name: value}

@@ -174,7 +174,8 @@ def frd_v1_features(
     rows, names = [], []
     for start in range(0, len(images_np), batch_size):
         derived, inside, diagnostics = {}, [], []
-        for image, mask in zip(images_np[start : start + batch_size], masks_np[start : start + batch_size], strict=True):
+        chunk = slice(start, start + batch_size)
+        for image, mask in zip(images_np[chunk], masks_np[chunk], strict=True):
             array, item_mask, item_diagnostics = preprocess(image, mask, spacing)
             grid = (TARGET_MM,) * dims
             filtered = derived_images(torch.from_numpy(array)[None], image_types, LOG_SIGMAS, grid)

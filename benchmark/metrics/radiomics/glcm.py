@@ -65,30 +65,33 @@ def glcm_features(levels: torch.Tensor, with_mcc: bool = True) -> torch.Tensor:
     p_diff = _diagonal_sums(p, (i - j).abs().long(), n_levels)
     p_sum = _diagonal_sums(p, (i + j).long(), 2 * n_levels + 1)
 
-    def psum(weight: torch.Tensor) -> torch.Tensor:
-        return (p * weight).sum((-1, -2))
-
-    hxy = -psum(torch.log2(p + EPS))
+    # Only entropies, energy and the maximum need the full (G, G) matrices; every polynomial moment goes through
+    # the marginals or the diagonal sums: i j = ((i + j)^2 - (i - j)^2) / 4 and, p being symmetric (ux = uy),
+    # (i - ux)(j - uy) = ((i + j - ux - uy)^2 - (i - j)^2) / 4.
+    hxy = -(p * torch.log2(p + EPS)).sum((-1, -2))
     hx = -(px * torch.log2(px + EPS)).sum(-1)
     hy = -(py * torch.log2(py + EPS)).sum(-1)
     pxpy = px.unsqueeze(-1) * py.unsqueeze(-2)
-    hxy1 = -psum(torch.log2(pxpy + EPS))
-    hxy2 = -(pxpy * torch.log2(pxpy + EPS)).sum((-1, -2))
-    cluster = (i + j) - (ux + uy).unsqueeze(-1)
-    sigx = psum((i - ux.unsqueeze(-1)) ** 2).sqrt()
-    sigy = psum((j - uy.unsqueeze(-1)) ** 2).sqrt()
-    covariance = psum((i - ux.unsqueeze(-1)) * (j - uy.unsqueeze(-1)))
+    log_pxpy = torch.log2(pxpy + EPS)
+    hxy1 = -(p * log_pxpy).sum((-1, -2))
+    hxy2 = -(pxpy * log_pxpy).sum((-1, -2))
+    centred_sum = k_sum - (ux + uy)
+    contrast = (p_diff * k_diff**2).sum(-1)
+    cluster_tendency = (p_sum * centred_sum**2).sum(-1)
+    sigx = (px * (g - ux) ** 2).sum(-1).sqrt()
+    sigy = (py * (g - uy) ** 2).sum(-1).sqrt()
+    covariance = (cluster_tendency - contrast) / 4
     correlation = torch.where(sigx * sigy == 0, 1.0, covariance / (sigx * sigy + EPS))
     divisor = torch.maximum(hx, hy)
     imc1 = torch.where(divisor == 0, 0.0, (hxy - hxy1) / torch.where(divisor == 0, 1.0, divisor))
     imc2 = torch.where(hxy2 == hxy, 0.0, (1 - torch.exp(-2 * (hxy2 - hxy))).clamp_min(0).sqrt())
     diff_average = (p_diff * k_diff).sum(-1)
     values = {
-        "Autocorrelation": psum(i * j),
-        "ClusterProminence": psum(cluster**4),
-        "ClusterShade": psum(cluster**3),
-        "ClusterTendency": psum(cluster**2),
-        "Contrast": psum((i - j) ** 2),
+        "Autocorrelation": ((p_sum * k_sum**2).sum(-1) - contrast) / 4,
+        "ClusterProminence": (p_sum * centred_sum**4).sum(-1),
+        "ClusterShade": (p_sum * centred_sum**3).sum(-1),
+        "ClusterTendency": cluster_tendency,
+        "Contrast": contrast,
         "Correlation": correlation,
         "DifferenceAverage": diff_average,
         "DifferenceEntropy": -(p_diff * torch.log2(p_diff + EPS)).sum(-1),
@@ -101,13 +104,13 @@ def glcm_features(levels: torch.Tensor, with_mcc: bool = True) -> torch.Tensor:
         "Imc2": imc2,
         "InverseVariance": (p_diff[..., 1:] / k_diff[1:] ** 2).sum(-1),
         "JointAverage": ux.squeeze(-1),
-        "JointEnergy": psum(p),
+        "JointEnergy": (p * p).sum((-1, -2)),
         "JointEntropy": hxy,
         "MCC": _maximal_correlation(p, px, py, levels) if with_mcc else torch.full_like(hxy, torch.nan),
         "MaximumProbability": p.flatten(-2).amax(-1),
         "SumAverage": (p_sum * k_sum).sum(-1),
         "SumEntropy": -(p_sum * torch.log2(p_sum + EPS)).sum(-1),
-        "SumSquares": psum((i - ux.unsqueeze(-1)) ** 2),
+        "SumSquares": sigx**2,
     }
     return torch.stack([values[name].nanmean(1) for name in NAMES], dim=1)
 
