@@ -1,16 +1,13 @@
 """Grey-level run-length matrix (GLRLM) features, batched; definitions of pyradiomics `glrlm`.
 
 A run is a maximal line of voxels with the same level inside the mask along one of the 4 (2D) / 13 (3D)
-directions. Each direction's image lines are gathered once (index table cached per shape), runs are found
-by comparing each voxel with its neighbours on the line, and counted into P(level, length) per direction.
+directions. Runs are found from each voxel's neighbours along the direction and followed from their starts
+(see `run_length_matrices`), then counted into P(level, length) per direction.
 Features are computed per direction and averaged over the directions that hold runs.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-import numpy as np
 import torch
 
 from benchmark.metrics.radiomics.discretise import directions
@@ -25,56 +22,49 @@ NAMES = [
 EPS = torch.finfo(torch.float64).eps
 
 
-@lru_cache(maxsize=32)
-def _line_index(shape: tuple[int, ...], offset: tuple[int, ...]) -> torch.Tensor:
-    """(L, Lmax) flat voxel indices of the image lines along `offset`, -1 past a line's end."""
-    grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1).reshape(-1, len(shape))
-    step = np.array(offset)
-    previous = grid - step
-    is_start = ~np.all((previous >= 0) & (previous < np.array(shape)), axis=1)
-    starts = grid[is_start]
-    length = max(shape)
-    points = starts[:, None, :] + np.arange(length)[None, :, None] * step
-    inside = np.all((points >= 0) & (points < np.array(shape)), axis=2)
-    flat = np.ravel_multi_index(tuple(np.where(inside[..., None], points, 0).transpose(2, 0, 1)), shape)
-    return torch.from_numpy(np.where(inside, flat, -1))
-
-
-def _lines(flat_levels: torch.Tensor, spatial: tuple[int, ...], offset: tuple[int, ...]) -> torch.Tensor:
-    """(N, L, Lmax) levels along the image lines of `offset`, 0-padded (flat_levels has a trailing 0 column)."""
-    axes = [a for a, step in enumerate(offset) if step != 0]
-    if len(axes) == 1:  # along one axis: a transpose, no gather
-        volume = flat_levels[:, :-1].reshape(-1, *spatial)
-        return volume.movedim(axes[0] + 1, -1).reshape(volume.shape[0], -1, spatial[axes[0]])
-    return flat_levels[:, _line_index(spatial, offset)]  # index -1 picks the appended 0
+def _continues(levels: torch.Tensor, offset: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bool (N, *spatial): whether the voxel at -offset (first) / +offset (second) lies in the image and has the
+    same level. A run starts where the first is False, and goes on while the second is True."""
+    source, target = [slice(None)], [slice(None)]
+    for axis, step in enumerate(offset, start=1):
+        size = levels.shape[axis]
+        source.append(slice(max(0, -step), size - max(0, step)))
+        target.append(slice(max(0, step), size - max(0, -step)))
+    same = levels[tuple(source)] == levels[tuple(target)]
+    from_previous = torch.zeros_like(levels, dtype=torch.bool)
+    to_next = torch.zeros_like(levels, dtype=torch.bool)
+    from_previous[tuple(target)] = same
+    to_next[tuple(source)] = same
+    return from_previous, to_next
 
 
 def run_length_matrices(levels: torch.Tensor) -> torch.Tensor:
     """(N, A, G, R) float64 run counts by level 1..G and run length 1..R for the A directions.
 
-    On the gathered lines (N, L, Lmax), laid out contiguously, runs are disjoint intervals in flat order, so
-    the k-th run start pairs with the k-th run end and length = end - start + 1.
+    Per direction, every run start (a voxel in the mask whose predecessor along the direction is outside the
+    image or differs) is followed voxel by voxel while the next voxel has the same level; only the runs
+    still growing are visited, so the work is one step per voxel in the mask and the memory a few volumes.
     """
     n, spatial = levels.shape[0], tuple(levels.shape[1:])
+    levels = levels.contiguous()
     n_levels, max_run = int(levels.max()), max(spatial)
-    small = torch.int16 if n_levels < torch.iinfo(torch.int16).max else torch.int64
     offsets = directions(len(spatial))
     matrices = torch.zeros(n, len(offsets), n_levels * max_run, dtype=torch.float64)
-    flat_levels = torch.cat([levels.flatten(1), torch.zeros(n, 1, dtype=levels.dtype)], 1).to(small)
+    flat_levels = levels.flatten()
+    per_image = flat_levels.numel() // n
     for a, offset in enumerate(offsets):
-        lines = _lines(flat_levels, spatial, offset)
-        changes = lines[..., 1:] != lines[..., :-1]
-        starts, ends = lines > 0, lines > 0
-        starts[..., 1:] &= changes
-        ends[..., :-1] &= changes
-        start_pos = torch.nonzero(starts.flatten()).squeeze(1)
-        end_pos = torch.nonzero(ends.flatten()).squeeze(1)
-        lengths = end_pos - start_pos + 1
-        start_level = lines.flatten()[start_pos].long()
-        start_image = start_pos // (lines.numel() // n)
-        key = start_image * (n_levels * max_run) + (start_level - 1) * max_run + (lengths - 1)
-        counts = torch.bincount(key, minlength=n * n_levels * max_run).view(n, -1)
-        matrices[:, a] = counts.double()
+        from_previous, to_next = _continues(levels, offset)
+        starts = torch.nonzero(((levels > 0) & ~from_previous).flatten()).squeeze(1)
+        goes_on = to_next.flatten()
+        step = sum(o * stride for o, stride in zip(offset, levels.stride()[1:], strict=True))
+        lengths = torch.ones_like(starts)
+        active, position = torch.arange(len(starts)), starts
+        while len(active):
+            keep = goes_on[position]
+            active, position = active[keep], position[keep] + step
+            lengths[active] += 1
+        key = (starts // per_image) * (n_levels * max_run) + (flat_levels[starts] - 1) * max_run + (lengths - 1)
+        matrices[:, a] = torch.bincount(key, minlength=n * n_levels * max_run).view(n, -1).double()
     return matrices.view(n, len(offsets), n_levels, max_run)
 
 
