@@ -49,6 +49,16 @@ def derived_images(
     return out
 
 
+def mask_box(masks: torch.Tensor) -> tuple[slice, ...]:
+    """Index of the smallest box holding every item's mask (N, *spatial): outside it every level is 0, so
+    texture and first-order features are the same on the box, and 3D volumes shrink by about half."""
+    box = [slice(None)]
+    for axis in range(1, masks.ndim):
+        present = torch.nonzero(masks.any(dim=tuple(a for a in range(masks.ndim) if a != axis))).flatten()
+        box.append(slice(int(present.min()), int(present.max()) + 1))
+    return tuple(box)
+
+
 def class_features(
     images: torch.Tensor, masks: torch.Tensor, levels: torch.Tensor, feature_class: str, spacing: tuple[float, ...],
     voxel_array_shift: float = 0.0,
@@ -89,10 +99,12 @@ def radiomics_features(
     for start in range(0, images.shape[0], batch_size):
         batch_images, batch_masks = images[start : start + batch_size], masks[start : start + batch_size]
         columns, names = [], []
+        box = mask_box(batch_masks)
         for type_name, derived in derived_images(batch_images, image_types, sigmas, spacing).items():
-            levels = discretise(derived, batch_masks, bin_width)
+            derived, masks_in_box = derived[box], batch_masks[box]  # filters see the whole image, features the box
+            levels = discretise(derived, masks_in_box, bin_width)
             for feature_class in feature_classes:
-                columns.append(class_features(derived, batch_masks, levels, feature_class, spacing, voxel_array_shift))
+                columns.append(class_features(derived, masks_in_box, levels, feature_class, spacing, voxel_array_shift))
                 names += [f"{type_name}_{feature_class}_{name}" for name in FEATURE_CLASSES[feature_class]]
         chunks.append(torch.cat(columns, dim=1))
     features = torch.cat(chunks, dim=0)
