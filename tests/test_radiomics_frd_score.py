@@ -100,6 +100,14 @@ def test_2d_frd_equals_frd_score_on_generated_sets(tmp_path, paper_log):
     assert ours == pytest.approx(reference, rel=1e-3)
 
 
+@pytest.mark.slow
+def test_3d_frd_equals_frd_score_on_generated_volumes(tmp_path):
+    set_a, set_b = _generated(4, (14, 20, 18), seed=4), _generated(4, (14, 20, 18), seed=5, offset=0.1)
+    reference = _reference_frd(tmp_path, set_a, set_b, (1.2, 1.0, 1.0))
+    ours = frd(_ours(set_a, (1.2, 1.0, 1.0)), _ours(set_b, (1.2, 1.0, 1.0)), drop_constant=True)
+    assert ours == pytest.approx(reference, rel=1e-3)
+
+
 def _flair_slices(cases: list[str], per_case: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Axial FLAIR slices (128 x 128 centre crop, 1 mm) with their brain masks, arrays (y, x)."""
     nibabel = pytest.importorskip("nibabel")

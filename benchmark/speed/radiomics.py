@@ -1,6 +1,8 @@
 """Time our batched radiomics features against pyradiomics 3.0.1 on brain-sized 2D slices.
 
 `python -m benchmark.speed.radiomics [--n 64] [--size 128] [--reference-n 8] [--threads 1] [--out PATH]`
+`python -m benchmark.speed.radiomics --volume 155 240 240` times original-image features of one BraTS-sized
+3D volume instead (a textured ellipsoid "brain" in the middle), with the process's peak resident memory.
 Images: smoothed noise of varied grain in [0, 1] with an elliptical "brain" mask, seeded. Settings as the
 FRD default: original + LoG (sigma 2, 3, 4, 5 mm at 1.5 mm spacing) + 4 wavelet bands, binWidth 1/32,
 711 features. pyradiomics (single-threaded by design) runs on the first `reference-n` images only and is
@@ -70,6 +72,24 @@ def time_pyradiomics(images: torch.Tensor, masks: torch.Tensor) -> tuple[float, 
     return time.perf_counter() - start, count
 
 
+def time_volume(shape: tuple[int, int, int]) -> dict:
+    """Original-image features of one textured 3D volume with an ellipsoid mask: seconds and peak RSS (GB)."""
+    import resource
+
+    rng = np.random.default_rng(0)
+    grid = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    mask = sum((axis / 0.8) ** 2 for axis in grid) < 1
+    image = gaussian_filter(rng.random(shape), 1.0) * mask
+    image = torch.from_numpy((image / image.max()).astype(np.float32))[None, None]
+    start = time.perf_counter()
+    features, _ = radiomics_features(image, torch.from_numpy(mask)[None, None], image_types=("original",))
+    seconds = time.perf_counter() - start
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
+    print(f"| {'x'.join(map(str, shape))} volume, {features.shape[1]} original-image features | {seconds:.2f} s | "
+          f"peak RSS {peak_gb:.2f} GB |")
+    return {"shape": list(shape), "seconds": seconds, "peak_rss_gb": peak_gb, "features": features.shape[1]}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=64, help="slices timed for our implementation")
@@ -77,8 +97,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--reference-n", type=int, default=8, help="slices timed for pyradiomics")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for ours (1: fair on a shared machine)")
     parser.add_argument("--out", type=Path, default=Path("outputs/speed/radiomics.json"))
+    parser.add_argument("--volume", type=int, nargs=3, default=None, help="time one 3D volume of this shape")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.volume is not None:
+        return time_volume(tuple(args.volume))
     images, masks = brain_like_slices(args.n, args.size, seed=0)
     ours_s, ours_d = time_ours(images, masks)
     ref_s, ref_d = time_pyradiomics(images[: args.reference_n], masks[: args.reference_n])

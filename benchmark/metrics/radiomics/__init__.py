@@ -2,5 +2,6 @@
 
 from benchmark.metrics.radiomics.extractor import RadiomicsExtractor, radiomics_features
 from benchmark.metrics.radiomics.frd import frd
+from benchmark.metrics.radiomics.frd_v1 import frd_v1_features
 
-__all__ = ["RadiomicsExtractor", "frd", "radiomics_features"]
+__all__ = ["RadiomicsExtractor", "frd", "frd_v1_features", "radiomics_features"]
