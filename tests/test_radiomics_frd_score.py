@@ -136,6 +136,19 @@ def test_frd_equals_frd_score_on_20_real_flair_slices_per_set(tmp_path):
     assert ours == pytest.approx(reference, rel=1e-3)
 
 
+def test_suite_entry_with_frd_v1_computes_frd_of_frd_v1_features():
+    from perturbations.synthetic import synthetic_imageset
+    from tests.test_metrics_image_statistics import noisy, run
+
+    clean = synthetic_imageset(n=6, size=64, seed=0)
+    candidate = noisy(clean, 0.05)
+    features = [frd_v1_features(s.images, s.brain_masks, s.spacing)[0] for s in (clean, candidate)]
+    metric = FrechetRadiomicsDistance(convention="frd_v1")
+    assert run(metric, clean, candidate) == pytest.approx(frd(*features, drop_constant=True), rel=1e-12)
+    metric.paper_log = True  # same cached features, half the log
+    assert run(metric, clean, candidate) == pytest.approx(frd(*features, drop_constant=True) / 2, rel=1e-12)
+
+
 def test_suite_entry_conventions_and_errors():
     assert "frd-score 1.0.1" in FrechetRadiomicsDistance(convention="frd_v1").notes
     assert "paper Eq. 3" in FrechetRadiomicsDistance(convention="frd_v1", paper_log=True).notes
