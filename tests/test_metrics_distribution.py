@@ -236,3 +236,8 @@ def test_prdc_ball_parts_only_on_ties():
     assert prdc(real, fake) == prdc(real, fake, ball="closed")
     with pytest.raises(BenchmarkError, match="ball"):
         prdc(real, real, ball="<=")
+    from benchmark.metrics.entries import PRDCMetric
+
+    with pytest.raises(BenchmarkError, match="metrics.prdc.ball"):
+        PRDCMetric(ball="<=")
+    assert "< radius, as prdc 0.2" in PRDCMetric().outputs()["PRDCMetric_precision"][1]
