@@ -238,6 +238,6 @@ def test_prdc_ball_parts_only_on_ties():
         prdc(real, real, ball="<=")
     from benchmark.metrics.entries import PRDCMetric
 
-    with pytest.raises(BenchmarkError, match="metrics.prdc.ball"):
+    with pytest.raises(BenchmarkError, match=r"metrics\.prdc\.ball"):
         PRDCMetric(ball="<=")
     assert "< radius, as prdc 0.2" in PRDCMetric().outputs()["PRDCMetric_precision"][1]
