@@ -100,13 +100,15 @@ def run_module(module: str, base: Path, workers: int) -> dict[str, object]:
     mutmut = Path(sys.executable).parent / "mutmut"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.monotonic()
-    run = subprocess.run(["nice", "-n", "15", str(mutmut), "run", "--max-children", str(workers)], cwd=target,
-                         env=env, capture_output=True, text=True)
+    log = target / "mutmut-run.log"
+    print(f"{module}: mutating {' '.join(files)} against {' '.join(tests)}; progress in {log}", flush=True)
+    with log.open("w") as stream:
+        run = subprocess.run(["nice", "-n", "15", str(mutmut), "run", "--max-children", str(workers)],
+                             cwd=target, env=env, stdout=stream, stderr=subprocess.STDOUT)
     elapsed = time.monotonic() - start
-    (target / "mutmut-run.log").write_text(run.stdout + run.stderr)
     if run.returncode != 0:
-        print(run.stdout[-4000:], run.stderr[-4000:], sep="\n")
-        sys.exit(f"{module}: mutmut run failed (exit {run.returncode}); log in {target / 'mutmut-run.log'}")
+        print(log.read_text()[-4000:])
+        sys.exit(f"{module}: mutmut run failed (exit {run.returncode}); log in {log}")
     status = results(target, mutmut)
     equivalents = recorded_equivalents()
     killed = [n for n, s in status.items() if s in ("killed", "timeout", "caught by type check")]
