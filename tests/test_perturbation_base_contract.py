@@ -100,7 +100,7 @@ def test_end_points_bounds_are_inclusive_and_errors_name_the_parameter():
     assert end_points("p", [0.0, 1.0], low=0.0, high=1.0) == (0.0, 1.0)
     assert end_points("n", [2, 4], integer=True) == (2.0, 4.0)
     cases = [
-        ((-0.01, 1.0), {"low": 0.0}, r"^parameter 'p' = \[-0.01, 1.0\]: every value must lie in \[0.0, inf\], got -0.01"),
+        ((-0.01, 1), {"low": 0.0}, r"^parameter 'p' = \[-0.01, 1\]: every value must lie in \[0.0, inf\], got -0.01$"),
         ((0.5, 1.5), {"high": 1.0}, r"^parameter 'p' = \[0.5, 1.5\]: every value must lie in \[-inf, 1.0\], got 1.5$"),
         ((0.5, float("nan")), {}, r"^parameter 'p' = \[0.5, nan\]: every value must lie in \[-inf, inf\], got nan$"),
         ((1, 2.5), {"integer": True}, r"^parameter 'p' = \[1, 2.5\] must hold whole numbers$"),
