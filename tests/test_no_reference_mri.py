@@ -132,8 +132,8 @@ def test_input_checks_name_the_metric_and_the_fix():
     images, masks = mri("2d")
     with pytest.raises(DataError, match=r"^total_variation: images must be a torch.Tensor, got ndarray$"):
         total_variation(images.numpy())
-    with pytest.raises(DataError, match=r"^blur_effect: images must be \(N, 1, H, W\) or \(N, 1, D, H, W\) with N >= 1, "
-                                        r"got \(2, 2, 48, 40\)$"):
+    shapes = r"\(N, 1, H, W\) or \(N, 1, D, H, W\)"
+    with pytest.raises(DataError, match=rf"^blur_effect: images must be {shapes} with N >= 1, got \(2, 2, 48, 40\)$"):
         blur_effect(images.repeat(1, 2, 1, 1))
     with pytest.raises(DataError, match=r"got \(0, 1, 48, 40\)$"):
         blur_effect(images[:0])
