@@ -90,41 +90,50 @@ def results(target: Path, mutmut: Path) -> dict[str, str]:
     return {m[1]: m[2] for line in out.splitlines() if (m := re.match(r"^\s+(\S+): (.+)$", line))}
 
 
+MUTMUT = Path(sys.executable).parent / "mutmut"
+
+
 def run_module(module: str, base: Path, workers: int) -> dict[str, object]:
+    """Copy, configure and run mutmut on one module, then summarise."""
     files, tests = MODULES[module]
     missing = [t for t in tests if not (ROOT / t).exists()]
     tests = [t for t in tests if (ROOT / t).exists()]
     target = base / module
     copy_worktree(target)
     configure(target, files, tests)
-    mutmut = Path(sys.executable).parent / "mutmut"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.monotonic()
     log = target / "mutmut-run.log"
     print(f"{module}: mutating {' '.join(files)} against {' '.join(tests)}; progress in {log}", flush=True)
     with log.open("w") as stream:
-        run = subprocess.run(["nice", "-n", "15", str(mutmut), "run", "--max-children", str(workers)],
+        run = subprocess.run(["nice", "-n", "15", str(MUTMUT), "run", "--max-children", str(workers)],
                              cwd=target, env=env, stdout=stream, stderr=subprocess.STDOUT)
     elapsed = time.monotonic() - start
     if run.returncode != 0:
         print(log.read_text()[-4000:])
         sys.exit(f"{module}: mutmut run failed (exit {run.returncode}); log in {log}")
-    status = results(target, mutmut)
+    return summarise(module, target, {"minutes": round(elapsed / 60, 1), "tests": tests, "missing_tests": missing})
+
+
+def summarise(module: str, target: Path, extra: dict[str, object]) -> dict[str, object]:
+    """Score of a (possibly interrupted) run: killed over checked mutants not recorded as equivalent."""
+    status = results(target, MUTMUT)
     equivalents = recorded_equivalents()
     killed = [n for n, s in status.items() if s in ("killed", "timeout", "caught by type check")]
+    unchecked = [n for n, s in status.items() if s == "not checked"]
     equivalent = [n for n in status if n in equivalents and n not in killed]
-    open_survivors = sorted(n for n in status if n not in killed and n not in equivalent)
-    scored = len(status) - len(equivalent)
-    summary = {"module": module, "mutants": len(status), "killed": len(killed), "equivalent": len(equivalent),
-               "survived": len(open_survivors), "score": len(killed) / scored if scored else 1.0,
-               "minutes": round(elapsed / 60, 1), "tests": tests, "missing_tests": missing,
-               "survivors": open_survivors}
+    open_survivors = sorted(n for n in status if n not in killed and n not in equivalent and n not in unchecked)
+    scored = len(status) - len(equivalent) - len(unchecked)
+    summary = {"module": module, "mutants": len(status), "checked": len(status) - len(unchecked),
+               "killed": len(killed), "equivalent": len(equivalent), "survived": len(open_survivors),
+               "score": len(killed) / scored if scored else 1.0, **extra, "survivors": open_survivors}
     (target / "summary.json").write_text(json.dumps(summary, indent=2))
     for name in open_survivors:
-        diff = subprocess.run([str(mutmut), "show", name], cwd=target, capture_output=True, text=True).stdout
+        diff = subprocess.run([str(MUTMUT), "show", name], cwd=target, capture_output=True, text=True).stdout
         print(f"--- {status[name]}: {name}\n" + "\n".join(diff.splitlines()[3:]))
     print(f"{module}: {len(killed)} of {scored} non-equivalent mutants killed ({100 * summary['score']:.1f} %), "
-          f"{len(equivalent)} equivalent, {len(status)} in all, {summary['minutes']} min")
+          f"{len(equivalent)} equivalent, {summary['checked']} of {len(status)} checked"
+          + (f", {extra['minutes']} min" if "minutes" in extra else ""))
     return summary
 
 
@@ -133,6 +142,8 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"one of {', '.join(MODULES)}")
     parser.add_argument("--list", action="store_true", help="list the modules and their test files")
     parser.add_argument("--workers", type=int, default=1, help="parallel mutant workers (default 1)")
+    parser.add_argument("--report", action="store_true",
+                        help="only summarise the last (or a still running, or interrupted) run of each module")
     args = parser.parse_args()
     if args.list or not args.modules:
         for name, (files, tests) in MODULES.items():
@@ -143,7 +154,10 @@ def main() -> None:
         parser.error(f"unknown module(s) {unknown}; choose from {', '.join(MODULES)}")
     base = Path(os.environ.get("MUTATION_DIR", "/tmp/mribench-mutation"))
     for module in args.modules:
-        run_module(module, base, args.workers)
+        if args.report:
+            summarise(module, base / module, {})
+        else:
+            run_module(module, base, args.workers)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,19 @@ def test_exact_copies_of_a_duplicated_training_sample_are_copies():
     assert copy_rate(train, mixed) == pytest.approx(copy_rate(train, fresh) * 30 / 40 + 10 / 40, abs=1e-15)
 
 
+def test_exact_copies_are_at_distance_zero_in_large_sets_of_large_features():
+    """40 training samples, each present twice, with Inception-like magnitudes (around 100): every training
+    radius is 0, so only exact distances (no |x|^2 + |y|^2 - 2 x.y cancellation, which leaves ~1e-5) count
+    the exact copies."""
+    rng = np.random.default_rng(2)
+    distinct = torch.from_numpy(100 + rng.normal(size=(20, 16)))
+    train = torch.cat([distinct, distinct])
+    assert copy_rate(train, distinct[:10]) == 1.0
+    assert copy_rate(train, distinct[:10] + 1e-3) == 0.0
+    assert authenticity(train, distinct[:10]) == 0.0
+    assert authenticity(train, distinct[:10] + 1e-3) == 1.0  # farther than the radius 0: authentic
+
+
 def test_copy_rate_uses_the_median_of_an_even_count_and_an_inclusive_radius():
     """Train {0, 1, 3, 7}: radii 1, 1, 2, 4, median 1.5. Threshold 1: 8.5 (distance 1.5) counts, 8.6 does not,
     1.25 (0.25) counts. Threshold 0.2: radius 0.3; 1.25 is 0.25 away (counts), 3.5 is 0.5 away (does not)."""
