@@ -176,3 +176,25 @@ def test_mixed_precision_pairs_are_promoted_to_the_wider_type():
     a32, b64 = torch.from_numpy(x).float(), torch.from_numpy(y)
     assert ssim(a32, b64).dtype == torch.float64
     np.testing.assert_allclose(ssim(a32, b64).numpy(), skimage_ssim(a32.double().numpy(), y, 1.0), atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", ["unit", "scanner_12bit"])
+def test_nmi_matches_scikit_image_when_the_range_is_exactly_zero_to_peak(scale):
+    """Zero background and a voxel at the peak: the joint histogram spans exactly [0, 1] or [0, 4095]."""
+    x, y, data_range = scaled_pair(SHAPES["2d"], scale)
+    x[:, 0, 40, 40] = y[:, 0, 40, 40] = data_range
+    assert x.min() == 0 and x.max() == data_range
+    ours = nmi(torch.from_numpy(x), torch.from_numpy(y)).numpy()
+    expected = [normalized_mutual_information(x[i], y[i], bins=100) for i in range(2)]
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-12)
+
+
+def test_nmi_of_constant_items():
+    """An empty slice against a structured one: 1 (no shared information), as scikit-image; two empty
+    slices: 2 (each determines the other) instead of scikit-image's 0/0."""
+    _, y, _ = scaled_pair(SHAPES["2d"], "unit")
+    empty = np.zeros_like(y)
+    assert nmi(torch.from_numpy(empty), torch.from_numpy(y)).tolist() == pytest.approx(
+        [normalized_mutual_information(empty[i], y[i], bins=100) for i in range(2)], abs=1e-12)
+    both = nmi(torch.from_numpy(empty), torch.from_numpy(empty + 0.3))
+    assert both.tolist() == [2.0, 2.0]
