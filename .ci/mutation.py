@@ -76,10 +76,10 @@ def configure(target: Path, files: list[str], tests: list[str]) -> None:
 
 
 def recorded_equivalents() -> dict[str, str]:
-    """Mutant name -> reason, from lines "- `name`: reason" of tests/mutation_equivalents.md."""
+    """Mutant name -> change and reason, from lines "- `name` (change): reason" of tests/mutation_equivalents.md."""
     if not EQUIVALENTS.exists():
         return {}
-    pattern = re.compile(r"^- `([^`]+)`(?: \([^)]*\))?: (.+)$")
+    pattern = re.compile(r"^- `([^`]+)` (.+)$")
     return {m[1]: m[2] for line in EQUIVALENTS.read_text().splitlines() if (m := pattern.match(line))}
 
 
