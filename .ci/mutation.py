@@ -15,6 +15,7 @@ diff of every survivor not recorded as equivalent in tests/mutation_equivalents.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -115,11 +116,59 @@ def run_module(module: str, base: Path, workers: int) -> dict[str, object]:
     return summarise(module, target, {"minutes": round(elapsed / 60, 1), "tests": tests, "missing_tests": missing})
 
 
-def summarise(module: str, target: Path, extra: dict[str, object]) -> dict[str, object]:
+def function_source(module_text: str, name: str) -> str | None:
+    """The source of the first function or method called `name` in a module's text (None if absent)."""
+    tree = ast.parse(module_text)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            return ast.get_source_segment(module_text, node)
+    return None
+
+
+def recheck(module: str, target: Path) -> None:
+    """Run each open survivor again, against the module's test files as they are now in the checkout.
+
+    For tests written after the run: the current source and test files are copied in, the mutant's function
+    replaces its current version (`mutmut apply`), pytest runs the tests, and the source is restored. The
+    verdicts go to `recheck.json`, which `summarise` reads. A survivor whose function changed since the run
+    is "stale": run the module again for it.
+    """
+    files, tests = MODULES[module]
+    sources = [p.relative_to(target) for pattern in files for p in target.glob(pattern)]
+    at_run = {path: (target / path).read_text() for path in sources}
+    tests = [t for t in tests if (ROOT / t).exists()]
+    for name in [*tests, "tests/mri_like.py"]:
+        shutil.copy2(ROOT / name, target / name)
+    verdicts = json.loads((target / "recheck.json").read_text()) if (target / "recheck.json").exists() else {}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    for name in summarise(module, target, {}, quiet=True)["survivors"]:
+        function = re.sub(r"__mutmut_\d+$", "", name.rpartition(".")[2]).removeprefix("x_").split("ǁ")[-1]
+        if any(function_source(text, function) != function_source((ROOT / path).read_text(), function)
+               for path, text in at_run.items()):
+            verdicts[name] = "stale"
+            print(f"stale: {name}", flush=True)
+            continue
+        for path in sources:
+            shutil.copy2(ROOT / path, target / path)
+        subprocess.run([str(MUTMUT), "apply", name], cwd=target, check=True, capture_output=True)
+        try:
+            run = subprocess.run(["nice", "-n", "15", sys.executable, "-m", "pytest", "-x", "-q", "-p",
+                                  "no:cacheprovider", *tests], cwd=target, env=env, capture_output=True)
+        finally:
+            for path, text in at_run.items():
+                (target / path).write_text(text)
+        verdicts[name] = {0: "survived", 1: "killed", 3: "killed"}.get(run.returncode, "error")
+        print(f"{verdicts[name]}: {name}", flush=True)
+        (target / "recheck.json").write_text(json.dumps(verdicts, indent=2))
+
+
+def summarise(module: str, target: Path, extra: dict[str, object], quiet: bool = False) -> dict[str, object]:
     """Score of a (possibly interrupted) run: killed over checked mutants not recorded as equivalent."""
     status = results(target, MUTMUT)
+    rechecked = json.loads((target / "recheck.json").read_text()) if (target / "recheck.json").exists() else {}
+    status.update({n: "killed (recheck)" for n, v in rechecked.items() if v == "killed" and n in status})
     equivalents = recorded_equivalents()
-    killed = [n for n, s in status.items() if s in ("killed", "timeout", "caught by type check")]
+    killed = [n for n, s in status.items() if s in ("killed", "killed (recheck)", "timeout", "caught by type check")]
     unchecked = [n for n, s in status.items() if s == "not checked"]
     equivalent = [n for n in status if n in equivalents and n not in killed]
     open_survivors = sorted(n for n in status if n not in killed and n not in equivalent and n not in unchecked)
@@ -127,6 +176,8 @@ def summarise(module: str, target: Path, extra: dict[str, object]) -> dict[str, 
     summary = {"module": module, "mutants": len(status), "checked": len(status) - len(unchecked),
                "killed": len(killed), "equivalent": len(equivalent), "survived": len(open_survivors),
                "score": len(killed) / scored if scored else 1.0, **extra, "survivors": open_survivors}
+    if quiet:
+        return summary
     (target / "summary.json").write_text(json.dumps(summary, indent=2))
     for name in open_survivors:
         diff = subprocess.run([str(MUTMUT), "show", name], cwd=target, capture_output=True, text=True).stdout
@@ -142,6 +193,8 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"one of {', '.join(MODULES)}")
     parser.add_argument("--list", action="store_true", help="list the modules and their test files")
     parser.add_argument("--workers", type=int, default=1, help="parallel mutant workers (default 1)")
+    parser.add_argument("--recheck", action="store_true",
+                        help="run the survivors of the last run again against the current test files")
     parser.add_argument("--report", action="store_true",
                         help="only summarise the last (or a still running, or interrupted) run of each module")
     args = parser.parse_args()
@@ -154,7 +207,10 @@ def main() -> None:
         parser.error(f"unknown module(s) {unknown}; choose from {', '.join(MODULES)}")
     base = Path(os.environ.get("MUTATION_DIR", "/tmp/mribench-mutation"))
     for module in args.modules:
-        if args.report:
+        if args.recheck:
+            recheck(module, base / module)
+            summarise(module, base / module, {})
+        elif args.report:
             summarise(module, base / module, {})
         else:
             run_module(module, base, args.workers)
