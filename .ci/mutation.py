@@ -32,7 +32,8 @@ EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.md"
 # runs the tests of this list that call the mutated function.
 MODULES: dict[str, tuple[list[str], list[str]]] = {
     "image": (["benchmark/metrics/image.py"], ["tests/test_metrics_image.py", "tests/test_image_metrics_mri.py"]),
-    "image_statistics": (["benchmark/metrics/image_statistics.py"], ["tests/test_metrics_image_statistics.py"]),
+    "image_statistics": (["benchmark/metrics/image_statistics.py"],
+                         ["tests/test_image_statistics_entries.py", "tests/test_metrics_image_statistics.py"]),
     "memorisation": (["benchmark/metrics/memorisation.py"],
                      ["tests/test_metrics_memorisation.py", "tests/test_memorisation_ties.py"]),
     "diversity": (["benchmark/metrics/diversity.py"],
