@@ -198,3 +198,16 @@ def test_nmi_of_constant_items():
         [normalized_mutual_information(empty[i], y[i], bins=100) for i in range(2)], abs=1e-12)
     both = nmi(torch.from_numpy(empty), torch.from_numpy(empty + 0.3))
     assert both.tolist() == [2.0, 2.0]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_metrics_on_cuda_equal_the_cpu_values():
+    """Every tensor a metric makes lives on the images' device (a CPU-only index breaks NMI on CUDA)."""
+    x, y, data_range = scaled_pair(SHAPES["3d"], "scanner_12bit")
+    a, b = torch.from_numpy(x), torch.from_numpy(y)
+    for metric in (ssim, ms_ssim, psnr):
+        torch.testing.assert_close(metric(a.cuda(), b.cuda(), data_range=data_range).cpu(),
+                                   metric(a, b, data_range=data_range), rtol=1e-10, atol=1e-12)
+    for metric in (mse, mae, nmse, nmi):
+        torch.testing.assert_close(metric(a.cuda(), b.cuda()).cpu(), metric(a, b), rtol=1e-10, atol=1e-12)
