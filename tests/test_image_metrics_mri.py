@@ -211,3 +211,24 @@ def test_metrics_on_cuda_equal_the_cpu_values():
                                    metric(a, b, data_range=data_range), rtol=1e-10, atol=1e-12)
     for metric in (mse, mae, nmse, nmi):
         torch.testing.assert_close(metric(a.cuda(), b.cuda()).cpu(), metric(a, b), rtol=1e-10, atol=1e-12)
+
+
+def test_nmse_names_the_all_zero_reference_items_first_ten():
+    x, y, _ = scaled_pair(SHAPES["2d"], "unit")
+    candidates = torch.from_numpy(x[[0]]).repeat(13, 1, 1, 1)
+    references = torch.from_numpy(y[[0]]).repeat(13, 1, 1, 1)
+    references[1] = 0
+    with pytest.raises(BenchmarkError, match=r"^nmse: reference item\(s\) \[1\] are all zero; NMSE is undefined"):
+        nmse(candidates, references)
+    references[1:] = 0
+    with pytest.raises(BenchmarkError, match=r"^nmse: reference item\(s\) \[1, 2, 3, 4, 5, 6, 7, 8, 9, 10\] are"):
+        nmse(candidates, references)
+
+
+def test_every_metric_returns_the_input_precision():
+    x, y, _ = scaled_pair(SHAPES["2d"], "unit")
+    for dtype in (torch.float32, torch.float64):
+        a, b = torch.from_numpy(x).to(dtype), torch.from_numpy(y).to(dtype)
+        for metric in (ssim, ms_ssim, mse, mae, nmse, nmi):
+            assert metric(a, b).dtype == dtype, metric.__name__
+        assert psnr(a, b, data_range=1.0).dtype == dtype

@@ -132,3 +132,24 @@ def test_diversity_input_errors_name_the_metric():
                                             torch.tensor([5])), torch.tensor(float("nan"), dtype=torch.float64)))
     with pytest.raises(BenchmarkError, match=r"^ms_ssim_diversity: images has dtype torch.int64"):
         ms_ssim_diversity(images.long())
+
+
+def test_diversity_default_budget_and_small_and_volume_sets():
+    """2016 pairs of 64 items: the default budget of 2000 pairs samples them; two items and 3D volumes work."""
+    rng = np.random.default_rng(5)
+    small = torch.from_numpy(rng.random((64, 1, 24, 24)))
+    assert ms_ssim_diversity(small) == ms_ssim_diversity(small, max_pairs=2000, seed=0)
+    assert ms_ssim_diversity(small) != pytest.approx(ms_ssim_diversity(small, max_pairs=2001, seed=0), abs=1e-12)
+    a, b = mri_like_set(2)
+    assert ms_ssim_diversity(torch.stack([a, b])) == pytest.approx(ms_ssim(a[None], b[None]).item(), abs=1e-12)
+    _, volumes, _ = pair((24, 24, 24), n=3, seed=6)
+    volumes = torch.from_numpy(volumes)
+    expected = np.mean([ms_ssim(volumes[[i]], volumes[[j]]).item() for i, j in ((0, 1), (0, 2), (1, 2))])
+    assert ms_ssim_diversity(volumes) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_diversity_on_cuda_equals_cpu():
+    images = mri_like_set(4)
+    assert ms_ssim_diversity(images.cuda()) == pytest.approx(ms_ssim_diversity(images), abs=1e-10)
