@@ -15,6 +15,7 @@ import torch
 from monai.networks.nets import UNet
 
 from benchmark.data.imageset import ImageSet
+from benchmark.errors import ConfigError
 from segmentation.evaluation import evaluate_segmenter, item_hd95, score_label_maps, subject_groups
 from segmentation.segmenter import Segmenter
 
@@ -135,6 +136,9 @@ def test_evaluate_segmenter_scores_the_model_prediction_and_drops_non_finite_ite
     assert evaluate_segmenter(model, test, device="cpu").equals(expected)
     images = test.images.clone()
     images[1] = float("nan")
-    with pytest.warns(UserWarning, match="NaN/Inf"):
+    with pytest.warns(UserWarning, match=r"^the test set has 1 item\(s\) with NaN/Inf images, left out: \[1\]$"):
         table = evaluate_segmenter(model, test.with_images(images))
     assert table["n_items"].tolist() == [1, 1]
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"^segmentation was asked to run on cuda but this machine has 0 CUDA"):
+            evaluate_segmenter(model, test, device="cuda")
