@@ -137,6 +137,12 @@ def test_ms_ssim_scale_count_follows_the_smallest_side():
     for shape, scales in expectations.items():
         x, y, _ = scaled_pair(shape, "unit")
         assert ms_ssim(torch.from_numpy(x), torch.from_numpy(y), return_scales=True)[1] == scales, shape
+    x, y, _ = scaled_pair((180, 176), "unit")
+    a, b = torch.from_numpy(x), torch.from_numpy(y)
+    values, used = ms_ssim(a, b, weights=(0.2, 0.3, 0.5), return_scales=True)
+    assert used == 3  # as many scales as weights given, even where 5 would fit
+    monai = MultiScaleSSIMMetric(spatial_dims=2, data_range=1.0, weights=(0.2, 0.3, 0.5))(a, b).flatten()
+    np.testing.assert_allclose(values.numpy(), monai.double().numpy(), rtol=0, atol=MONAI_TOL)
     with pytest.raises(BenchmarkError, match=r"^ms_ssim: images of spatial shape \(10, 64\) are smaller"):
         ms_ssim(torch.zeros(1, 1, 10, 64), torch.zeros(1, 1, 10, 64))
 
