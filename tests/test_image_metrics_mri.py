@@ -25,6 +25,7 @@ from skimage.metrics import (
 
 from benchmark.errors import BenchmarkError
 from benchmark.metrics import mae, ms_ssim, mse, nmi, nmse, psnr, ssim
+from benchmark.metrics.image import ms_ssim_scales
 from tests.mri_like import SCALES, pair, z_scored
 
 SHAPES = {"2d": (96, 80), "3d": (24, 40, 32)}
@@ -137,6 +138,7 @@ def test_ms_ssim_scale_count_follows_the_smallest_side():
     for shape, scales in expectations.items():
         x, y, _ = scaled_pair(shape, "unit")
         assert ms_ssim(torch.from_numpy(x), torch.from_numpy(y), return_scales=True)[1] == scales, shape
+    assert ms_ssim_scales((400, 400)) == 5 and ms_ssim_scales((400, 400), max_scales=3) == 3  # capped
     x, y, _ = scaled_pair((180, 176), "unit")
     a, b = torch.from_numpy(x), torch.from_numpy(y)
     values, used = ms_ssim(a, b, weights=(0.2, 0.3, 0.5), return_scales=True)
