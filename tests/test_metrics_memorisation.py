@@ -18,7 +18,7 @@ def _numpy_authenticity(train, fake):
     radius = d_tt.min(1)
     d_ft = np.sqrt(((fake[:, None] - train[None]) ** 2).sum(-1))
     nearest = d_ft.argmin(1)
-    return float((d_ft.min(1) >= radius[nearest]).mean())
+    return float((d_ft.min(1) > radius[nearest]).mean())  # Alaa et al.'s code: real_to_real < real_to_synth
 
 
 def test_authenticity_and_copy_rate_detect_copies():

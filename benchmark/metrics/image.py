@@ -191,7 +191,8 @@ def nmi(x: torch.Tensor, y: torch.Tensor, bins: int = 100) -> torch.Tensor:
     """Normalised mutual information per item (N,): (H(X) + H(Y)) / H(X, Y), in [1, 2].
 
     Studholme et al. 1999; the scikit-image `normalized_mutual_information` convention: a joint
-    histogram of `bins` x `bins` over each item's own intensity range (all channels together).
+    histogram of `bins` x `bins` over each item's own intensity range (all channels together). Two constant
+    items (an empty slice against an empty slice) determine each other: 2, where scikit-image gives 0/0 = NaN.
     """
     x, y = check_image_pair(x, y, "nmi")
     n = x.shape[0]
@@ -203,7 +204,9 @@ def nmi(x: torch.Tensor, y: torch.Tensor, bins: int = 100) -> torch.Tensor:
     entropy_joint = _entropy(joint.flatten(1))
     entropy_x = _entropy(joint.sum(2))
     entropy_y = _entropy(joint.sum(1))
-    return ((entropy_x + entropy_y) / entropy_joint).to(x.dtype)
+    both_constant = entropy_joint == 0
+    ratio = (entropy_x + entropy_y) / torch.where(both_constant, 1.0, entropy_joint)
+    return torch.where(both_constant, 2.0, ratio).to(x.dtype)
 
 
 def _bin_index(values: torch.Tensor, bins: int) -> torch.Tensor:

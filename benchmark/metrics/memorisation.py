@@ -1,8 +1,10 @@
 """Memorisation detectors on feature matrices: does a generated set copy its training data?
 
-- `authenticity` (Alaa et al., ICML 2022): a generated sample is a copy when it lies closer to its nearest
-  training sample than that training sample lies to its own nearest training neighbour; the score is the
-  fraction of authentic (non-copied) samples, higher is better.
+- `authenticity` (Alaa et al., ICML 2022): a generated sample is authentic only when it lies farther from
+  its nearest training sample than that training sample lies from its own nearest training neighbour
+  (strictly, as the authors' code `real_to_real < real_to_synth`: an exact copy of a training image that is
+  duplicated in the training set, distance 0 = radius 0, is a copy); the score is the fraction of
+  authentic samples, higher is better.
 - `copy_rate`: the fraction of generated samples whose nearest training sample is closer than `threshold`
   times the median nearest-neighbour distance inside the training set (scale-free; lower is better).
 - `fid_train_gap`: FID(generated, train) - FID(generated, held-out real). A memorising generator sits
@@ -36,12 +38,13 @@ def _prepare(train_feats: torch.Tensor, fake_feats: torch.Tensor, metric: str) -
 
 
 def authenticity(train_feats: torch.Tensor, fake_feats: torch.Tensor) -> float:
-    """Fraction of generated samples that are authentic (not closer to a training sample than its own
-    nearest training neighbour), in [0, 1]; 1 = no copies. Needs >= 2 training samples."""
+    """Fraction of generated samples that are authentic (farther from their nearest training sample than
+    that sample's own nearest training neighbour; ties are copies), in [0, 1]; 1 = no copies. Needs >= 2
+    training samples."""
     train, fake = _prepare(train_feats, fake_feats, "authenticity")
     nearest = _distances(fake, train).min(1)
     radius = _train_neighbour_radius(train)[nearest.indices]
-    return float((nearest.values >= radius).double().mean())
+    return float((nearest.values > radius).double().mean())
 
 
 def copy_rate(train_feats: torch.Tensor, fake_feats: torch.Tensor, threshold: float = 0.2) -> float:
@@ -50,7 +53,7 @@ def copy_rate(train_feats: torch.Tensor, fake_feats: torch.Tensor, threshold: fl
     if not 0 < threshold <= 1:
         raise MetricInputError(f"copy_rate: threshold must lie in (0, 1], got {threshold}.")
     train, fake = _prepare(train_feats, fake_feats, "copy_rate")
-    scale = _train_neighbour_radius(train).median()
+    scale = torch.quantile(_train_neighbour_radius(train), 0.5)  # the median; of an even count, the mid-point
     nearest = _distances(fake, train).min(1).values
     return float((nearest <= threshold * scale).double().mean())
 

@@ -1,0 +1,221 @@
+"""Mutation testing of the numeric core, one module at a time (not part of CI).
+
+    bash .ci/mutation image              # one module
+    bash .ci/mutation image memorisation # several, one after the other
+    bash .ci/mutation --list             # the modules and their test files
+
+Each module is run in its own scratch copy of the working tree (`$MUTATION_DIR/<module>`, default
+/tmp/mribench-mutation), so the checkout never gets a `mutants/` folder and several modules can run side
+by side. mutmut (configured under [tool.mutmut] in pyproject.toml) mutates only the module's files and runs
+only the module's test files, with one worker at low priority. At the end the script prints the score:
+killed / (mutants - recorded equivalents), counting timeouts as killed and "no tests" as survived, and the
+diff of every survivor not recorded as equivalent in tests/mutation_equivalents.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.md"
+
+# module -> (files to mutate, test files that exercise them). Keep the test files targeted: every mutant
+# runs the tests of this list that call the mutated function.
+MODULES: dict[str, tuple[list[str], list[str]]] = {
+    "image": (["benchmark/metrics/image.py"], ["tests/test_metrics_image.py", "tests/test_image_metrics_mri.py"]),
+    "image_statistics": (["benchmark/metrics/image_statistics.py"],
+                         ["tests/test_image_statistics_entries.py", "tests/test_metrics_image_statistics.py"]),
+    "memorisation": (["benchmark/metrics/memorisation.py"],
+                     ["tests/test_metrics_memorisation.py", "tests/test_memorisation_ties.py"]),
+    "diversity": (["benchmark/metrics/diversity.py"],
+                  ["tests/test_metrics_memorisation.py", "tests/test_memorisation_ties.py"]),
+    "sharpness": (["benchmark/metrics/no_reference/sharpness.py", "benchmark/metrics/no_reference/checks.py"],
+                  ["tests/test_no_reference_mri.py", "tests/test_no_reference.py"]),
+    "snr": (["benchmark/metrics/no_reference/snr.py"], ["tests/test_no_reference.py"]),
+    "natural_scene": (["benchmark/metrics/no_reference/natural_scene.py"], ["tests/test_no_reference.py"]),
+    "segmentation_evaluation": (["segmentation/evaluation.py"],
+                                ["tests/test_segmentation_metrics.py", "tests/test_segmentation_regions.py"]),
+    "perturbations_base": (["perturbations/base.py"], ["tests/test_perturbation_base_contract.py"]),
+    # Configured, not yet run (their modules were being changed by other work when this was set up):
+    "distribution": (["benchmark/metrics/distribution.py"], ["tests/test_metrics_distribution.py"]),
+    "radiomics": (["benchmark/metrics/radiomics/*"],
+                  ["tests/test_radiomics.py", "tests/test_radiomics_filters.py", "tests/test_radiomics_frd.py"]),
+    "niqe": (["benchmark/metrics/no_reference/niqe.py"], ["tests/test_no_reference.py"]),
+    "agreement": (["reports/agreement.py", "reports/sensitivity.py"], ["tests/test_analysis.py"]),
+}
+
+
+def copy_worktree(target: Path) -> None:
+    """Copy the tracked and untracked-but-not-ignored files of the checkout to `target` (fresh)."""
+    if target.exists():
+        shutil.rmtree(target)
+    listing = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                             capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listing):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+def configure(target: Path, files: list[str], tests: list[str]) -> None:
+    """Add the module's `only_mutate` and test selection to the copy's [tool.mutmut] table."""
+    pyproject = target / "pyproject.toml"
+    text = pyproject.read_text()
+    if "[tool.mutmut]\n" not in text:
+        sys.exit("pyproject.toml has no [tool.mutmut] table")
+    extra = f"only_mutate = {json.dumps(files)}\npytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+    pyproject.write_text(text.replace("[tool.mutmut]\n", "[tool.mutmut]\n" + extra, 1))
+
+
+def recorded_equivalents() -> dict[str, str]:
+    """Mutant name -> change and reason, from lines "- `name` (change): reason" of tests/mutation_equivalents.md."""
+    if not EQUIVALENTS.exists():
+        return {}
+    pattern = re.compile(r"^- `([^`]+)` (.+)$")
+    return {m[1]: m[2] for line in EQUIVALENTS.read_text().splitlines() if (m := pattern.match(line))}
+
+
+def results(target: Path, mutmut: Path) -> dict[str, str]:
+    """Mutant name -> status ("killed", "survived", "timeout", "no tests", ...), from `mutmut results`."""
+    out = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=target, check=True, capture_output=True,
+                         text=True).stdout
+    return {m[1]: m[2] for line in out.splitlines() if (m := re.match(r"^\s+(\S+): (.+)$", line))}
+
+
+MUTMUT = Path(sys.executable).parent / "mutmut"
+
+
+def run_module(module: str, base: Path, workers: int) -> dict[str, object]:
+    """Copy, configure and run mutmut on one module, then summarise."""
+    files, tests = MODULES[module]
+    missing = [t for t in tests if not (ROOT / t).exists()]
+    tests = [t for t in tests if (ROOT / t).exists()]
+    target = base / module
+    copy_worktree(target)
+    configure(target, files, tests)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    start = time.monotonic()
+    log = target / "mutmut-run.log"
+    print(f"{module}: mutating {' '.join(files)} against {' '.join(tests)}; progress in {log}", flush=True)
+    with log.open("w") as stream:
+        run = subprocess.run(["nice", "-n", "15", str(MUTMUT), "run", "--max-children", str(workers)],
+                             cwd=target, env=env, stdout=stream, stderr=subprocess.STDOUT)
+    elapsed = time.monotonic() - start
+    if run.returncode != 0:
+        print(log.read_text()[-4000:])
+        sys.exit(f"{module}: mutmut run failed (exit {run.returncode}); log in {log}")
+    return summarise(module, target, {"minutes": round(elapsed / 60, 1), "tests": tests, "missing_tests": missing})
+
+
+def function_source(module_text: str, name: str) -> str | None:
+    """The source of the first function or method called `name` in a module's text (None if absent)."""
+    tree = ast.parse(module_text)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            return ast.get_source_segment(module_text, node)
+    return None
+
+
+def recheck(module: str, target: Path) -> None:
+    """Run each open survivor again, against the module's test files as they are now in the checkout.
+
+    For tests written after the run: the current source and test files are copied in, the mutant's function
+    replaces its current version (`mutmut apply`), pytest runs the tests, and the source is restored. The
+    verdicts go to `recheck.json`, which `summarise` reads. A survivor whose function changed since the run
+    is "stale": run the module again for it.
+    """
+    files, tests = MODULES[module]
+    sources = [p.relative_to(target) for pattern in files for p in target.glob(pattern)]
+    at_run = {path: (target / path).read_text() for path in sources}
+    tests = [t for t in tests if (ROOT / t).exists()]
+    for name in [*tests, "tests/mri_like.py"]:
+        shutil.copy2(ROOT / name, target / name)
+    verdicts = json.loads((target / "recheck.json").read_text()) if (target / "recheck.json").exists() else {}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    for name in summarise(module, target, {}, quiet=True)["survivors"]:
+        function = re.sub(r"__mutmut_\d+$", "", name.rpartition(".")[2]).removeprefix("x_").split("ǁ")[-1]
+        if any(function_source(text, function) != function_source((ROOT / path).read_text(), function)
+               for path, text in at_run.items()):
+            verdicts[name] = "stale"
+            print(f"stale: {name}", flush=True)
+            continue
+        for path in sources:
+            shutil.copy2(ROOT / path, target / path)
+        subprocess.run([str(MUTMUT), "apply", name], cwd=target, check=True, capture_output=True)
+        try:
+            run = subprocess.run(["nice", "-n", "15", sys.executable, "-m", "pytest", "-x", "-q", "-p",
+                                  "no:cacheprovider", *tests], cwd=target, env=env, capture_output=True)
+        finally:
+            for path, text in at_run.items():
+                (target / path).write_text(text)
+        verdicts[name] = {0: "survived", 1: "killed", 3: "killed"}.get(run.returncode, "error")
+        print(f"{verdicts[name]}: {name}", flush=True)
+        (target / "recheck.json").write_text(json.dumps(verdicts, indent=2))
+
+
+def summarise(module: str, target: Path, extra: dict[str, object], quiet: bool = False) -> dict[str, object]:
+    """Score of a (possibly interrupted) run: killed over checked mutants not recorded as equivalent."""
+    status = results(target, MUTMUT)
+    rechecked = json.loads((target / "recheck.json").read_text()) if (target / "recheck.json").exists() else {}
+    status.update({n: "killed (recheck)" for n, v in rechecked.items() if v == "killed" and n in status})
+    equivalents = recorded_equivalents()
+    killed = [n for n, s in status.items() if s in ("killed", "killed (recheck)", "timeout", "caught by type check")]
+    unchecked = [n for n, s in status.items() if s == "not checked"]
+    equivalent = [n for n in status if n in equivalents and n not in killed]
+    open_survivors = sorted(n for n in status if n not in killed and n not in equivalent and n not in unchecked)
+    scored = len(status) - len(equivalent) - len(unchecked)
+    summary = {"module": module, "mutants": len(status), "checked": len(status) - len(unchecked),
+               "killed": len(killed), "equivalent": len(equivalent), "survived": len(open_survivors),
+               "score": len(killed) / scored if scored else 1.0, **extra, "survivors": open_survivors}
+    if quiet:
+        return summary
+    (target / "summary.json").write_text(json.dumps(summary, indent=2))
+    for name in open_survivors:
+        diff = subprocess.run([str(MUTMUT), "show", name], cwd=target, capture_output=True, text=True).stdout
+        print(f"--- {status[name]}: {name}\n" + "\n".join(diff.splitlines()[3:]))
+    print(f"{module}: {len(killed)} of {scored} non-equivalent mutants killed ({100 * summary['score']:.1f} %), "
+          f"{len(equivalent)} equivalent, {summary['checked']} of {len(status)} checked"
+          + (f", {extra['minutes']} min" if "minutes" in extra else ""))
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modules", nargs="*", metavar="MODULE", help=f"one of {', '.join(MODULES)}")
+    parser.add_argument("--list", action="store_true", help="list the modules and their test files")
+    parser.add_argument("--workers", type=int, default=1, help="parallel mutant workers (default 1)")
+    parser.add_argument("--recheck", action="store_true",
+                        help="run the survivors of the last run again against the current test files")
+    parser.add_argument("--report", action="store_true",
+                        help="only summarise the last (or a still running, or interrupted) run of each module")
+    args = parser.parse_args()
+    if args.list or not args.modules:
+        for name, (files, tests) in MODULES.items():
+            print(f"{name:24s} {' '.join(files)}  <-  {' '.join(tests)}")
+        return
+    unknown = sorted(set(args.modules) - set(MODULES))
+    if unknown:
+        parser.error(f"unknown module(s) {unknown}; choose from {', '.join(MODULES)}")
+    base = Path(os.environ.get("MUTATION_DIR", "/tmp/mribench-mutation"))
+    for module in args.modules:
+        if args.recheck:
+            recheck(module, base / module)
+            summarise(module, base / module, {})
+        elif args.report:
+            summarise(module, base / module, {})
+        else:
+            run_module(module, base, args.workers)
+
+
+if __name__ == "__main__":
+    main()
