@@ -38,8 +38,8 @@ class ConditionalGenerator:
                  sample_batch: int = 32, spatial_dims: int = 2) -> None:
         budgets = sorted({int(b) for b in budgets})
         if not budgets or budgets[0] < 1:
-            raise ConfigError(f"{type(self).__name__}: budgets {budgets} must be positive step counts, e.g. [100, 400]."
-                              )
+            raise ConfigError(f"{type(self).__name__}: budgets {budgets} must be positive optimiser step counts, "
+                              "e.g. [100, 400].")
         if batch_size < 1 or lr <= 0:
             raise ConfigError(f"{type(self).__name__}: batch_size={batch_size} and lr={lr} must be positive.")
         self.budgets, self.batch_size, self.lr, self.amp = budgets, int(batch_size), float(lr), bool(amp)
