@@ -120,14 +120,38 @@ def test_half_written_checkpoint_is_never_loaded(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.part"))
 
 
+class PoisonedRegressor(ConditionalRegressor):
+    """A regressor whose first convolution becomes NaN after `poison_after` steps (as an overflow would):
+    every later loss is NaN, through the real training loop."""
+
+    def __init__(self, poison_after: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.poison_after, self.steps = poison_after, 0
+
+    def train_step(self, images, condition, rng):
+        losses = super().train_step(images, condition, rng)
+        self.steps += 1
+        if self.steps == self.poison_after:
+            with torch.no_grad():
+                next(self.modules["generator"].parameters()).fill_(math.nan)
+        return losses
+
+
 def test_divergence_keeps_earlier_budgets_and_names_the_step(tmp_path: Path) -> None:
-    generator, config = make("regressor", [1, 5], lr=math.inf)  # the first update sends every weight to inf
-    run = train_generator("reg", generator, config, tiny_slices(), 0, CPU, tmp_path)
-    assert list(run.checkpoints) == [1]
-    assert list(run.failures) == [5] and "diverged at step 2" in run.failures[5] and "l1=nan" in run.failures[5]
-    generated_set = GeneratorSet("reg_5", "regressor", 5, lambda: make("regressor", [1, 5])[0], {0: run}, 1, CPU)
+    config = {"budgets": [2, 5], "batch_size": 4, **SMALL["regressor"]}
+    run = train_generator("reg", PoisonedRegressor(3, **config), config, tiny_slices(), 0, CPU, tmp_path)
+    assert list(run.checkpoints) == [2]
+    assert list(run.failures) == [5] and "diverged at step 4" in run.failures[5] and "l1=nan" in run.failures[5]
+    generated_set = GeneratorSet("reg_5", "regressor", 5, lambda: make("regressor", [2, 5])[0], {0: run}, 1, CPU)
     with pytest.raises(RuntimeError, match="diverged"):
         generated_set.apply(tiny_slices(), 1, 0)
+
+
+def test_an_update_that_poisons_the_weights_fails_its_budget(tmp_path: Path) -> None:
+    generator, config = make("regressor", [1, 3], lr=math.inf)  # the first update sends the weights to inf
+    run = train_generator("reg", generator, config, tiny_slices(), 0, CPU, tmp_path)
+    assert not run.checkpoints and set(run.failures) == {1, 3}
+    assert "diverged at step 1: non-finite weights" in run.failures[1]
 
 
 def test_generator_set_conditions_on_the_split_it_is_given(tmp_path: Path) -> None:

@@ -78,6 +78,10 @@ class ConditionalGenerator:
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
 
+    def weights_finite(self) -> bool:
+        """Whether every network parameter is finite (an update can poison them before any loss shows it)."""
+        return all(bool(torch.isfinite(p).all()) for m in self.modules.values() for p in m.parameters())
+
     def train_mode(self, training: bool) -> None:
         for module in self.modules.values():
             module.train(training)

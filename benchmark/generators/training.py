@@ -134,10 +134,11 @@ def _train_from(generator: ConditionalGenerator, run: TrainingRun, paths: dict[i
         images, condition = _batch(train, generator.batch_size, rng, device)
         losses = generator.train_step(images, condition, rng)
         step += 1
-        bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+        bad = ", ".join(f"loss {k}={v}" for k, v in losses.items() if not math.isfinite(v))
+        if not bad and step in paths and not generator.weights_finite():
+            bad = "non-finite weights"
         if bad:
-            values = ", ".join(f"{k}={v}" for k, v in bad.items())
-            reason = f"generator {run.name} diverged at step {step}: loss {values}; lower its lr or use another seed"
+            reason = f"generator {run.name} diverged at step {step}: {bad}; lower its lr or use another seed"
             run.failures = {b: reason for b in paths if b >= step}
             log.warning(reason)
             return
