@@ -185,3 +185,12 @@ def test_bad_generator_configs_are_config_errors() -> None:
 
 def test_checkpoint_names_carry_the_budget(tmp_path: Path) -> None:
     assert checkpoint_path(tmp_path, "gan", "ab" * 32, 300).name == f"generator-gan-{'ab' * 12}-step300.pt"
+
+
+def test_sample_grid_shows_one_slice_per_subject_first() -> None:
+    from benchmark.generators.stage import shown_items
+
+    labels = torch.zeros(5, 1, 4, 4, dtype=torch.long)
+    for i, area in enumerate([3, 5, 4, 0, 1]):
+        labels[i, 0].view(-1)[:area] = 1
+    assert shown_items(labels, ["a", "a", "b", "b", "c"], 4) == [1, 2, 4, 0]

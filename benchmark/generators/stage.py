@@ -93,11 +93,21 @@ def _record_failure(store: ResultsStore, set_name: str, seed: int, reason: str) 
                      family="generated")
 
 
+def shown_items(labels: torch.Tensor, subject_ids: list[str], n: int) -> list[int]:
+    """Up to `n` items for the sample grid: each subject's slice with the largest tumour, largest first,
+    then the next largest slices when there are fewer subjects than `n`."""
+    areas = labels.flatten(1).gt(0).sum(1).tolist()
+    order = sorted(range(len(areas)), key=lambda i: (-areas[i], i))
+    best_per_subject = list({subject_ids[i]: i for i in reversed(order)}.values())
+    firsts = sorted(best_per_subject, key=lambda i: (-areas[i], i))
+    rest = [i for i in order if i not in firsts]
+    return (firsts + rest)[:n]
+
+
 def _write_outputs(folder: Path, data: PreparedData, sets: dict[str, GeneratorSet], summary: dict, seed: int) -> None:
     """generators.json and samples.npz: what the report's Generators section shows."""
     folder.mkdir(parents=True, exist_ok=True)
-    areas = data.test.labels.flatten(1).gt(0).sum(1)
-    shown = torch.argsort(areas, descending=True, stable=True)[:N_SAMPLES]
+    shown = torch.tensor(shown_items(data.test.labels, data.test.subject_ids, N_SAMPLES))
     arrays = {"real": data.test.images[shown, 0].numpy(), "labels": data.test.labels[shown, 0].numpy()}
     for entry in summary.values():
         entry["sampling_seconds_per_item"] = {}
