@@ -47,11 +47,13 @@ def run_pipeline(cfg: DictConfig) -> None:
 
     perturbations, suite = {}, None
     if "study" in stages:
+        from benchmark.generators.stage import instantiate_generators
         from perturbations import check_severities, instantiate_perturbations
 
         check_severities(list(cfg.study.severities))
         perturbations = instantiate_perturbations(cfg.perturbation)
-        if not perturbations and not cfg.study.get("generated"):
+        instantiate_generators(cfg.get("generators"))  # a bad generator config fails before any compute
+        if not perturbations and not cfg.study.get("generated") and not cfg.get("generators"):
             raise ConfigError("no perturbation is selected; choose some: perturbation=[gaussian_noise,tumour_remove].")
         suite = build_metric_suite(cfg)
 
@@ -82,6 +84,10 @@ def run_study(cfg: DictConfig, data: Any, device: Any, output_dir: Path, perturb
 
     for name, folder in (cfg.study.get("generated") or {}).items():
         perturbations[name] = GeneratedSet(name, Path(folder), cfg.data, data.test, int(cfg.seed))
+    if cfg.get("generators"):  # train (or load) the configured generators; their outputs become generated sets
+        from benchmark.generators.stage import add_generator_sets
+
+        add_generator_sets(cfg, data, device, output_dir, perturbations)
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     start = time.perf_counter()
     runner = StudyRunner(cfg, data, device, output_dir, perturbations, suite)

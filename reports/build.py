@@ -17,6 +17,7 @@ import pandas as pd
 from benchmark.atomic import write_text_atomically
 from reports import figures
 from reports.agreement import correlations, rank_metrics
+from reports.generators import with_generators_section
 from reports.html import render_html
 from reports.markdown import render_markdown
 from reports.schema import load_cases, load_results
@@ -47,7 +48,7 @@ def build_report(output_dir: Path, n_boot: int = 1000, seed: int = 0) -> Path:
     for name, table in tables.items():
         write_text_atomically(output_dir / f"{name}.csv", table.to_csv(index=False))
     analysis.figures = draw_figures(analysis, output_dir)
-    blocks = report_blocks(analysis)
+    blocks = with_generators_section(report_blocks(analysis), output_dir, results, info)
     write_text_atomically(output_dir / "report.md", render_markdown(blocks))
     write_text_atomically(output_dir / "report.html", render_html(blocks, output_dir, info.title))
     log.info("report written to %s", output_dir / "report.html")
