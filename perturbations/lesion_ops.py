@@ -155,9 +155,10 @@ def paste_lesion(image: np.ndarray, label: np.ndarray, brain: np.ndarray, coords
     lesion the image is unchanged. The new label is clipped to the brain mask. `lesion` (default label > 0)
     marks every lesion voxel of the item, so that the infill never copies another tumour in.
     """
+    from perturbations.fill import fill_healthy
+
     lesion = label > 0 if lesion is None else lesion
-    old = soft_mask(label > 0, feather)
-    healthy = blend(image, healthy_fill(image, brain, lesion, old > 0), old, brain)
+    healthy = fill_healthy(image, brain, lesion, binary_dilation(label > 0, iterations=2) & brain)
     new_label = np.where(brain, warp_labels(label, coords), 0).astype(label.dtype)
     new_lesion = new_label > 0
     new = soft_mask(new_lesion, feather) * brain

@@ -15,16 +15,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import binary_dilation, distance_transform_edt, gaussian_filter
 from scipy.ndimage import label as connected_components
 
 from benchmark.errors import ConfigError
 from perturbations.base import SamplePerturbation, at_severity, end_points
+from perturbations.fill import fill_healthy
 from perturbations.lesion_ops import (
-    blend,
     centroid,
     equivalent_radius,
-    healthy_fill,
     identity_grid,
     paste_lesion,
     soft_mask,
@@ -80,11 +79,14 @@ class TumourEdit(SamplePerturbation):
 
 
 class TumourRemove(TumourEdit):
-    """Erase a growing part of the tumour and fill it with healthy tissue.
+    """Erase a growing share of the tumour, from its border inwards, and fill it with the patient's healthy tissue.
 
-    A plane sweeps across the lesion from the item's fixed random direction; the `fraction` of lesion
-    voxels it has passed are replaced by healthy tissue (contralateral mirror), feathered into the healthy
-    surroundings; the remaining lesion is untouched. fraction: 0..1; default 0.2 -> 1.0 (all of it).
+    Severity is the fraction of lesion volume removed (clinical degree, not a geometric cut): the voxels
+    nearest the lesion's border go first (distance to the border plus the item's fixed smooth jitter of about
+    a voxel, so the new border is irregular like a real one), so oedema goes before the core and compartments
+    stay nested; exactly round(fraction x lesion voxels) are removed. The removed part, dilated by two voxels
+    (the FLAIR halo), is filled by `perturbations.fill.fill_healthy` (mirror, exemplar, Poisson blend).
+    fraction: 0..1; default 0.2 -> 1.0 (all of it). Before, a plane swept the lesion (a cut no generator makes).
     """
 
     def __init__(self, fraction: Any = (0.2, 1.0), label: str = "follow", margin: int = 6) -> None:
@@ -96,15 +98,23 @@ class TumourRemove(TumourEdit):
 
     def edit(self, image, label, brain, params, rng):
         lesion = label > 0
-        direction = rng.standard_normal(lesion.ndim)
-        points = np.argwhere(lesion)
-        depth = (points - points.mean(0)) @ (direction / np.linalg.norm(direction))
-        cut = np.quantile(depth, params["fraction_removed"]) if params["fraction_removed"] < 1 else np.inf
-        removed = np.zeros_like(lesion)
-        removed[tuple(points[depth <= cut].T)] = True
-        weight = soft_mask(removed, self.feather) * ~(lesion & ~removed)
-        edited = blend(image, healthy_fill(image, brain, lesion, weight > 0), weight, brain)
-        return edited, np.where(removed, 0, label)
+        removed = peel(lesion, params["fraction_removed"], rng)
+        remaining = lesion & ~removed
+        region = binary_dilation(removed, iterations=2) & brain & ~remaining
+        return fill_healthy(image, brain, lesion, region), np.where(removed, 0, label)
+
+
+def peel(lesion: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """The round(fraction x size) lesion voxels nearest its border (jittered by smooth noise of ~1 voxel)."""
+    jitter = gaussian_filter(rng.standard_normal(lesion.shape), 2.0)
+    jitter *= 1.0 / max(float(jitter.std()), 1e-12)
+    depth = distance_transform_edt(lesion) + jitter
+    points = np.argwhere(lesion)
+    count = int(np.rint(fraction * len(points)))
+    order = np.argsort(depth[tuple(points.T)], kind="stable")[:count]
+    removed = np.zeros_like(lesion)
+    removed[tuple(points[order].T)] = True
+    return removed
 
 
 class TumourResize(TumourEdit):
