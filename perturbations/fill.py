@@ -16,7 +16,14 @@ Poisson system is solved here with scipy.sparse (a few thousand unknowns per sli
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import binary_dilation, binary_erosion, distance_transform_edt, map_coordinates
+from scipy.ndimage import (
+    binary_dilation,
+    binary_erosion,
+    distance_transform_edt,
+    gaussian_filter,
+    map_coordinates,
+    uniform_filter,
+)
 from scipy.signal import correlate
 from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import spsolve
@@ -37,8 +44,9 @@ def mirror_source(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, poin
     line = cached_mirror_line(image[0], brain, lesion)
     coords = mirrored_points(points, line).T
     healthy = healthy_tissue(brain, lesion).astype(np.float32)
-    valid = map_coordinates(healthy, coords, order=1, mode="constant", cval=0.0) > 0.999
-    values = np.stack([map_coordinates(c, coords, order=1, mode="nearest") for c in image])
+    valid = map_coordinates(healthy, coords, order=0, mode="constant", cval=0.0) > 0.5
+    # nearest voxel, not interpolated: linear interpolation at half-voxel offsets smooths the texture away
+    values = np.stack([map_coordinates(c, coords, order=0, mode="nearest") for c in image])
     return values, valid
 
 
@@ -162,6 +170,31 @@ def poisson_blend(image: np.ndarray, source: np.ndarray, ids: np.ndarray, region
     return out
 
 
+def local_std(image: np.ndarray, size: int = 5) -> np.ndarray:
+    """Standard deviation in a size^ndim window around each voxel."""
+    mean = uniform_filter(image, size)
+    return np.sqrt(np.clip(uniform_filter(image * image, size) - mean * mean, 0.0, None))
+
+
+def match_texture(image: np.ndarray, source: np.ndarray, ids: np.ndarray, region: np.ndarray, brain: np.ndarray,
+                  lesion: np.ndarray, gain_range: tuple[float, float] = (0.8, 2.0)) -> np.ndarray:
+    """Scale the fine detail of the source (minus its Gaussian blur, sigma 2 voxels) so that its median 5x5 local
+    standard deviation matches that of the healthy tissue around the hole (the contralateral side is often
+    smoother than peritumoural tissue); the gain is limited to `gain_range`."""
+    ring = healthy_tissue(brain, lesion) & ~region & (distance_transform_edt(~region) <= 3 * RING_WIDTH)
+    inside = region & binary_erosion(brain, iterations=2) & (ids >= 0)
+    if ring.sum() < 20 or inside.sum() < 20:
+        return source
+    out = source.copy()
+    for c, channel in enumerate(image):
+        assembled = np.where(ids >= 0, source[c], channel)
+        detail = assembled - gaussian_filter(assembled, 2.0)
+        spread = local_std(assembled)
+        gain = np.clip(np.median(local_std(channel)[ring]) / max(float(np.median(spread[inside])), 1e-6), *gain_range)
+        out[c] = np.where(ids >= 0, assembled + (gain - 1.0) * detail, source[c])
+    return out
+
+
 def typical_tissue(image: np.ndarray, candidates: np.ndarray, healthy: np.ndarray, spread: float = 2.5) -> np.ndarray:
     """The candidates whose intensity lies within `spread` robust standard deviations (IQR / 1.349) of the
     healthy tissue's median in every channel: the blend is not anchored to unlabelled FLAIR halo around a
@@ -193,6 +226,7 @@ def fill_healthy(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, regio
         nearest = distance_transform_edt(~known, return_distances=False, return_indices=True)
         donor = tuple(axis[missing] for axis in nearest)
         source[:, missing] = np.where(ids[donor] >= 0, source[(slice(None), *donor)], data[(slice(None), *donor)])
+    source = match_texture(data, source, ids, region, brain, lesion)
     anchor = typical_tissue(data, brain & ~region & ~lesion, healthy_tissue(brain, lesion))
     blended = poisson_blend(data, source, ids, region, anchor)
     return np.where(region, np.clip(blended, 0.0, 1.0), data).astype(image.dtype)

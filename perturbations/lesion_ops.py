@@ -147,19 +147,33 @@ def blend(base: np.ndarray, top: np.ndarray, weight: np.ndarray, brain: np.ndarr
     return np.where(brain, mixed, base).astype(base.dtype)
 
 
+def vacate(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """`image` with `region` (lesion voxels to clear, dilated by two voxels for the FLAIR halo) refilled with
+    healthy tissue (`perturbations.fill.fill_healthy`); `lesion` marks every lesion voxel of the item."""
+    from perturbations.fill import fill_healthy
+
+    return fill_healthy(image, brain, lesion, binary_dilation(region, iterations=2) & brain)
+
+
+def draw_lesion(image: np.ndarray, original: np.ndarray, label: np.ndarray, brain: np.ndarray, coords: np.ndarray,
+                feather: float) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the lesion of `label` resampled at `coords` (pull-back) from `original` onto `image`, feathered.
+
+    Returns (image, label of the drawn lesion, clipped to the brain: a moved or grown tumour never enters air).
+    """
+    new_label = np.where(brain, warp_labels(label, coords), 0).astype(label.dtype)
+    new = soft_mask(new_label > 0, feather) * brain
+    return blend(image, warp(original, coords, order=1).astype(image.dtype), new, brain), new_label
+
+
 def paste_lesion(image: np.ndarray, label: np.ndarray, brain: np.ndarray, coords: np.ndarray,
                  feather: float, lesion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Remove the lesion (healthy infill) and draw it again resampled at `coords` (pull-back coordinates).
 
-    Returns (image, label) with the moved / rescaled lesion; outside `feather` voxels of the old and the new
-    lesion the image is unchanged. The new label is clipped to the brain mask. `lesion` (default label > 0)
-    marks every lesion voxel of the item, so that the infill never copies another tumour in.
+    Returns (image, label) with the moved / rescaled lesion; outside `feather` voxels of the new lesion and two
+    voxels of the old one the image is unchanged. `lesion` (default label > 0) marks every lesion voxel of the
+    item, so that the infill never copies another tumour in.
     """
-    from perturbations.fill import fill_healthy
-
     lesion = label > 0 if lesion is None else lesion
-    healthy = fill_healthy(image, brain, lesion, binary_dilation(label > 0, iterations=2) & brain)
-    new_label = np.where(brain, warp_labels(label, coords), 0).astype(label.dtype)
-    new_lesion = new_label > 0
-    new = soft_mask(new_lesion, feather) * brain
-    return blend(healthy, warp(image, coords, order=1).astype(image.dtype), new, brain), new_label
+    healthy = vacate(image, brain, lesion, label > 0)
+    return draw_lesion(healthy, image, label, brain, coords, feather)

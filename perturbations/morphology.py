@@ -23,10 +23,12 @@ from perturbations.base import SamplePerturbation, at_severity, end_points
 from perturbations.fill import fill_healthy
 from perturbations.lesion_ops import (
     centroid,
+    draw_lesion,
     equivalent_radius,
     identity_grid,
     paste_lesion,
     soft_mask,
+    vacate,
     warp,
     warp_labels,
 )
@@ -136,14 +138,14 @@ class TumourResize(TumourEdit):
     def edit(self, image, label, brain, params, rng):
         grid = identity_grid(label.shape)
         components, count = connected_components(label > 0)
-        new_label = np.where(components > 0, 0, label)
+        edited, new_label = vacate(image, brain, label > 0, label > 0), np.zeros_like(label)
         for k in range(1, count + 1):  # each tumour about its own centre
             part = np.where(components == k, label, 0)
             centre = centroid(part > 0).reshape(-1, *[1] * label.ndim)
-            image, drawn = paste_lesion(image, part, brain, centre + (grid - centre) / params["scale"], self.feather,
-                                        lesion=label > 0)
+            edited, drawn = draw_lesion(edited, image, part, brain, centre + (grid - centre) / params["scale"],
+                                        self.feather)
             new_label = np.where(drawn > 0, drawn, new_label)
-        return image, new_label
+        return edited, new_label
 
 
 class TumourMove(TumourEdit):

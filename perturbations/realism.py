@@ -6,10 +6,10 @@ slices, in the region where tumour became "healthy" tissue (F = lesion before an
   ring `margin`..`margin + max(8, r_F)` voxels from the lesions (before and after; the edits leave it alone),
   in units of that ring's standard deviation; median over slices.
 - `local_std_p10`, `local_std_p90`: ratio of the median 5x5 local standard deviation inside F (voxels more than
-  3 from remaining tumour, so windows hold fill only) to the ring's, 10th / 90th percentile over slices
+  CLEAR = 4 from tumour after the edit: windows hold fill, not the tumour's soft edge) to the ring's, 10th / 90th percentile over slices
   (target p10 >= 0.7: no flat fill). F-based numbers use F's voxels 3 or more inside the brain.
 - `seam_p90`: mean gradient magnitude on F's border (both sides, one voxel; away from remaining tumour and
-  the brain's edge) over the ring's, 90th percentile over slices (target <= 1.8).
+  the brain's edge and more than CLEAR from tumour after the edit) over the ring's, 90th percentile over slices (target <= 1.8).
 - `outside_brain`: edited voxels (image or label) outside the brain mask, summed over slices (target 0).
 - `auc`: a logistic regression on statistics of 32x32 patches (mean, std, percentiles, gradient, local std;
   tumour after the edit and non-brain masked out) telling patches centred in F from healthy patches far from
@@ -34,6 +34,7 @@ from perturbations.config import build_one
 CONF = Path(__file__).resolve().parent.parent / "conf" / "perturbation"
 EDITS = ("tumour_remove", "tumour_shrink", "tumour_grow", "tumour_move", "tumour_deform")
 PATCH = 32
+CLEAR = 4  # voxels from tumour after the edit left out of F's numbers: 5x5 window + the pasted tumour's edge
 
 
 def local_std(image: np.ndarray, size: int = 5) -> np.ndarray:
@@ -54,7 +55,7 @@ def slice_regions(before: np.ndarray, after: np.ndarray, brain: np.ndarray, marg
     radius = max(8.0, float(np.sqrt(filled.sum() / np.pi)))
     ring = inner & ~(before | after) & (distance > margin) & (distance <= margin + radius)
     border = (binary_dilation(filled) & ~binary_erosion(filled)) & inner
-    border &= distance_transform_edt(~after) > 2 if after.any() else border
+    border &= distance_transform_edt(~after) > CLEAR if after.any() else border
     return filled, ring, border, inner
 
 
@@ -62,7 +63,7 @@ def slice_numbers(image: np.ndarray, clean_label: np.ndarray, label: np.ndarray,
                   margin: int) -> dict[str, float] | None:
     """The F-based numbers of one edited slice, or None when too little was filled (or no healthy ring)."""
     filled, ring, border, inner = slice_regions(clean_label > 0, label > 0, brain, margin)
-    core = filled & inner & (distance_transform_edt(label == 0) > 3)  # 5x5 windows clear of remaining tumour
+    core = filled & inner & (distance_transform_edt(label == 0) > CLEAR)  # windows clear of the tumour's soft edge
     if core.sum() < 20 or ring.sum() < 20:
         return None
     spread = local_std(image)
