@@ -186,9 +186,11 @@ def match_texture(image: np.ndarray, source: np.ndarray, ids: np.ndarray, region
     if ring.sum() < 20 or inside.sum() < 20:
         return source
     out = source.copy()
+    known = ((ids >= 0) | (brain & ~region & ~lesion)).astype(np.float64)
+    weight = np.maximum(gaussian_filter(known, 2.0), 1e-6)
     for c, channel in enumerate(image):
-        assembled = np.where(ids >= 0, source[c], channel)
-        detail = assembled - gaussian_filter(assembled, 2.0)
+        assembled = np.where(ids >= 0, source[c], channel) * known  # no tumour, no background in the blur
+        detail = assembled - gaussian_filter(assembled, 2.0) / weight
         spread = local_std(assembled)
         gain = np.clip(np.median(local_std(channel)[ring]) / max(float(np.median(spread[inside])), 1e-6), *gain_range)
         out[c] = np.where(ids >= 0, assembled + (gain - 1.0) * detail, source[c])
