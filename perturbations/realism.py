@@ -5,11 +5,11 @@ slices, in the region where tumour became "healthy" tissue (F = lesion before an
 - `wasserstein`: 1-D Wasserstein distance between F's intensities and the same slice's healthy tissue in the
   ring `margin`..`margin + max(8, r_F)` voxels from the lesions (before and after; the edits leave it alone),
   in units of that ring's standard deviation; median over slices.
-- `local_std_p10`, `local_std_p90`: ratio of the median 5x5 local standard deviation inside F (voxels more than
-  CLEAR = 4 from tumour after the edit: windows hold fill, not the tumour's soft edge) to the ring's, 10th / 90th percentile over slices
-  (target p10 >= 0.7: no flat fill). F-based numbers use F's voxels 3 or more inside the brain.
-- `seam_p90`: mean gradient magnitude on F's border (both sides, one voxel; away from remaining tumour and
-  the brain's edge and more than CLEAR from tumour after the edit) over the ring's, 90th percentile over slices (target <= 1.8).
+- `local_std_p10`, `local_std_p90`: ratio of the median 5x5 local standard deviation inside F (voxels more
+  than CLEAR = 4 from tumour after the edit: windows hold fill, not the tumour's soft edge) to the ring's,
+  10th / 90th percentile over slices (target p10 >= 0.7: no flat fill). F's voxels 3 or more inside the brain.
+- `seam_p90`: mean gradient magnitude on F's border (both sides, one voxel; 3 or more inside the brain, more
+  than CLEAR from tumour after the edit) over the ring's, 90th percentile over slices (target <= 1.8).
 - `outside_brain`: edited voxels (image or label) outside the brain mask, summed over slices (target 0).
 - `auc`: a logistic regression on statistics of 32x32 patches (mean, std, percentiles, gradient, local std;
   tumour after the edit and non-brain masked out) telling patches centred in F from healthy patches far from
