@@ -11,6 +11,7 @@ intensity-matched). Runs on the CPU (scipy); tensors come back on the item's dev
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -18,9 +19,10 @@ import torch
 from scipy.ndimage import binary_dilation, distance_transform_edt, gaussian_filter
 from scipy.ndimage import label as connected_components
 
+from benchmark.data.imageset import ImageSet
 from benchmark.errors import ConfigError
 from perturbations.base import SamplePerturbation, at_severity, end_points
-from perturbations.fill import fill_healthy
+from perturbations.fill import best_exemplar_shift, fill_healthy, match_intensity
 from perturbations.lesion_ops import (
     centroid,
     draw_lesion,
@@ -217,31 +219,80 @@ class TumourDeform(TumourEdit):
 
 
 class TumourTextureSwap(TumourEdit):
-    """Give the tumour another texture: each compartment takes the intensity distribution of another.
+    """Give the tumour another patient's tumour texture, compartment by compartment.
 
-    Within each compartment, voxel intensities are quantile-mapped onto the distribution of the next
-    compartment present (1 -> 2 -> 3 -> 1, cyclic; with one compartment, onto healthy brain tissue), so the
-    spatial pattern is kept and the appearance swapped; the result is blended with the original by
-    `strength`. Shape and label unchanged in both label modes. strength: 0..1; default 0.2 -> 1.0.
+    Each compartment (necrotic core, oedema, enhancing rim) takes the texture of the same compartment of
+    another subject's tumour in the set (the first in the item's fixed random order; another slice of the same
+    subject when no other subject has it; left as is when nothing has it): the donor compartment is copied in
+    by the translations that cover the region (`fill.best_exemplar_shift`), its intensities mapped (median,
+    interquartile range) onto the item's own compartment, so brightness stays and texture changes; the result is
+    blended with the original by `strength`. Shape and label unchanged in both label modes. strength: 0..1;
+    default 0.2 -> 1.0. Before, ranks were mapped onto another compartment's values (salt-and-pepper noise).
     """
 
     def __init__(self, strength: Any = (0.2, 1.0), label: str = "follow", margin: int = 6) -> None:
         super().__init__(label, margin)
         self.strength = end_points("strength", strength, low=0.0, high=1.0)
+        self._donors: tuple[ImageSet, Iterator[int]] | None = None
 
     def parameters_at(self, severity: int) -> dict[str, Any]:
         return {"strength": at_severity(self.strength, severity)}
 
+    def apply(self, clean: ImageSet, severity: int, seed: int, train: ImageSet | None = None):
+        """As every sample perturbation, with the set at hand as the donor pool (items are edited in order)."""
+        self._donors = (clean, iter(range(len(clean))))
+        try:
+            return super().apply(clean, severity, seed, train)
+        finally:
+            self._donors = None
+
     def edit(self, image, label, brain, params, rng):
-        present = [int(v) for v in np.unique(label) if v > 0]
-        healthy = brain & (label == 0)
-        swapped = image.copy()
-        for k, compartment in enumerate(present):
+        pool, order = self._donors if self._donors is not None else (None, iter(()))
+        index = next(order, None)
+        swapped = image.astype(np.float64).copy()
+        for compartment in (int(v) for v in np.unique(label) if v > 0):
             region = label == compartment
-            donor = label == present[(k + 1) % len(present)] if len(present) > 1 else healthy
-            for c in range(image.shape[0]):
-                values = image[c][region]
-                ranks = np.argsort(np.argsort(values, kind="stable"), kind="stable") / max(len(values) - 1, 1)
-                swapped[c][region] = np.quantile(image[c][donor], ranks)
+            donor = pick_donor(pool, index, compartment, rng) if pool is not None else None
+            if donor is not None:
+                donor_image, donor_region = donor
+                copied = copy_texture(donor_image, donor_region, region)
+                swapped[:, region] = match_intensity(copied, copied, image[:, region])
         s = params["strength"]
         return np.where(label > 0, s * swapped + (1 - s) * image, image).astype(image.dtype), label.copy()
+
+
+def pick_donor(pool: ImageSet, index: int | None, compartment: int, rng: np.random.Generator):
+    """(image (C, *spatial), region) of the same compartment in another subject's item (else another slice)."""
+    holders = [j for j in rng.permutation(len(pool)).tolist() if j != index
+               and int((pool.labels[j, 0] == compartment).sum()) >= 20]
+    subject = pool.subject_ids[index] if index is not None else None
+    ranked = sorted(holders, key=lambda j: pool.subject_ids[j] == subject)  # other subjects first, order kept
+    if not ranked:
+        return None
+    j = ranked[0]
+    return pool.images[j].cpu().numpy().astype(np.float64), (pool.labels[j, 0] == compartment).cpu().numpy()
+
+
+def copy_texture(donor: np.ndarray, donor_region: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """(C, n) donor values for the voxels of `region`: the donor region moved by the translations that cover
+    most of it (up to 16), the nearest donor-region voxel for the rest."""
+    values = np.zeros((donor.shape[0], int(region.sum())))
+    points = np.argwhere(region)
+    done = np.zeros(len(points), bool)
+    empty = np.zeros_like(region)
+    for _ in range(16):
+        todo = np.zeros_like(region)
+        todo[tuple(points[~done].T)] = True
+        found = best_exemplar_shift(donor, donor_region, todo, empty, 0.0) if todo.any() else None
+        if found is None:
+            break
+        origin = points + found[0]
+        ok = ~done & np.all((origin >= 0) & (origin < np.array(region.shape)), axis=1)
+        ok[ok] = donor_region[tuple(origin[ok].T)]
+        values[:, ok] = donor[(slice(None), *origin[ok].T)]
+        done |= ok
+    if not done.all():
+        nearest = distance_transform_edt(~donor_region, return_distances=False, return_indices=True)
+        rest = tuple(axis[tuple(points[~done].T)] for axis in nearest)
+        values[:, ~done] = donor[(slice(None), *rest)]
+    return values

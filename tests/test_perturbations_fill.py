@@ -138,3 +138,24 @@ def test_grown_tumour_keeps_its_compartments_nested():
             outer = distance_transform_edt(label > 0)
             # the necrotic core lies deeper in the lesion than the enhancing rim, and the rim deeper than oedema
             assert outer[core].mean() > outer[enhancing].mean() > outer[label == 2].mean()
+
+
+def test_texture_swap_takes_another_subjects_tumour_texture_at_the_items_own_brightness():
+    from perturbations.morphology import TumourTextureSwap
+
+    data = synthetic_imageset(n=2, size=64, seed=8)
+    images = data.images.clone()
+    oedema = data.labels[1, 0] == 2
+    checker = torch.from_numpy((np.indices((64, 64)).sum(0) % 2).astype(np.float32))
+    images[1, 0] = torch.where(oedema, 0.5 + 0.3 * checker, images[1, 0])  # a donor texture nothing else has
+    data = data.with_images(images, data.labels)
+    swap = TumourTextureSwap()
+    swap.name = "texture"
+    out = swap.apply(data, 5, seed=0).data.images[0, 0].numpy()
+    region = data.labels[0, 0].numpy() == 2
+    before = data.images[0, 0].numpy()
+    pairs = region[:, 1:] & region[:, :-1]  # horizontal neighbours both in the oedema: the checker's signature
+    jump = lambda image: np.abs(np.diff(image, axis=1))[pairs].mean()  # noqa: E731
+    assert jump(out) > 0.1 > 3 * jump(before)
+    assert abs(np.median(out[region]) - np.median(before[region])) < 0.05
+    assert torch.equal(swap.apply(data, 5, seed=0).data.labels, data.labels)
