@@ -19,6 +19,7 @@ import numpy as np
 from scipy.ndimage import (
     binary_dilation,
     binary_erosion,
+    binary_propagation,
     distance_transform_edt,
     gaussian_filter,
     map_coordinates,
@@ -99,7 +100,7 @@ def fill_sources(image, brain, lesion, region) -> tuple[np.ndarray, np.ndarray]:
     interior = healthy & binary_erosion(brain, iterations=3)  # exemplars: no dark partial-volume brain edge
     shell = binary_dilation(region) & brain
     distance = distance_transform_edt(~region)
-    ring = healthy & ~region & (distance <= RING_WIDTH + 1)
+    ring = typical_tissue(image, healthy & ~region & (distance <= RING_WIDTH + 1), healthy)  # no halo
     source = np.zeros(image.shape, np.float64)
     ids = np.full(region.shape, -1)
     points, ring_points = np.argwhere(shell), np.argwhere(ring)
@@ -208,6 +209,20 @@ def typical_tissue(image: np.ndarray, candidates: np.ndarray, healthy: np.ndarra
         q25, q50, q75 = np.percentile(channel[healthy], [25, 50, 75])
         keep &= np.abs(channel - q50) <= spread * max(q75 - q25, 1e-6) / 1.349
     return keep
+
+
+def clearance(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, removed: np.ndarray,
+              reach: int) -> np.ndarray:
+    """The region to refill when `removed` (lesion voxels) goes: `removed` dilated by two voxels, grown within
+    `reach` voxels through atypical tissue connected to it (the unlabelled FLAIR halo: labels often stop short of
+    the hyperintensity, and a removed tumour should not leave its halo behind), inside the brain. `image` is
+    channel-first (C, *spatial)."""
+    seed = binary_dilation(removed, iterations=2) & brain
+    if reach <= 2:
+        return seed
+    near = brain & (distance_transform_edt(~removed) <= reach)
+    atypical = near & ~typical_tissue(image, near, healthy_tissue(brain, lesion), spread=2.0)
+    return binary_propagation(seed, mask=seed | atypical)
 
 
 def fill_healthy(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, region: np.ndarray) -> np.ndarray:

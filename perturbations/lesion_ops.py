@@ -147,12 +147,12 @@ def blend(base: np.ndarray, top: np.ndarray, weight: np.ndarray, brain: np.ndarr
     return np.where(brain, mixed, base).astype(base.dtype)
 
 
-def vacate(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """`image` with `region` (lesion voxels to clear, dilated by two voxels for the FLAIR halo) refilled with
-    healthy tissue (`perturbations.fill.fill_healthy`); `lesion` marks every lesion voxel of the item."""
-    from perturbations.fill import fill_healthy
+def vacate(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, region: np.ndarray, reach: int) -> np.ndarray:
+    """`image` with `region` (lesion voxels to clear) and its FLAIR halo within `reach` voxels refilled with
+    healthy tissue (`perturbations.fill`); `lesion` marks every lesion voxel of the item."""
+    from perturbations.fill import clearance, fill_healthy
 
-    return fill_healthy(image, brain, lesion, binary_dilation(region, iterations=2) & brain)
+    return fill_healthy(image, brain, lesion, clearance(image, brain, lesion, region, reach))
 
 
 def draw_lesion(image: np.ndarray, original: np.ndarray, label: np.ndarray, brain: np.ndarray, coords: np.ndarray,
@@ -175,5 +175,5 @@ def paste_lesion(image: np.ndarray, label: np.ndarray, brain: np.ndarray, coords
     item, so that the infill never copies another tumour in.
     """
     lesion = label > 0 if lesion is None else lesion
-    healthy = vacate(image, brain, lesion, label > 0)
+    healthy = vacate(image, brain, lesion, label > 0, int(2 * feather) - 1)
     return draw_lesion(healthy, image, label, brain, coords, feather)

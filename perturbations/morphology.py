@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.ndimage import binary_dilation, distance_transform_edt, gaussian_filter
+from scipy.ndimage import distance_transform_edt, gaussian_filter
 from scipy.ndimage import label as connected_components
 
 from benchmark.data.imageset import ImageSet
 from benchmark.errors import ConfigError
 from perturbations.base import SamplePerturbation, at_severity, end_points
-from perturbations.fill import best_exemplar_shift, fill_healthy, match_intensity
+from perturbations.fill import best_exemplar_shift, clearance, fill_healthy, match_intensity
 from perturbations.lesion_ops import (
     centroid,
     draw_lesion,
@@ -58,7 +58,7 @@ class TumourEdit(SamplePerturbation):
     def stream(self) -> str:
         """The class and end points, not the name or label mode: the keep and follow variants of an edit draw
         the same random numbers, so their images are identical and only their labels differ."""
-        settings = sorted((k, v) for k, v in vars(self).items() if k not in ("name", "label"))
+        settings = sorted((k, v) for k, v in vars(self).items() if k not in ("name", "label") and k[0] != "_")
         return f"{type(self).__name__}:{settings}"
 
     @property
@@ -88,8 +88,8 @@ class TumourRemove(TumourEdit):
     Severity is the fraction of lesion volume removed (clinical degree, not a geometric cut): the voxels
     nearest the lesion's border go first (distance to the border plus the item's fixed smooth jitter of about
     a voxel, so the new border is irregular like a real one), so oedema goes before the core and compartments
-    stay nested; exactly round(fraction x lesion voxels) are removed. The removed part, dilated by two voxels
-    (the FLAIR halo), is filled by `perturbations.fill.fill_healthy` (mirror, exemplar, Poisson blend).
+    stay nested; exactly round(fraction x lesion voxels) are removed. The removed part with its FLAIR halo
+    (`fill.clearance`, within margin - 1 voxels) is filled by `fill.fill_healthy` (mirror, exemplar, Poisson).
     fraction: 0..1; default 0.2 -> 1.0 (all of it). Before, a plane swept the lesion (a cut no generator makes).
     """
 
@@ -104,7 +104,7 @@ class TumourRemove(TumourEdit):
         lesion = label > 0
         removed = peel(lesion, params["fraction_removed"], rng)
         remaining = lesion & ~removed
-        region = binary_dilation(removed, iterations=2) & brain & ~remaining
+        region = clearance(image, brain, lesion, removed, self.margin - 1) & ~remaining
         return fill_healthy(image, brain, lesion, region), np.where(removed, 0, label)
 
 
@@ -140,7 +140,7 @@ class TumourResize(TumourEdit):
     def edit(self, image, label, brain, params, rng):
         grid = identity_grid(label.shape)
         components, count = connected_components(label > 0)
-        edited, new_label = vacate(image, brain, label > 0, label > 0), np.zeros_like(label)
+        edited, new_label = vacate(image, brain, label > 0, label > 0, self.margin - 1), np.zeros_like(label)
         for k in range(1, count + 1):  # each tumour about its own centre
             part = np.where(components == k, label, 0)
             centre = centroid(part > 0).reshape(-1, *[1] * label.ndim)
@@ -222,54 +222,59 @@ class TumourTextureSwap(TumourEdit):
     """Give the tumour another patient's tumour texture, compartment by compartment.
 
     Each compartment (necrotic core, oedema, enhancing rim) takes the texture of the same compartment of
-    another subject's tumour in the set (the first in the item's fixed random order; another slice of the same
-    subject when no other subject has it; left as is when nothing has it): the donor compartment is copied in
-    by the translations that cover the region (`fill.best_exemplar_shift`), its intensities mapped (median,
-    interquartile range) onto the item's own compartment, so brightness stays and texture changes; the result is
-    blended with the original by `strength`. Shape and label unchanged in both label modes. strength: 0..1;
+    another subject's tumour in the set or the training set (first in the item's fixed random order; another
+    slice of the same subject when no other subject has it; left as is when nothing has it): the donor
+    compartment is copied in by the translations that cover the region (`fill.best_exemplar_shift`), its
+    intensities mapped (median, interquartile range) onto the item's own compartment, so brightness stays and
+    texture changes; the result is blended with the original by `strength`. Shape and label unchanged in both label modes. strength: 0..1;
     default 0.2 -> 1.0. Before, ranks were mapped onto another compartment's values (salt-and-pepper noise).
     """
 
     def __init__(self, strength: Any = (0.2, 1.0), label: str = "follow", margin: int = 6) -> None:
         super().__init__(label, margin)
         self.strength = end_points("strength", strength, low=0.0, high=1.0)
-        self._donors: tuple[ImageSet, Iterator[int]] | None = None
+        self._donors: tuple[ImageSet, ImageSet | None, Iterator[int]] | None = None
 
     def parameters_at(self, severity: int) -> dict[str, Any]:
         return {"strength": at_severity(self.strength, severity)}
 
     def apply(self, clean: ImageSet, severity: int, seed: int, train: ImageSet | None = None):
-        """As every sample perturbation, with the set at hand as the donor pool (items are edited in order)."""
-        self._donors = (clean, iter(range(len(clean))))
+        """As every sample perturbation, with the set (and the training set, when given) as the donor pool."""
+        self._donors = (clean, train, iter(range(len(clean))))  # the base class edits the items in order
         try:
             return super().apply(clean, severity, seed, train)
         finally:
             self._donors = None
 
     def edit(self, image, label, brain, params, rng):
-        pool, order = self._donors if self._donors is not None else (None, iter(()))
+        clean, train, order = self._donors if self._donors is not None else (None, None, iter(()))
         index = next(order, None)
+        subject = clean.subject_ids[index] if clean is not None and index is not None else None
         swapped = image.astype(np.float64).copy()
         for compartment in (int(v) for v in np.unique(label) if v > 0):
             region = label == compartment
-            donor = pick_donor(pool, index, compartment, rng) if pool is not None else None
+            donor = pick_donor([(clean, index), (train, None)], subject, compartment, rng)
             if donor is not None:
-                donor_image, donor_region = donor
-                copied = copy_texture(donor_image, donor_region, region)
+                copied = copy_texture(*donor, region)
                 swapped[:, region] = match_intensity(copied, copied, image[:, region])
         s = params["strength"]
         return np.where(label > 0, s * swapped + (1 - s) * image, image).astype(image.dtype), label.copy()
 
 
-def pick_donor(pool: ImageSet, index: int | None, compartment: int, rng: np.random.Generator):
-    """(image (C, *spatial), region) of the same compartment in another subject's item (else another slice)."""
-    holders = [j for j in rng.permutation(len(pool)).tolist() if j != index
-               and int((pool.labels[j, 0] == compartment).sum()) >= 20]
-    subject = pool.subject_ids[index] if index is not None else None
-    ranked = sorted(holders, key=lambda j: pool.subject_ids[j] == subject)  # other subjects first, order kept
-    if not ranked:
+def pick_donor(pools: list[tuple[ImageSet | None, int | None]], subject: str | None, compartment: int,
+               rng: np.random.Generator):
+    """(image (C, *spatial), region) of the same compartment in another subject's item (the set first, then the
+    training set; another slice of the same subject when no other subject has it), or None."""
+    holders = []
+    for rank, (pool, own) in enumerate(pools):
+        if pool is None:
+            continue
+        for j in rng.permutation(len(pool)).tolist():
+            if j != own and int((pool.labels[j, 0] == compartment).sum()) >= 20:
+                holders.append((pool.subject_ids[j] == subject, rank, pool, j))
+    if not holders:
         return None
-    j = ranked[0]
+    _, _, pool, j = min(holders, key=lambda h: (h[0], h[1]))  # stable: the first in the random order wins
     return pool.images[j].cpu().numpy().astype(np.float64), (pool.labels[j, 0] == compartment).cpu().numpy()
 
 
