@@ -227,7 +227,8 @@ class TumourTextureSwap(TumourEdit):
     compartment is copied in by the translations that cover the region (`fill.best_exemplar_shift`), its
     intensities mapped (median, interquartile range) onto the item's own compartment, so brightness stays and
     texture changes; the result is blended with the original by `strength`. Shape and label unchanged in both
-    label modes. strength: 0..1; default 0.2 -> 1.0. Before, ranks were mapped onto another compartment's values (salt-and-pepper noise).
+    label modes. strength: 0..1; default 0.2 -> 1.0. Before, ranks were mapped onto another compartment's
+    values (salt-and-pepper noise).
     """
 
     def __init__(self, strength: Any = (0.2, 1.0), label: str = "follow", margin: int = 6) -> None:
