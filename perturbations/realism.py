@@ -102,20 +102,25 @@ def item_patches(image, clean_label, label, brain, rng, count: int = 4):
 
 
 def detector_auc(features: list[np.ndarray], targets: list[int], groups: list[str]) -> float:
-    """Out-of-fold ROC AUC of a logistic regression, folds by patient; NaN with < 2 patients or one class."""
+    """Out-of-fold ROC AUC of a logistic regression, folds by patient (GroupKFold, up to 5); a fold whose training
+    part holds one class predicts its share. NaN with < 2 patients or one class."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import GroupKFold, cross_val_predict
+    from sklearn.model_selection import GroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    groups_array, y = np.array(groups), np.array(targets)
+    x, y, groups_array = np.array(features), np.array(targets), np.array(groups)
     if len(set(groups)) < 2 or len(set(targets)) < 2:
         return float("nan")
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    folds = GroupKFold(n_splits=min(5, len(set(groups))))
-    scores = cross_val_predict(model, np.array(features), y, groups=groups_array, cv=folds, method="predict_proba")
-    return float(roc_auc_score(y, scores[:, 1]))
+    scores = np.zeros(len(y))
+    for train, test in GroupKFold(n_splits=min(5, len(set(groups)))).split(x, y, groups_array):
+        if len(set(y[train])) < 2:
+            scores[test] = y[train].mean()
+            continue
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x[train], y[train])
+        scores[test] = model.predict_proba(x[test])[:, 1]
+    return float(roc_auc_score(y, scores))
 
 
 def measure(edit, clean: ImageSet, severity: int, seed: int = 0) -> dict[str, float]:
