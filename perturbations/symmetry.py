@@ -6,9 +6,10 @@ hemisphere is searched for: the in-plane angle and offset of the line (2D slice,
 lesion replaced by the healthy median) is most symmetric. For each candidate angle the image is rotated and
 its self-convolution along the columns is computed by FFT: for a non-negative signal R,
 sum_x R(x) R(s - x) <= sum_x R(x)^2 with equality when R is symmetric about s / 2 (Cauchy-Schwarz), so the
-maximum over angle and s gives the plane. A direct search, coarse (3 degrees, +-18) then fine (0.5 degrees,
-column to half a voxel), without the local optima of intensity-based registration to the flip; results are
-cached per image content, so the five severities of an item estimate its plane once.
+maximum over angle and s gives the plane. A direct search at half resolution, coarse (3 degrees, +-18) then
+fine (0.5 degrees), refined at full resolution (0.25 degrees, column to half a voxel), without the local
+optima of intensity-based registration to the flip (SimpleITK would need a good start); results are cached per
+image content, so the severities and edits of an item estimate its plane once.
 """
 
 from __future__ import annotations
@@ -52,10 +53,18 @@ def symmetry_signal(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray) ->
     return brain * (1.0 + np.where(lesion, level, image))
 
 
-def rotated(signal: np.ndarray, angle_degrees: float, grid: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """signal sampled on the grid rotated by the angle about the centre: R(q) = S(c + Rot (q - c))."""
+def rotated(signal: np.ndarray, angle_degrees: float) -> np.ndarray:
+    """signal sampled on its grid rotated by the angle about the centre: R(q) = S(c + Rot (q - c))."""
+    centre = (np.array(signal.shape, float) - 1) / 2
+    grid = np.stack(np.meshgrid(*[np.arange(n, dtype=float) for n in signal.shape], indexing="ij"))
     coords = np.tensordot(rotation(angle_degrees), grid - centre[:, None, None], axes=1) + centre[:, None, None]
     return map_coordinates(signal, coords, order=1, mode="constant", cval=0.0)
+
+
+def half_resolution(signal: np.ndarray) -> np.ndarray:
+    """2 x 2 block means (odd sizes padded with zeros): same centre and angles, a quarter of the voxels."""
+    padded = np.pad(signal, [(0, n % 2) for n in signal.shape])
+    return padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).mean(axis=(1, 3))
 
 
 def symmetry_score(signal: np.ndarray) -> tuple[float, float]:
@@ -75,16 +84,17 @@ def estimate_mirror_line(image: np.ndarray, brain: np.ndarray, lesion: np.ndarra
     if not brain.any():
         centre = (np.array(signal.shape, float) - 1) / 2
         return MirrorLine(centre, np.array([1.0, 0.0]))
-    grid = np.stack(np.meshgrid(*[np.arange(n, dtype=float) for n in signal.shape], indexing="ij"))
-    centre = (np.array(signal.shape, float) - 1) / 2
-    best = (-np.inf, 0.0, 0.0)
+    small = half_resolution(signal)  # the angle search at half resolution (4x fewer voxels), then refined
+    best = (-np.inf, 0.0)
     for step, span, around in ((3.0, max_angle, 0.0), (0.5, 2.5, None)):
         middle = best[1] if around is None else around
         for angle in np.arange(middle - span, middle + span + 1e-9, step):
-            score, column = symmetry_score(rotated(signal, angle, grid, centre))
+            score = symmetry_score(rotated(small, angle))[0]
             if score > best[0]:
-                best = (score, float(angle), column)
-    _, angle, column = best
+                best = (score, float(angle))
+    full = [(symmetry_score(rotated(signal, a)), a) for a in best[1] + np.arange(-0.5, 0.51, 0.25)]
+    (_, column), angle = max(full, key=lambda entry: entry[0][0])  # last step at full resolution
+    centre = (np.array(signal.shape, float) - 1) / 2
     turn = rotation(angle)
     point = centre + turn @ (np.array([centre[0], column]) - centre)
     return MirrorLine(point, turn @ np.array([1.0, 0.0]))
