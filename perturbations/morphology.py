@@ -254,7 +254,7 @@ class TumourTextureSwap(TumourEdit):
         swapped = image.astype(np.float64).copy()
         for compartment in (int(v) for v in np.unique(label) if v > 0):
             region = label == compartment
-            donor = pick_donor([(clean, index), (train, None)], subject, compartment, rng)
+            donor = pick_donor([(clean, index), (train, None)], subject, compartment, rng, min(20, region.sum()))
             if donor is not None:
                 copied = copy_texture(*donor, region)
                 swapped[:, region] = match_intensity(copied, copied, image[:, region])
@@ -263,15 +263,16 @@ class TumourTextureSwap(TumourEdit):
 
 
 def pick_donor(pools: list[tuple[ImageSet | None, int | None]], subject: str | None, compartment: int,
-               rng: np.random.Generator):
+               rng: np.random.Generator, min_voxels: int = 20):
     """(image (C, *spatial), region) of the same compartment in another subject's item (the set first, then the
-    training set; another slice of the same subject when no other subject has it), or None."""
+    training set; another slice of the same subject when no other subject has it) with at least `min_voxels`
+    voxels of it, or None."""
     holders = []
     for rank, (pool, own) in enumerate(pools):
         if pool is None:
             continue
         for j in rng.permutation(len(pool)).tolist():
-            if j != own and int((pool.labels[j, 0] == compartment).sum()) >= 20:
+            if j != own and int((pool.labels[j, 0] == compartment).sum()) >= min_voxels:
                 holders.append((pool.subject_ids[j] == subject, rank, pool, j))
     if not holders:
         return None
