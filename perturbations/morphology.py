@@ -5,8 +5,9 @@ Every edit touches only the voxels within `margin` voxels of the lesion before o
 `label: follow` edits the label map with the image; `label: keep` leaves the original label, so the image
 no longer matches its mask (as when a mask-conditioned generator errs); the image is the same in both
 modes. An item without a lesion is passed through and listed in `PerturbedSet.skipped`.
-Healthy tissue for removed parts comes from `perturbations.lesion_ops.healthy_fill` (contralateral mirror,
-intensity-matched). Runs on the CPU (scipy); tensors come back on the item's device.
+Healthy tissue for removed parts comes from `perturbations.fill` (mirror about the estimated mid-sagittal
+line, exemplar fallback, intensity and texture matched, Poisson-blended). Runs on the CPU (scipy); tensors
+come back on the item's device.
 """
 
 from __future__ import annotations
