@@ -5,29 +5,33 @@ Every edit touches only the voxels within `margin` voxels of the lesion before o
 `label: follow` edits the label map with the image; `label: keep` leaves the original label, so the image
 no longer matches its mask (as when a mask-conditioned generator errs); the image is the same in both
 modes. An item without a lesion is passed through and listed in `PerturbedSet.skipped`.
-Healthy tissue for removed parts comes from `perturbations.lesion_ops.healthy_fill` (contralateral mirror,
-intensity-matched). Runs on the CPU (scipy); tensors come back on the item's device.
+Healthy tissue for removed parts comes from `perturbations.fill` (mirror about the estimated mid-sagittal
+line, exemplar fallback, intensity and texture matched, Poisson-blended). Runs on the CPU (scipy); tensors
+come back on the item's device.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import distance_transform_edt, gaussian_filter
 from scipy.ndimage import label as connected_components
 
+from benchmark.data.imageset import ImageSet
 from benchmark.errors import ConfigError
 from perturbations.base import SamplePerturbation, at_severity, end_points
+from perturbations.fill import best_exemplar_shift, clearance, fill_healthy, match_intensity
 from perturbations.lesion_ops import (
-    blend,
     centroid,
+    draw_lesion,
     equivalent_radius,
-    healthy_fill,
     identity_grid,
     paste_lesion,
     soft_mask,
+    vacate,
     warp,
     warp_labels,
 )
@@ -55,7 +59,7 @@ class TumourEdit(SamplePerturbation):
     def stream(self) -> str:
         """The class and end points, not the name or label mode: the keep and follow variants of an edit draw
         the same random numbers, so their images are identical and only their labels differ."""
-        settings = sorted((k, v) for k, v in vars(self).items() if k not in ("name", "label"))
+        settings = sorted((k, v) for k, v in vars(self).items() if k not in ("name", "label") and k[0] != "_")
         return f"{type(self).__name__}:{settings}"
 
     @property
@@ -80,11 +84,14 @@ class TumourEdit(SamplePerturbation):
 
 
 class TumourRemove(TumourEdit):
-    """Erase a growing part of the tumour and fill it with healthy tissue.
+    """Erase a growing share of the tumour, from its border inwards, and fill it with the patient's healthy tissue.
 
-    A plane sweeps across the lesion from the item's fixed random direction; the `fraction` of lesion
-    voxels it has passed are replaced by healthy tissue (contralateral mirror), feathered into the healthy
-    surroundings; the remaining lesion is untouched. fraction: 0..1; default 0.2 -> 1.0 (all of it).
+    Severity is the fraction of lesion volume removed (clinical degree, not a geometric cut): the voxels
+    nearest the lesion's border go first (distance to the border plus the item's fixed smooth jitter of about
+    a voxel, so the new border is irregular like a real one), so oedema goes before the core and compartments
+    stay nested; exactly round(fraction x lesion voxels) are removed. The removed part with its FLAIR halo
+    (`fill.clearance`, within margin - 1 voxels) is filled by `fill.fill_healthy` (mirror, exemplar, Poisson).
+    fraction: 0..1; default 0.2 -> 1.0 (all of it). Before, a plane swept the lesion (a cut no generator makes).
     """
 
     def __init__(self, fraction: Any = (0.2, 1.0), label: str = "follow", margin: int = 6) -> None:
@@ -96,15 +103,23 @@ class TumourRemove(TumourEdit):
 
     def edit(self, image, label, brain, params, rng):
         lesion = label > 0
-        direction = rng.standard_normal(lesion.ndim)
-        points = np.argwhere(lesion)
-        depth = (points - points.mean(0)) @ (direction / np.linalg.norm(direction))
-        cut = np.quantile(depth, params["fraction_removed"]) if params["fraction_removed"] < 1 else np.inf
-        removed = np.zeros_like(lesion)
-        removed[tuple(points[depth <= cut].T)] = True
-        weight = soft_mask(removed, self.feather) * ~(lesion & ~removed)
-        edited = blend(image, healthy_fill(image, brain, lesion, weight > 0), weight, brain)
-        return edited, np.where(removed, 0, label)
+        removed = peel(lesion, params["fraction_removed"], rng)
+        remaining = lesion & ~removed
+        region = clearance(image, brain, lesion, removed, self.margin - 1) & ~remaining
+        return fill_healthy(image, brain, lesion, region), np.where(removed, 0, label)
+
+
+def peel(lesion: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """The round(fraction x size) lesion voxels nearest its border (jittered by smooth noise of ~1 voxel)."""
+    jitter = gaussian_filter(rng.standard_normal(lesion.shape), 2.0)
+    jitter *= 1.0 / max(float(jitter.std()), 1e-12)
+    depth = distance_transform_edt(lesion) + jitter
+    points = np.argwhere(lesion)
+    count = int(np.rint(fraction * len(points)))
+    order = np.argsort(depth[tuple(points.T)], kind="stable")[:count]
+    removed = np.zeros_like(lesion)
+    removed[tuple(points[order].T)] = True
+    return removed
 
 
 class TumourResize(TumourEdit):
@@ -126,14 +141,14 @@ class TumourResize(TumourEdit):
     def edit(self, image, label, brain, params, rng):
         grid = identity_grid(label.shape)
         components, count = connected_components(label > 0)
-        new_label = np.where(components > 0, 0, label)
+        edited, new_label = vacate(image, brain, label > 0, label > 0, self.margin - 1), np.zeros_like(label)
         for k in range(1, count + 1):  # each tumour about its own centre
             part = np.where(components == k, label, 0)
             centre = centroid(part > 0).reshape(-1, *[1] * label.ndim)
-            image, drawn = paste_lesion(image, part, brain, centre + (grid - centre) / params["scale"], self.feather,
-                                        lesion=label > 0)
+            edited, drawn = draw_lesion(edited, image, part, brain, centre + (grid - centre) / params["scale"],
+                                        self.feather)
             new_label = np.where(drawn > 0, drawn, new_label)
-        return image, new_label
+        return edited, new_label
 
 
 class TumourMove(TumourEdit):
@@ -205,31 +220,87 @@ class TumourDeform(TumourEdit):
 
 
 class TumourTextureSwap(TumourEdit):
-    """Give the tumour another texture: each compartment takes the intensity distribution of another.
+    """Give the tumour another patient's tumour texture, compartment by compartment.
 
-    Within each compartment, voxel intensities are quantile-mapped onto the distribution of the next
-    compartment present (1 -> 2 -> 3 -> 1, cyclic; with one compartment, onto healthy brain tissue), so the
-    spatial pattern is kept and the appearance swapped; the result is blended with the original by
-    `strength`. Shape and label unchanged in both label modes. strength: 0..1; default 0.2 -> 1.0.
+    Each compartment (necrotic core, oedema, enhancing rim) takes the texture of the same compartment of
+    another subject's tumour in the set or the training set (first in the item's fixed random order; another
+    slice of the same subject when no other subject has it; left as is when nothing has it): the donor
+    compartment is copied in by the translations that cover the region (`fill.best_exemplar_shift`), its
+    intensities mapped (median, interquartile range) onto the item's own compartment, so brightness stays and
+    texture changes; the result is blended with the original by `strength`. Shape and label unchanged in both
+    label modes. strength: 0..1; default 0.2 -> 1.0. Before, ranks were mapped onto another compartment's
+    values (salt-and-pepper noise).
     """
 
     def __init__(self, strength: Any = (0.2, 1.0), label: str = "follow", margin: int = 6) -> None:
         super().__init__(label, margin)
         self.strength = end_points("strength", strength, low=0.0, high=1.0)
+        self._donors: tuple[ImageSet, ImageSet | None, Iterator[int]] | None = None
 
     def parameters_at(self, severity: int) -> dict[str, Any]:
         return {"strength": at_severity(self.strength, severity)}
 
+    def apply(self, clean: ImageSet, severity: int, seed: int, train: ImageSet | None = None):
+        """As every sample perturbation, with the set (and the training set, when given) as the donor pool."""
+        self._donors = (clean, train, iter(range(len(clean))))  # the base class edits the items in order
+        try:
+            return super().apply(clean, severity, seed, train)
+        finally:
+            self._donors = None
+
     def edit(self, image, label, brain, params, rng):
-        present = [int(v) for v in np.unique(label) if v > 0]
-        healthy = brain & (label == 0)
-        swapped = image.copy()
-        for k, compartment in enumerate(present):
+        clean, train, order = self._donors if self._donors is not None else (None, None, iter(()))
+        index = next(order, None)
+        subject = clean.subject_ids[index] if clean is not None and index is not None else None
+        swapped = image.astype(np.float64).copy()
+        for compartment in (int(v) for v in np.unique(label) if v > 0):
             region = label == compartment
-            donor = label == present[(k + 1) % len(present)] if len(present) > 1 else healthy
-            for c in range(image.shape[0]):
-                values = image[c][region]
-                ranks = np.argsort(np.argsort(values, kind="stable"), kind="stable") / max(len(values) - 1, 1)
-                swapped[c][region] = np.quantile(image[c][donor], ranks)
+            donor = pick_donor([(clean, index), (train, None)], subject, compartment, rng, min(20, region.sum()))
+            if donor is not None:
+                copied = copy_texture(*donor, region)
+                swapped[:, region] = match_intensity(copied, copied, image[:, region])
         s = params["strength"]
         return np.where(label > 0, s * swapped + (1 - s) * image, image).astype(image.dtype), label.copy()
+
+
+def pick_donor(pools: list[tuple[ImageSet | None, int | None]], subject: str | None, compartment: int,
+               rng: np.random.Generator, min_voxels: int = 20):
+    """(image (C, *spatial), region) of the same compartment in another subject's item (the set first, then the
+    training set; another slice of the same subject when no other subject has it) with at least `min_voxels`
+    voxels of it, or None."""
+    holders = []
+    for rank, (pool, own) in enumerate(pools):
+        if pool is None:
+            continue
+        for j in rng.permutation(len(pool)).tolist():
+            if j != own and int((pool.labels[j, 0] == compartment).sum()) >= min_voxels:
+                holders.append((pool.subject_ids[j] == subject, rank, pool, j))
+    if not holders:
+        return None
+    _, _, pool, j = min(holders, key=lambda h: (h[0], h[1]))  # stable: the first in the random order wins
+    return pool.images[j].cpu().numpy().astype(np.float64), (pool.labels[j, 0] == compartment).cpu().numpy()
+
+
+def copy_texture(donor: np.ndarray, donor_region: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """(C, n) donor values for the voxels of `region`: the donor region moved by the translations that cover
+    most of it (up to 16), the nearest donor-region voxel for the rest."""
+    values = np.zeros((donor.shape[0], int(region.sum())))
+    points = np.argwhere(region)
+    done = np.zeros(len(points), bool)
+    empty = np.zeros_like(region)
+    for _ in range(16):
+        todo = np.zeros_like(region)
+        todo[tuple(points[~done].T)] = True
+        found = best_exemplar_shift(donor, donor_region, todo, empty, 0.0) if todo.any() else None
+        if found is None:
+            break
+        origin = points + found[0]
+        ok = ~done & np.all((origin >= 0) & (origin < np.array(region.shape)), axis=1)
+        ok[ok] = donor_region[tuple(origin[ok].T)]
+        values[:, ok] = donor[(slice(None), *origin[ok].T)]
+        done |= ok
+    if not done.all():
+        nearest = distance_transform_edt(~donor_region, return_distances=False, return_indices=True)
+        rest = tuple(axis[tuple(points[~done].T)] for axis in nearest)
+        values[:, ~done] = donor[(slice(None), *rest)]
+    return values

@@ -4,7 +4,9 @@ A small Hydra app on the project's config (conf/config.yaml), so the data and th
 exactly as for a study: `python -m perturbations.preview perturbation=[ghosting,tumour_move]`; with no
 perturbation selected it shows every one on the config search path (user directories included). The slice
 is the test-split item with the largest lesion (or `+preview.item=N`) of the configured data, or of the
-synthetic set of the tests with `+preview.source=synthetic`; sample-level perturbations act on it
+synthetic set of the tests with `+preview.source=synthetic`, or of the real BRATS 2015 patients in DeepMedic's
+layout with `+preview.source=real` (`+preview.real_root=DIR`, default ../shared/data/brats2015-deepmedic,
+FLAIR tumour slices at 192 x 192: `perturbations.real_patients`); sample-level perturbations act on it
 alone, set-level ones on the whole test split (the tile shows the same slot and names its source). The red
 line outlines the lesion in the perturbed item's label. Writes `<output_dir>/perturbation_preview.png`.
 """
@@ -98,8 +100,14 @@ def preview_data(cfg: DictConfig, source: str) -> PreparedData:
         train = synthetic_imageset(n=12, size=128, seed=int(cfg.seed) + 1)
         test = synthetic_imageset(n=12, size=128, seed=int(cfg.seed), tumour_free=(3, 7))
         return PreparedData(train=train, val=test, test=test, summary={"source": "synthetic"})
+    if source == "real":  # the tumour slices of real patients in DeepMedic's layout (a development check)
+        from perturbations.real_patients import real_tumour_slices
+
+        root = (cfg.get("preview") or {}).get("real_root", "../shared/data/brats2015-deepmedic")
+        slices = real_tumour_slices(Path(str(root)))
+        return PreparedData(train=slices, val=slices, test=slices, summary={"source": str(root)})
     if source != "data":
-        raise ConfigError(f"preview.source must be 'data' or 'synthetic', got {source!r}")
+        raise ConfigError(f"preview.source must be 'data', 'synthetic' or 'real', got {source!r}")
     from benchmark.data.prepare import prepare_data
 
     return prepare_data(cfg.data, seed=int(cfg.seed))

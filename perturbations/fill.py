@@ -1,0 +1,249 @@
+"""Healthy-tissue fill for the tumour edits: the patient's own tissue, intensity-matched, blended seamlessly.
+
+Sources, per voxel of the region to fill, the first that lands on healthy brain (brain minus lesion dilated by
+two voxels): (1) the contralateral hemisphere, mirrored about the mid-sagittal line estimated from the image
+(`perturbations.symmetry`); (2) exemplar copies: the translation of the patient's healthy tissue that covers
+what is left and best matches the healthy ring around the hole (sum of squared differences, all shifts at
+once by FFT correlation; Efros-Leung / Criminisi in spirit, one large exemplar per piece rather than many
+small patches). Each source's intensities are matched (mean, std) to the ring of healthy tissue around the
+hole, then the fill is blended in the gradient domain (Poisson image editing, Perez et al. 2003): inside
+the region the result keeps the source's gradients and meets the surrounding healthy tissue exactly, with
+free (Neumann) borders at remaining tumour and at the brain's edge. OpenCV's `seamlessClone` would do the
+blend, but only on 8-bit 3-channel images (quantising [0, 1] MRI to 256 levels, 2D only), so the float
+Poisson system is solved here with scipy.sparse (a few thousand unknowns per slice: milliseconds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import (
+    binary_dilation,
+    binary_erosion,
+    binary_propagation,
+    distance_transform_edt,
+    gaussian_filter,
+    map_coordinates,
+    uniform_filter,
+)
+from scipy.signal import correlate
+from scipy.sparse import coo_matrix
+from scipy.sparse.linalg import spsolve
+
+from perturbations.symmetry import cached_mirror_line, mirrored_points
+
+RING_WIDTH = 4  # voxels of healthy tissue around the hole used for intensity matching and exemplar scoring
+MIN_MIRROR_SHARE = 0.6  # the mirror is used only when it covers this share of the region
+
+
+def healthy_tissue(brain: np.ndarray, lesion: np.ndarray) -> np.ndarray:
+    """Brain voxels that may serve as a source: two voxels away from any lesion (FLAIR halo excluded)."""
+    return brain & ~binary_dilation(lesion, iterations=2) if lesion.any() else brain.copy()
+
+
+def mirror_source(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, points: np.ndarray):
+    """(values (C, n), valid (n,)) of the contralateral voxels of `points` (n, ndim)."""
+    line = cached_mirror_line(image[0], brain, lesion)
+    coords = mirrored_points(points, line).T
+    healthy = healthy_tissue(brain, lesion).astype(np.float32)
+    valid = map_coordinates(healthy, coords, order=0, mode="constant", cval=0.0) > 0.5
+    # nearest voxel, not interpolated: linear interpolation at half-voxel offsets smooths the texture away
+    values = np.stack([map_coordinates(c, coords, order=0, mode="nearest") for c in image])
+    return values, valid
+
+
+def correlation(big: np.ndarray, small: np.ndarray) -> np.ndarray:
+    """sum_p small(p) big(p + shift) for every shift; index k <-> shift k - (shape - 1)."""
+    return correlate(big, small, mode="full", method="fft")
+
+
+def best_exemplar_shift(image: np.ndarray, healthy: np.ndarray, todo: np.ndarray, ring: np.ndarray,
+                        min_shift: float) -> tuple[np.ndarray, int] | None:
+    """(shift, voxels of `todo` it covers) of the healthy-tissue translation that covers most of `todo` and,
+    among those covering it, whose copy of the ring best matches the ring; None when nothing is covered."""
+    offset = np.array(todo.shape) - 1
+    covered = correlation(healthy.astype(np.float64), todo.astype(np.float64))
+    ring_f = ring.astype(np.float64)
+    ring_cover = correlation(healthy.astype(np.float64), ring_f)
+    cost = np.zeros_like(covered)
+    for channel in image:
+        cost += correlation(channel * channel, ring_f) - 2 * correlation(channel, ring_f * channel)
+    cost /= max(ring.sum(), 1)
+    shifts = np.stack(np.meshgrid(*[np.arange(n) for n in covered.shape], indexing="ij"), -1) - offset
+    far = np.linalg.norm(shifts, axis=-1) >= min_shift
+    need = todo.sum()
+    full = far & (covered >= need - 0.5) & (ring_cover >= 0.9 * ring.sum() - 0.5)
+    if full.any():
+        index = np.unravel_index(np.argmin(np.where(full, cost, np.inf)), cost.shape)
+        return shifts[index], int(need)
+    score = np.where(far, np.round(covered), -1)
+    if score.max() < 0.5:
+        return None
+    index = np.unravel_index(np.argmax(score), score.shape)
+    return shifts[index], int(np.rint(covered[index]))
+
+
+def match_intensity(source: np.ndarray, source_ring: np.ndarray, target_ring: np.ndarray) -> np.ndarray:
+    """Per channel, map the source so its ring's median and interquartile range match the target ring's (robust
+    to the unlabelled FLAIR halo around a lesion; range ratio limited to 0.67..1.5)."""
+    if source_ring.shape[1] < 5 or target_ring.shape[1] < 5:
+        return source
+    q_s = np.percentile(source_ring, [25, 50, 75], axis=1)[..., None]
+    q_t = np.percentile(target_ring, [25, 50, 75], axis=1)[..., None]
+    ratio = np.clip((q_t[2] - q_t[0]) / np.maximum(q_s[2] - q_s[0], 1e-6), 0.67, 1.5)
+    return (source - q_s[1]) * ratio + q_t[1]
+
+
+def fill_sources(image, brain, lesion, region) -> tuple[np.ndarray, np.ndarray]:
+    """(source image (C, *spatial), source id (*spatial): 0 mirror, k > 0 exemplar k, -1 none) on the
+    region and its one-voxel outer shell, each source intensity-matched to the ring around the region."""
+    healthy = healthy_tissue(brain, lesion)
+    interior = healthy & binary_erosion(brain, iterations=3)  # exemplars: no dark partial-volume brain edge
+    shell = binary_dilation(region) & brain
+    distance = distance_transform_edt(~region)
+    ring = typical_tissue(image, healthy & ~region & (distance <= RING_WIDTH + 1), healthy)  # no halo
+    source = np.zeros(image.shape, np.float64)
+    ids = np.full(region.shape, -1)
+    points, ring_points = np.argwhere(shell), np.argwhere(ring)
+    values, valid = mirror_source(image, brain, lesion, points)
+    ring_values, ring_valid = mirror_source(image, brain, lesion, ring_points)
+    target = image[(slice(None), *ring_points.T)]
+    matched = match_intensity(values, ring_values[:, ring_valid], target[:, ring_valid])
+    if valid[region[tuple(points.T)]].mean() >= MIN_MIRROR_SHARE:  # else one coherent exemplar beats a patchwork
+        source[(slice(None), *points[valid].T)] = matched[:, valid]
+        ids[tuple(points[valid].T)] = 0
+    min_shift = 2 * float(np.sqrt(region.sum() / np.pi)) if region.ndim == 2 else 2 * (region.sum()) ** (1 / 3)
+    for k in range(1, 9):
+        todo = region & (ids < 0)
+        if not todo.any():
+            break
+        found = best_exemplar_shift(image, interior, todo, ring, min_shift)
+        if found is None:
+            break
+        shift = found[0]
+        wanted = np.argwhere(shell & (ids < 0))
+        origin = wanted + shift
+        inside = np.all((origin >= 0) & (origin < np.array(region.shape)), axis=1)
+        inside[inside] = interior[tuple(origin[inside].T)]
+        copied = image[(slice(None), *origin[inside].T)]
+        source[(slice(None), *wanted[inside].T)] = match_intensity(copied, copied, target)
+        ids[tuple(wanted[inside].T)] = k
+    return source, ids
+
+
+def poisson_blend(image: np.ndarray, source: np.ndarray, ids: np.ndarray, region: np.ndarray,
+                  anchor: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    """Solve, per channel, for f on `region`: for every neighbour pair inside the brain, f_p - f_q follows the
+    source's difference when both voxels come from the same source (0 across sources: smooth there), with
+    f_q = image at `anchor` voxels (healthy tissue) and no condition at other neighbours (remaining tumour,
+    outside the brain); `eps` ties f weakly to the source so that an anchor-free piece stays defined."""
+    n = int(region.sum())
+    index = np.full(region.shape, -1)
+    index[region] = np.arange(n)
+    points = np.argwhere(region)
+    rows, cols, diag = [], [], np.full(n, eps)
+    rhs = eps * source[(slice(None), *points.T)]
+    for axis in range(region.ndim):
+        for step in (-1, 1):
+            q = points.copy()
+            q[:, axis] += step
+            ok = (q[:, axis] >= 0) & (q[:, axis] < region.shape[axis])
+            p_ok, q_ok = points[ok], q[ok]
+            p_i = index[tuple(p_ok.T)]
+            q_i = index[tuple(q_ok.T)]
+            fixed = anchor[tuple(q_ok.T)] & (q_i < 0)
+            linked = (q_i >= 0) | fixed
+            same = (ids[tuple(p_ok.T)] == ids[tuple(q_ok.T)]) & (ids[tuple(p_ok.T)] >= 0)
+            guide = np.where(same, source[(slice(None), *p_ok.T)] - source[(slice(None), *q_ok.T)], 0.0)
+            np.add.at(diag, p_i[linked], 1.0)
+            for c in range(image.shape[0]):
+                np.add.at(rhs[c], p_i[linked], guide[c][linked])
+                np.add.at(rhs[c], p_i[fixed], image[c][tuple(q_ok[fixed].T)])
+            inner = q_i >= 0
+            rows.append(p_i[inner])
+            cols.append(q_i[inner])
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    matrix = coo_matrix((np.concatenate([-np.ones(len(rows)), diag]),
+                         (np.concatenate([rows, np.arange(n)]), np.concatenate([cols, np.arange(n)]))),
+                        shape=(n, n)).tocsc()
+    out = image.astype(np.float64).copy()
+    for c in range(image.shape[0]):
+        out[c][region] = spsolve(matrix, rhs[c])
+    return out
+
+
+def local_std(image: np.ndarray, size: int = 5) -> np.ndarray:
+    """Standard deviation in a size^ndim window around each voxel."""
+    mean = uniform_filter(image, size)
+    return np.sqrt(np.clip(uniform_filter(image * image, size) - mean * mean, 0.0, None))
+
+
+def match_texture(image: np.ndarray, source: np.ndarray, ids: np.ndarray, region: np.ndarray, brain: np.ndarray,
+                  lesion: np.ndarray, gain_range: tuple[float, float] = (0.8, 2.0)) -> np.ndarray:
+    """Scale the fine detail of the source (minus its Gaussian blur, sigma 2 voxels) so that its median 5x5 local
+    standard deviation matches that of the healthy tissue around the hole (the contralateral side is often
+    smoother than peritumoural tissue); the gain is limited to `gain_range`."""
+    ring = healthy_tissue(brain, lesion) & ~region & (distance_transform_edt(~region) <= 3 * RING_WIDTH)
+    inside = region & binary_erosion(brain, iterations=2) & (ids >= 0)
+    if ring.sum() < 20 or inside.sum() < 20:
+        return source
+    out = source.copy()
+    known = ((ids >= 0) | (brain & ~region & ~lesion)).astype(np.float64)
+    weight = np.maximum(gaussian_filter(known, 2.0), 1e-6)
+    for c, channel in enumerate(image):
+        assembled = np.where(ids >= 0, source[c], channel) * known  # no tumour, no background in the blur
+        detail = assembled - gaussian_filter(assembled, 2.0) / weight
+        spread = local_std(assembled)
+        gain = np.clip(np.median(local_std(channel)[ring]) / max(float(np.median(spread[inside])), 1e-6), *gain_range)
+        out[c] = np.where(ids >= 0, assembled + (gain - 1.0) * detail, source[c])
+    return out
+
+
+def typical_tissue(image: np.ndarray, candidates: np.ndarray, healthy: np.ndarray, spread: float = 2.5) -> np.ndarray:
+    """The candidates whose intensity lies within `spread` robust standard deviations (IQR / 1.349) of the
+    healthy tissue's median in every channel: the blend is not anchored to unlabelled FLAIR halo around a
+    lesion (labels often stop short of the hyperintensity), which would pull the fill bright."""
+    if healthy.sum() < 20:
+        return candidates
+    keep = candidates.copy()
+    for channel in image:
+        q25, q50, q75 = np.percentile(channel[healthy], [25, 50, 75])
+        keep &= np.abs(channel - q50) <= spread * max(q75 - q25, 1e-6) / 1.349
+    return keep
+
+
+def clearance(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, removed: np.ndarray,
+              reach: int) -> np.ndarray:
+    """The region to refill when `removed` (lesion voxels) goes: `removed` dilated by two voxels, grown within
+    `reach` voxels through atypical tissue connected to it (the unlabelled FLAIR halo: labels often stop short of
+    the hyperintensity, and a removed tumour should not leave its halo behind), inside the brain. `image` is
+    channel-first (C, *spatial)."""
+    seed = binary_dilation(removed, iterations=2) & brain
+    if reach <= 2:
+        return seed
+    near = brain & (distance_transform_edt(~removed) <= reach)
+    atypical = near & ~typical_tissue(image, near, healthy_tissue(brain, lesion), spread=2.0)
+    return binary_propagation(seed, mask=seed | atypical)
+
+
+def fill_healthy(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """`image` ((C,) *spatial) with `region` (inside the brain) replaced by seamless healthy tissue.
+
+    `lesion` marks every lesion voxel of the item (never copied from); voxels of the region that no source
+    reaches take their nearest sourced or healthy voxel's value and are smoothed by the blend (rare: a piece
+    that no translation of healthy tissue covers). Outside the region the image is returned unchanged.
+    """
+    region = region & brain
+    if not region.any():
+        return image.copy()
+    data = image.astype(np.float64)
+    source, ids = fill_sources(data, brain, lesion, region)
+    known = (ids >= 0) | (brain & ~region & ~lesion)
+    missing = region & (ids < 0)
+    if missing.any() and known.any():
+        nearest = distance_transform_edt(~known, return_distances=False, return_indices=True)
+        donor = tuple(axis[missing] for axis in nearest)
+        source[:, missing] = np.where(ids[donor] >= 0, source[(slice(None), *donor)], data[(slice(None), *donor)])
+    source = match_texture(data, source, ids, region, brain, lesion)
+    anchor = typical_tissue(data, brain & ~region & ~lesion, healthy_tissue(brain, lesion))
+    blended = poisson_blend(data, source, ids, region, anchor)
+    return np.where(region, np.clip(blended, 0.0, 1.0), data).astype(image.dtype)

@@ -1,0 +1,161 @@
+"""Healthy-tissue fill and the tumour edits' geometry: symmetry plane, seamless textured fill, severity as removed
+volume, brain containment, determinism; and a slow realism check on the real patients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import distance_transform_edt, gaussian_filter, map_coordinates
+
+from perturbations.fill import fill_healthy, local_std
+from perturbations.morphology import TumourMove, TumourRemove, TumourResize, peel
+from perturbations.symmetry import MirrorLine, estimate_mirror_line, rotation
+from perturbations.synthetic import synthetic_imageset
+
+
+def symmetric_brain(n: int = 112, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A textured ellipse 'brain' mirror-symmetric about column (n - 1) / 2, with a bright symmetric structure."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:n, 0:n].astype(float)
+    c = (n - 1) / 2
+    texture = gaussian_filter(rng.standard_normal((n, n)), 1.5)
+    texture = (texture + texture[:, ::-1]) / 2
+    brain = ((y - c) / (0.45 * n)) ** 2 + ((x - c) / (0.36 * n)) ** 2 < 1
+    blob = 0.3 * np.exp(-((y - 0.3 * n) ** 2 + (np.abs(x - c) - 0.15 * n) ** 2) / (0.05 * n) ** 2)
+    image = np.where(brain, 0.45 + 0.15 * texture / texture.std() * 0.3 + blob, 0.0)
+    return image, brain
+
+
+def moved(array: np.ndarray, angle: float, shift: np.ndarray, order: int) -> np.ndarray:
+    """array(centre + R^T (q - centre - shift)): rotated by `angle` about the centre, then shifted."""
+    n = array.shape[0]
+    grid = np.stack(np.mgrid[0:n, 0:n].astype(float))
+    centre = np.full(2, (n - 1) / 2)
+    coords = np.tensordot(rotation(angle).T, grid - (centre + shift)[:, None, None], axes=1) + centre[:, None, None]
+    return map_coordinates(array.astype(float), coords, order=order)
+
+
+@pytest.mark.parametrize(("angle", "shift"), [(0.0, (0.0, 0.0)), (9.0, (4.0, -7.0)), (-13.0, (-3.0, 6.5))])
+def test_mirror_line_is_found_on_a_rotated_and_shifted_symmetric_image(angle, shift):
+    image, brain = symmetric_brain()
+    shift = np.array(shift)
+    tilted, tilted_brain = moved(image, angle, shift, 1), moved(brain, angle, shift, 0) > 0.5
+    lesion = np.zeros_like(tilted_brain)
+    lesion[40:55, 30:45] = True  # a lesion on one side must not bias the estimate
+    tilted[lesion] = 1.0
+    estimate = estimate_mirror_line(tilted, tilted_brain, lesion)
+    centre = np.full(2, (image.shape[0] - 1) / 2)
+    truth = MirrorLine(centre + shift, rotation(angle) @ np.array([1.0, 0.0]))
+    points = np.argwhere(tilted_brain).astype(float)
+    assert np.abs(estimate.reflect(points) - truth.reflect(points)).max() < 1.5
+    assert abs(estimate.angle_degrees - angle) <= 0.5
+
+
+def test_fill_of_a_symmetric_brain_restores_the_hidden_tissue_and_changes_nothing_else():
+    clean, brain = symmetric_brain()
+    lesion = np.zeros_like(brain)
+    lesion[45:65, 25:42] = True
+    image = np.where(lesion, 0.95, clean)[None].astype(np.float32)
+    region = lesion.copy()
+    out = fill_healthy(image, brain, lesion, region)[0]
+    assert np.array_equal(out[~region], image[0][~region])
+    assert np.abs(out[region] - clean[region]).mean() < 0.02  # the mirror is exact here; blend and gain barely move it
+    assert local_std(out)[region].mean() > 0.7 * local_std(clean)[region].mean()
+
+
+def test_fill_where_the_mirror_is_lesion_too_is_textured_not_flat():
+    clean, brain = symmetric_brain(seed=1)
+    lesion = np.zeros_like(brain)
+    lesion[50:64, 40:72] = True  # across the midline: the mirror lands in the lesion
+    image = np.where(lesion, 0.95, clean)[None].astype(np.float32)
+    out = fill_healthy(image, brain, lesion, lesion)[0]
+    healthy = brain & (distance_transform_edt(~lesion) > 4) & (distance_transform_edt(brain) > 3)
+    assert abs(out[lesion].mean() - clean[healthy].mean()) < 2 * clean[healthy].std()
+    assert np.median(local_std(out)[lesion]) > 0.7 * np.median(local_std(clean)[healthy])
+    assert out[lesion].max() < 0.9  # no lesion copied in
+
+
+def test_removal_severity_is_the_removed_volume_fraction_taken_from_the_border():
+    data = synthetic_imageset(n=3, size=64, seed=2)
+    edit = TumourRemove(fraction=(0.2, 1.0))
+    edit.name = "remove"
+    for severity in range(1, 6):
+        out = edit.apply(data, severity, seed=0)
+        for i in range(len(data)):
+            before = data.labels[i, 0].numpy() > 0
+            after = out.data.labels[i, 0].numpy() > 0
+            wanted = edit.parameters(severity)["fraction_removed"]
+            assert (before & ~after).sum() == round(wanted * before.sum())
+            assert not (after & ~before).any()
+            if 0 < after.sum() < before.sum():  # the part kept is the inside, not a slab
+                depth = distance_transform_edt(before)
+                assert depth[after].mean() > depth[before & ~after].mean() + 1
+
+
+def test_peel_is_exact_and_ordered_by_depth():
+    lesion = np.zeros((40, 40), bool)
+    lesion[8:32, 10:30] = True
+    rng = np.random.default_rng(0)
+    for fraction in (0.0, 0.3, 0.7, 1.0):
+        removed = peel(lesion, fraction, np.random.default_rng(0))
+        assert removed.sum() == round(fraction * lesion.sum()) and not (removed & ~lesion).any()
+    assert np.array_equal(peel(lesion, 0.5, rng), peel(lesion, 0.5, np.random.default_rng(0)))
+
+
+def brain_edge_set():
+    """Synthetic items whose lesion touches the brain's edge (the tumour is moved out to the rim)."""
+    data = synthetic_imageset(n=3, size=64, seed=4)
+    labels = data.labels.clone()
+    labels = torch.roll(labels, shifts=14, dims=-1)
+    labels &= data.brain_masks.long()
+    return data.with_images(data.images, labels)
+
+
+@pytest.mark.parametrize("edit", [TumourResize(scale=(1.15, 1.6)), TumourMove(distance=(0.05, 0.35)),
+                                  TumourRemove(), TumourResize(scale=(0.85, 0.4))], ids=["grow", "move", "remove",
+                                                                                         "shrink"])
+def test_edits_stay_inside_the_brain_and_are_deterministic(edit):
+    edit.name = type(edit).__name__
+    data = brain_edge_set()
+    for severity in (1, 5):
+        first, second = edit.apply(data, severity, seed=3), edit.apply(data, severity, seed=3)
+        assert torch.equal(first.data.images, second.data.images)
+        assert torch.equal(first.data.labels, second.data.labels)
+        outside = ~data.brain_masks
+        assert not (first.data.labels.gt(0) & outside).any()
+        assert torch.equal(first.data.images[outside], data.images[outside])
+
+
+def test_grown_tumour_keeps_its_compartments_nested():
+    data = synthetic_imageset(n=3, size=64, seed=6)
+    grow = TumourResize(scale=(1.15, 1.6))
+    grow.name = "grow"
+    labels = grow.apply(data, 5, seed=0).data.labels[:, 0].numpy()
+    for label in labels:
+        if (label > 0).any():
+            core, enhancing = label == 1, label == 3
+            outer = distance_transform_edt(label > 0)
+            # the necrotic core lies deeper in the lesion than the enhancing rim, and the rim deeper than oedema
+            assert outer[core].mean() > outer[enhancing].mean() > outer[label == 2].mean()
+
+
+def test_texture_swap_takes_another_subjects_tumour_texture_at_the_items_own_brightness():
+    from perturbations.morphology import TumourTextureSwap
+
+    data = synthetic_imageset(n=2, size=64, seed=8)
+    images = data.images.clone()
+    oedema = data.labels[1, 0] == 2
+    checker = torch.from_numpy((np.indices((64, 64)).sum(0) % 2).astype(np.float32))
+    images[1, 0] = torch.where(oedema, 0.5 + 0.3 * checker, images[1, 0])  # a donor texture nothing else has
+    data = data.with_images(images, data.labels)
+    swap = TumourTextureSwap()
+    swap.name = "texture"
+    out = swap.apply(data, 5, seed=0).data.images[0, 0].numpy()
+    region = data.labels[0, 0].numpy() == 2
+    before = data.images[0, 0].numpy()
+    pairs = region[:, 1:] & region[:, :-1]  # horizontal neighbours both in the oedema: the checker's signature
+    jump = lambda image: np.abs(np.diff(image, axis=1))[pairs].mean()  # noqa: E731
+    assert jump(out) > 0.1 > 3 * jump(before)
+    assert abs(np.median(out[region]) - np.median(before[region])) < 0.05
+    assert torch.equal(swap.apply(data, 5, seed=0).data.labels, data.labels)
