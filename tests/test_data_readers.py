@@ -29,7 +29,8 @@ SMALL = ["data.size=[24,24]", "data.slices.per_subject=4", "data.slices.min_brai
 def test_brats_labels_map_onto_our_convention(tmp_path: Path, version: int) -> None:
     root = niftis.write_brats(tmp_path, n_cases=1, version=version)
     case = find_brats_cases(root, ["flair", "t1ce"])[0]
-    image, labels, spacing = load_case(case, ["flair", "t1ce"])
+    image, labels, spacing, brain = load_case(case, ["flair", "t1ce"])
+    assert brain is None  # no brain mask file: derived later
     expected_image, expected_labels = niftis.synthetic_case(0)
     assert image.shape == (2, *niftis.SHAPE)
     np.testing.assert_allclose(image[0], expected_image * 1.3, rtol=1e-6)  # flair is the 4th file
