@@ -43,6 +43,7 @@ class Subject:
     labels: np.ndarray
     brain: np.ndarray
     spacing: tuple[float, float, float]  # mm along (Z, H, W)
+    plane_zoom: tuple[float, float] = (1.0, 1.0)  # 2D: in-plane (H, W) zoom still to apply to chosen slices
 
 
 def modalities_of(data_cfg: DictConfig) -> tuple[str, ...]:
@@ -147,19 +148,24 @@ def target_spacing(data_cfg: DictConfig, spacing: Sequence[float]) -> tuple[floa
 
 
 def load_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfig) -> Subject:
-    """Read, mask, normalise, resample to the field of view and reorient one case."""
+    """Read, mask, normalise, resample to the field of view and reorient one case. In 2D mode the in-plane
+    resampling is left to the chosen slices (`plane_zoom`): a dozen slices cost less than a volume."""
     image, labels, spacing, provided = load_case(case, modalities)
     brain = (provided if provided is not None else preprocess.brain_mask_from_image(image)) | (labels > 0)
     image = preprocess.normalise_intensity(image, brain, data_cfg.clip_percentiles)
-    target = target_spacing(data_cfg, spacing)
+    target = list(target_spacing(data_cfg, spacing))
+    plane_zoom = (1.0, 1.0)
+    if data_cfg.mode == "2d":
+        plane_zoom = (spacing[1] / target[1], spacing[0] / target[0])  # display H runs along Y, W along X
+        target[0], target[1] = spacing[0], spacing[1]
     if any(abs(s / t - 1) > 1e-3 for s, t in zip(spacing, target, strict=True)):
         image = preprocess.resample(image, spacing, target, order=1)
         labels = preprocess.resample(labels, spacing, target, order=0)
         brain = preprocess.resample(brain, spacing, target, order=0)
-        spacing = target
-    display_spacing = (spacing[2], spacing[1], spacing[0])
+        spacing = tuple(target)
+    display_spacing = (spacing[2], spacing[1] / plane_zoom[0], spacing[0] / plane_zoom[1])
     return Subject(case.subject_id, preprocess.to_display_order(image), preprocess.to_display_order(labels),
-                   preprocess.to_display_order(brain), display_spacing)
+                   preprocess.to_display_order(brain), display_spacing, plane_zoom)
 
 
 def select_slices(subject: Subject, slices_cfg: DictConfig, rng: np.random.Generator) -> list[int]:
@@ -198,12 +204,15 @@ def subject_items(subject: Subject, data_cfg: DictConfig, rng: np.random.Generat
     if data_cfg.mode != "2d" or len(size) != 2:
         raise ConfigError(f"data.mode must be 2d with data.size=[H, W] or 3d with [D, H, W]; got "
                           f"{data_cfg.mode} with {size}.")
-    centre = preprocess.bounding_box_centre(subject.brain.any(axis=0))
+    zoom = subject.plane_zoom
+    resize = any(abs(f - 1) > 1e-3 for f in zoom)
+    centre = preprocess.bounding_box_centre(subject.brain.any(axis=0)) * np.array(zoom)
     items = []
     for z in select_slices(subject, data_cfg.slices, rng):
-        crop = [preprocess.crop_or_pad(a[..., z, :, :], size, centre)
-                for a in (subject.images, subject.labels, subject.brain)]
-        items.append((*crop, z))
+        planes = [subject.images[:, z], subject.labels[z], subject.brain[z]]
+        if resize:
+            planes = [preprocess.zoom_plane(p, zoom, order=1 if i == 0 else 0) for i, p in enumerate(planes)]
+        items.append((*[preprocess.crop_or_pad(p, size, centre) for p in planes], z))
     return items
 
 

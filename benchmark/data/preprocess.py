@@ -64,6 +64,14 @@ def resample(array: np.ndarray, spacing: Sequence[float], target_mm: float | Seq
     return out.astype(bool) if array.dtype == bool else out
 
 
+def zoom_plane(array: np.ndarray, zoom: Sequence[float], *, order: int) -> np.ndarray:
+    """Zoom the last two axes of `array` by `zoom` (H, W factors): order 1 for images, 0 for labels/masks."""
+    factors = [1.0] * (array.ndim - 2) + [float(z) for z in zoom]
+    source = array.astype(np.uint8) if array.dtype == bool else array
+    out = ndimage.zoom(source, factors, order=order, mode="nearest", grid_mode=True)
+    return out.astype(bool) if array.dtype == bool else out
+
+
 def to_display_order(array: np.ndarray) -> np.ndarray:
     """RAS+ (..., X, Y, Z) -> (..., Z, H, W): axial slices with anterior at the top, patient right on the
     image's left (radiological convention)."""
