@@ -23,8 +23,8 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from benchmark.data.phantom import MODALITIES, PhantomSubject, generate_phantom_subject, load_mni_template
 from benchmark.data.cache import file_digest
+from benchmark.data.phantom import MODALITIES, PhantomSubject, generate_phantom_subject, load_mni_template
 from benchmark.errors import ConfigError
 
 GENERATOR_VERSION = 2  # bump when the generated data or its files change, so old caches are not reused (2: checksums)
