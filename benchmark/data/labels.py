@@ -51,7 +51,7 @@ def resolve_label_map(value: Any) -> dict[int, int] | None:
         return None
     if isinstance(value, str):
         if value.lower() not in PRESETS:
-            raise ConfigError(f"data.label_map={value} is not a preset; choose one of {sorted(PRESETS)} or give a "
+            raise ConfigError(f"data.label_map={value} is not a preset; choose one of {', '.join(sorted(PRESETS))} or give a "
                               "mapping such as data.label_map='{0: 0, 1: 1, 2: 2, 4: 3}'.")
         return dict(PRESETS[value.lower()])
     if not isinstance(value, Mapping) or not value:
