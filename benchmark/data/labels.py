@@ -51,8 +51,8 @@ def resolve_label_map(value: Any) -> dict[int, int] | None:
         return None
     if isinstance(value, str):
         if value.lower() not in PRESETS:
-            raise ConfigError(f"data.label_map={value} is not a preset; choose one of {', '.join(sorted(PRESETS))} or give a "
-                              "mapping such as data.label_map='{0: 0, 1: 1, 2: 2, 4: 3}'.")
+            raise ConfigError(f"data.label_map={value} is not a preset; choose one of {', '.join(sorted(PRESETS))} "
+                              "or give a mapping such as data.label_map='{0: 0, 1: 1, 2: 2, 4: 3}'.")
         return dict(PRESETS[value.lower()])
     if not isinstance(value, Mapping) or not value:
         raise ConfigError(f"data.label_map must be a preset name ({', '.join(sorted(PRESETS))}) or a non-empty mapping "
