@@ -223,6 +223,11 @@ def prepare_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictCo
 
     `digests`: known content digests by path; returns the arrays and the digests of the case's files.
     """
+    kinds = {**{str(p): "image" for p in case.images.values()}, str(case.label): "label",
+             str(case.brain_mask): "brain mask"}
+    for path in case.files():
+        if not path.is_file():
+            raise DataError(f"{path}: the {kinds[str(path)]} file does not exist (subject {case.subject_id}).")
     case_digests = {str(p): digests.get(str(p)) or file_digest(p) for p in case.files()}
     cache = SubjectCache(Path(cache_dir) if cache_dir else None)
     settings = OmegaConf.to_container(data_cfg, resolve=True)
