@@ -147,9 +147,7 @@ def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, 
             items.append(_slice_item(path, label, size, list(data_cfg.clip_percentiles)))
             owners.append(_stem(path) or path.name)
             continue
-        if label is None:
-            raise DataError(f"{path}: 3D generated volumes need their label map in {label_dir}.")
-        modality = reference.modalities[0]
+        modality = reference.modalities[0]  # a volume without labels/ is read as tumour-free (no Dice)
         case = CaseFiles(_stem(path) or path.name, {modality: path}, label, label_map={0: 0, 1: 1, 2: 2, 3: 3})
         subject = load_subject(case, [modality], data_cfg)
         new = subject_items(subject, data_cfg, np.random.default_rng([seed, 3, len(owners)]))

@@ -162,6 +162,7 @@ def load_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfi
         image = preprocess.resample(image, spacing, target, order=1)
         labels = preprocess.resample(labels, spacing, target, order=0)
         brain = preprocess.resample(brain, spacing, target, order=0)
+        image = image * brain  # zero outside the brain, as before resampling
         spacing = tuple(target)
     display_spacing = (spacing[2], spacing[1] / plane_zoom[0], spacing[0] / plane_zoom[1])
     return Subject(case.subject_id, preprocess.to_display_order(image), preprocess.to_display_order(labels),
@@ -212,6 +213,7 @@ def subject_items(subject: Subject, data_cfg: DictConfig, rng: np.random.Generat
         planes = [subject.images[:, z], subject.labels[z], subject.brain[z]]
         if resize:
             planes = [preprocess.zoom_plane(p, zoom, order=1 if i == 0 else 0) for i, p in enumerate(planes)]
+            planes[0] = planes[0] * planes[2]  # zero outside the brain, as before resampling
         items.append((*[preprocess.crop_or_pad(p, size, centre) for p in planes], z))
     return items
 
