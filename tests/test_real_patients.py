@@ -60,10 +60,9 @@ def test_brats2023_case_reads_through_its_own_naming() -> None:
     assert [c.subject_id for c in cases] == ["BraTS-GLI-00001-000"] and cases[0].label is None
     assert cases[0].images["flair"].name == "BraTS-GLI-00001-000-t2f.nii.gz"
     assert cases[0].images["t1ce"].name == "BraTS-GLI-00001-000-t1c.nii.gz"
-    cfg = data_config("data=brats", f"data.root={root}", "data.mode=3d", "data.size=[96,128,128]",
-                      "data.fov_mm=[144,192,192]")
-    subject = load_subject(cases[0], modalities, cfg)
-    assert subject.images.shape[0] == 4 and subject.spacing == pytest.approx((1.5, 1.5, 1.5))
+    subject = load_subject(cases[0], modalities, data_config("data=brats", f"data.root={root}", "data.size=[128,128]"))
+    assert subject.images.shape[:2] == (4, 155) and subject.spacing == pytest.approx((1.0, 1.5, 1.5))
+    assert subject.plane_zoom == pytest.approx((1 / 1.5, 1 / 1.5))  # 1 mm in-plane onto 192 mm / 128 px
     # raw int16, skull-stripped: the brain is the non-zero voxels (18.4 % of the 1 mm grid)
     assert 0.15 < float(subject.brain.mean()) < 0.22
     assert float(subject.images.min()) == 0.0 and float(subject.images.max()) == 1.0 and not subject.labels.any()
