@@ -185,3 +185,16 @@ def test_unwritable_cells_folder_is_an_error_naming_it(tmp_path: Path) -> None:
         assert str(store.cells_dir) in str(error.value)
     finally:
         store.cells_dir.chmod(0o700)
+
+
+def test_study_json_keeps_the_perturbations_of_earlier_writers(tmp_path: Path) -> None:
+    """Two runs with different perturbation lists into one folder: study.json describes both."""
+    from benchmark.pipeline import previous_perturbations
+    from reports.study_files import read_study_info, write_study_info
+
+    path = tmp_path / "study.json"
+    assert previous_perturbations(path) == {}
+    write_study_info(path, {"data": {"source": "phantom"}, "perturbations": {"ghosting": {"family": "artifact"}}})
+    merged = {**previous_perturbations(path), "gaussian_noise": {"family": "noise"}}
+    write_study_info(path, {"data": {"source": "phantom"}, "perturbations": merged})
+    assert set(read_study_info(tmp_path).perturbations) == {"ghosting", "gaussian_noise"}
