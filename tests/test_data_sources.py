@@ -163,3 +163,30 @@ def test_changed_file_changes_the_fingerprint_and_the_cells_recompute(tmp_path: 
     edited = prepare_data(cfg, 0)
     assert edited.fingerprint != first.fingerprint
     assert len(sorted(SubjectCache(tmp_path / "c").root.glob("*/*.npz"))) == 4
+
+
+def test_cell_hashes_follow_the_data_content_not_the_data_config(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from hydra import compose, initialize_config_dir
+
+    from benchmark.cli import CONFIG_DIR
+    from benchmark.data.imageset import PreparedData
+    from benchmark.study.runner import StudyRunner
+    from perturbations import instantiate_perturbations
+
+    root = niftis.write_folder(tmp_path / "data", n_cases=3)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["data=folder", "data.modality=image", f"data.root={root}", *SMALL,
+                                           "perturbation=[gaussian_noise]", f"data.cache_dir={tmp_path / 'c'}"])
+    data = prepare_data(cfg.data, 0)
+    brighter = replace(data.test, images=data.test.images * 0.9)
+    changed = PreparedData(data.train, data.val, brighter, summary={})
+    perturbations = instantiate_perturbations(cfg.perturbation)
+
+    def hashes(prepared: PreparedData) -> list[str]:
+        runner = StudyRunner(cfg, prepared, torch.device("cpu"), tmp_path / "out", perturbations, None)
+        return [cell.config_hash for cell in runner.cells()]
+
+    assert hashes(data) == hashes(PreparedData(data.train, data.val, data.test, summary={}))
+    assert all(a != b for a, b in zip(hashes(data), hashes(changed), strict=True))
