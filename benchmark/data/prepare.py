@@ -232,9 +232,7 @@ def prepare_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictCo
             raise DataError(f"{path}: the {kinds[str(path)]} file does not exist (subject {case.subject_id}).")
     case_digests = {str(p): digests.get(str(p)) or file_digest(p) for p in case.files()}
     cache = SubjectCache(Path(cache_dir) if cache_dir else None)
-    settings = OmegaConf.to_container(data_cfg, resolve=True)
-    key = subject_key([case_digests[str(p)] for p in case.files()],
-                      {k: settings.get(k) for k in CACHED_SETTINGS} | {"modalities": list(modalities)}, draw)
+    key = _cache_key(case, modalities, data_cfg, draw, case_digests)
     cached = cache.load(key)
     if cached is not None:
         return cached, case_digests
@@ -251,6 +249,14 @@ def prepare_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictCo
 
 CACHED_SETTINGS = ("mode", "size", "fov_mm", "resample_mm", "clip_percentiles", "slices", "label_map",
                    "missing_label", "channel_names")
+
+
+def _cache_key(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfig, draw: list[int],
+               digests: dict[str, str]) -> str:
+    """The subject cache key: its files' digests, the settings that shape its items, its random draw."""
+    settings = OmegaConf.to_container(data_cfg, resolve=True)
+    return subject_key([digests[str(p)] for p in case.files()],
+                       {k: settings.get(k) for k in CACHED_SETTINGS} | {"modalities": list(modalities)}, draw)
 
 
 def _image_set(parts: list[tuple[str, dict[str, np.ndarray]]], modalities: tuple[str, ...], split: str
@@ -291,7 +297,7 @@ def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple
                  ) -> dict[str, list[tuple[str, dict[str, np.ndarray]]]]:
     """Prepare every subject (in parallel when there are many), remembering the files' digests."""
     cache_dir = str(Path(data_cfg.cache_dir).expanduser()) if data_cfg.get("prepared_cache", True) else None
-    SubjectCache(Path(cache_dir) if cache_dir else None)  # a ConfigError now if the folder cannot be made
+    cache = SubjectCache(Path(cache_dir) if cache_dir else None)  # a ConfigError if it cannot be made
     digests = FileDigests(Path(cache_dir) / "prepared" / "file_digests.json" if cache_dir else None)
     known = {}
     for _, case, _ in jobs:
@@ -299,23 +305,32 @@ def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple
             entry = digests.known.get(str(Path(path).absolute()))
             if path.is_file() and entry is not None and entry[0] == stamp(path):
                 known[str(path)] = entry[1]
-    workers = _workers(data_cfg, len(jobs))
-    out: dict[str, list] = {split: [] for split in SPLITS}
     args = [(case, modalities, data_cfg, draw, cache_dir, {str(p): known[str(p)] for p in case.files()
                                                            if str(p) in known}) for _, case, draw in jobs]
+    results: dict[int, tuple] = {}
+    for index, (case, _, _, draw, _, case_digests) in enumerate(args):  # cached subjects: no worker needed
+        if cache_dir and len(case_digests) == len(case.files()):
+            cached = cache.load(_cache_key(case, modalities, data_cfg, draw, case_digests))
+            if cached is not None:
+                results[index] = (cached, case_digests)
+    pending = [index for index in range(len(args)) if index not in results]
+    workers = _workers(data_cfg, len(pending))
     if workers > 1:
         with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
-            results = pool.map(_prepare_star, args, chunksize=4)
-            for (split, case, _), (arrays, case_digests) in zip(jobs, results, strict=True):
-                out[split].append((case.subject_id, arrays))
-                _remember(digests, case_digests)
+            for index, result in zip(pending, pool.map(_prepare_star, [args[i] for i in pending], chunksize=2),
+                                     strict=True):
+                results[index] = result
     else:
-        for (split, case, _), arg in zip(jobs, args, strict=True):
-            arrays, case_digests = prepare_subject(*arg)
-            out[split].append((case.subject_id, arrays))
-            _remember(digests, case_digests)
+        for index in pending:
+            results[index] = prepare_subject(*args[index])
+    out: dict[str, list] = {split: [] for split in SPLITS}
+    for index, (split, case, _) in enumerate(jobs):
+        arrays, case_digests = results.pop(index)
+        out[split].append((case.subject_id, arrays))
+        _remember(digests, case_digests)
     digests.save()
-    log.info("prepared %d subjects with %d worker(s)", len(jobs), workers)
+    log.info("prepared %d subjects (%d from the cache) with %d worker(s)", len(jobs), len(jobs) - len(pending),
+             workers)
     return out
 
 
