@@ -3,6 +3,7 @@ tracebacks) and the composed study config. Each failure is one ConfigError namin
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -13,6 +14,7 @@ from omegaconf import DictConfig, ListConfig
 
 from benchmark.errors import ConfigError
 
+log = logging.getLogger("benchmark")
 GROUPS = ("data", "perturbation", "metrics", "segmentation", "experiment")
 SEVERITIES = range(6)
 
@@ -113,10 +115,14 @@ def check_study_config(cfg: DictConfig, names: Iterable[str]) -> None:
     utility = study.get("utility_severities")
     if utility is not None:
         levels = _int_list(utility, "study.utility_severities", "[5]")
-        outside = [s for s in levels if s not in severities]
-        if outside:
-            raise ConfigError(f"study.utility_severities={levels}: {outside} not in study.severities={severities}, "
-                              "so no utility model would be trained there; choose from study.severities or null.")
+        invalid = [s for s in levels if s not in SEVERITIES]
+        if invalid:
+            raise ConfigError(f"study.utility_severities={levels}: {invalid} outside 0-5, so no utility model would "
+                              "be trained there; choose from study.severities or null (every severity).")
+        unused = [s for s in levels if s not in severities]
+        if unused:
+            log.warning("study.utility_severities=%s: %s not in study.severities=%s; no utility model there",
+                        levels, unused, severities)
     generated = study.get("generated")
     if generated is not None and not isinstance(generated, DictConfig):
         raise ConfigError(f"study.generated={generated} must map names to folders, e.g. "

@@ -41,7 +41,7 @@ def call(*args: str) -> tuple[int, str]:
         ("seed=abc", "seed=abc is not a whole number"),
         ("study.only_perturbation=foo", "study.only_perturbation=foo is not in this study; choose one of bias_field"),
         ("study.only_severity=7", "study.only_severity=7 is not one of study.severities"),
-        ("study.utility_severities=[7]", "no utility model would be trained"),
+        ("study.utility_severities=[7]", "[7] outside 0-5, so no utility model would be trained"),
         ("metrics.metrics.prdc.k=0", "metrics.metrics.prdc.k=0: the number of nearest neighbours"),
         ("data.clip_percentiles=[99,1]", "data.clip_percentiles=[99.0, 1.0] must be [low, high]"),
         ("data.size=[0,0]", "each >= 8"),
