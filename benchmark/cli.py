@@ -1,7 +1,10 @@
-"""Command-line entry: compose the Hydra config, run the configured stages, report errors in one paragraph.
+"""Command-line entry: check the command line, compose the Hydra config, run the configured stages, report
+errors in one paragraph.
 
 A `BenchmarkError` (bad input, bad configuration, missing weights) is printed as one paragraph on stderr
-with exit status 2 and no traceback; `debug=true` re-raises it to show the traceback.
+with exit status 2 and no traceback; `debug=true` re-raises it to show the traceback. Overrides that Hydra
+itself would reject with a traceback (an output_dir that is a file, a misspelt option name) are checked
+before Hydra runs.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ log = logging.getLogger("benchmark")
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
     """Run the stages listed in `cfg.stages` (data first), writing everything under `cfg.output_dir`."""
     from benchmark.pipeline import run_pipeline
 
@@ -31,3 +34,19 @@ def main(cfg: DictConfig) -> None:
             raise
         report_error(error)
         sys.exit(2)
+
+
+def main() -> None:
+    """`python -m benchmark` / `mribench`: the command-line checks, then the Hydra app."""
+    from benchmark.config_checks import check_command_line
+
+    args = sys.argv[1:]
+    if not any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--info") for a in args):
+        try:
+            check_command_line(args, Path(CONFIG_DIR))
+        except BenchmarkError as error:
+            if "debug=true" in args:
+                raise
+            report_error(error)
+            sys.exit(2)
+    run()

@@ -15,6 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from benchmark.config_checks import check_metric_suite, check_study_config
 from benchmark.errors import ConfigError
 from benchmark.runtime import resolve_device, seed_everything
 
@@ -25,9 +26,11 @@ STAGES = ("data", "study", "report")
 def build_metric_suite(cfg: DictConfig) -> Any:
     """Instantiate the metric suite of `cfg.metrics`, turning import and argument errors into ConfigError."""
     try:
-        return instantiate(cfg.metrics)
+        suite = instantiate(cfg.metrics)
     except InstantiationException as error:
         raise ConfigError(f"the metric suite (metrics=...) cannot be built: {error}") from error
+    check_metric_suite(suite)
+    return suite
 
 
 def run_pipeline(cfg: DictConfig) -> None:
@@ -39,10 +42,19 @@ def run_pipeline(cfg: DictConfig) -> None:
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         raise ConfigError(f"stages {unknown} are unknown; choose from {list(STAGES)}.")
+    from benchmark.data.config_check import check_data_config
+
+    check_data_config(cfg.data)
     device = resolve_device(str(cfg.device))
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
+        raise ConfigError(f"seed={cfg.seed} is not a whole number; pass e.g. seed=0.")
     seed_everything(int(cfg.seed))
     output_dir = Path(cfg.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"output_dir={output_dir} cannot be created ({error.strerror or error}); choose a "
+                          "writable folder.") from error
     log.info("output_dir=%s device=%s seed=%s stages=%s", output_dir, device, cfg.seed, stages)
 
     perturbations, suite = {}, None
@@ -50,11 +62,15 @@ def run_pipeline(cfg: DictConfig) -> None:
         from benchmark.generators.stage import instantiate_generators
         from perturbations import check_severities, instantiate_perturbations
 
+        perturbations = instantiate_perturbations(cfg.get("perturbation"))
+        generated = cfg.study.get("generated") or {}
+        if not perturbations and not generated and not cfg.get("generators"):
+            raise ConfigError("no perturbation is selected (perturbation=[] or an experiment without any); choose "
+                              "some: perturbation=[gaussian_noise,tumour_remove], or score generated sets with "
+                              "study.generated='{ddpm: /path/to/outputs}'.")
+        check_study_config(cfg, [*perturbations, *generated])
         check_severities(list(cfg.study.severities))
-        perturbations = instantiate_perturbations(cfg.perturbation)
         instantiate_generators(cfg.get("generators"))  # a bad generator config fails before any compute
-        if not perturbations and not cfg.study.get("generated") and not cfg.get("generators"):
-            raise ConfigError("no perturbation is selected; choose some: perturbation=[gaussian_noise,tumour_remove].")
         suite = build_metric_suite(cfg)
 
     elapsed: dict[str, float] = {}
@@ -94,4 +110,20 @@ def run_study(cfg: DictConfig, data: Any, device: Any, output_dir: Path, perturb
     runner.run()
     elapsed["study"] = time.perf_counter() - start
     write_examples(output_dir / "examples.npz", runner.examples())
-    write_study_info(output_dir / "study.json", study_info(cfg, data, perturbations, suite, elapsed, created))
+    info = study_info(cfg, data, perturbations, suite, elapsed, created)
+    info["perturbations"] = {**previous_perturbations(output_dir / "study.json"), **info["perturbations"]}
+    write_study_info(output_dir / "study.json", info)
+
+
+def previous_perturbations(path: Path) -> dict[str, Any]:
+    """The perturbations an earlier writer of this study.json described (runs with other perturbation lists
+    or multirun jobs into one output_dir), so the merged file describes every cell in the store."""
+    import json
+
+    if not path.is_file():
+        return {}
+    try:
+        previous = json.loads(path.read_text()).get("perturbations") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return previous if isinstance(previous, dict) else {}

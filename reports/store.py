@@ -73,7 +73,11 @@ class ResultsStore:
         every cell finished so far."""
         self.root = Path(root)
         self.cells_dir = self.root / "cells"
-        self.cells_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.cells_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DataError(f"cannot create the results store {self.cells_dir} ({error.strerror or error}); "
+                            "choose a writable output_dir.") from error
         self.export_dir = None if export_dir is None else Path(export_dir)
         self._parsed: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}  # file name -> (stamp, cell)
 
@@ -134,7 +138,13 @@ class ResultsStore:
             "cases": full_cases,
         }
         path = self.path(key)
-        write_bytes_atomically(path, json.dumps(cell, allow_nan=True, default=_json_default).encode(), fsync=True)
+        try:
+            write_bytes_atomically(path, json.dumps(cell, allow_nan=True, default=_json_default).encode(), fsync=True)
+        except OSError as error:
+            raise DataError(
+                f"cannot write the results store file {path} ({error.strerror or error}); make {self.cells_dir} "
+                "writable (or free disk space) and run again: finished cells are kept and the study resumes."
+            ) from error
         if self.export_dir is not None:
             self.export(self.export_dir)
         return path
@@ -183,11 +193,15 @@ class ResultsStore:
     def export(self, output_dir: Path) -> None:
         """Write results.csv, results.parquet and cases.parquet under `output_dir`, each atomically."""
         output_dir = Path(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        table = self.table()
-        _atomic_write_frame(table, output_dir / "results.csv")
-        _atomic_write_frame(table, output_dir / "results.parquet")
-        _atomic_write_frame(self.cases(), output_dir / "cases.parquet")
+        table, cases = self.table(), self.cases()
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            _atomic_write_frame(table, output_dir / "results.csv")
+            _atomic_write_frame(table, output_dir / "results.parquet")
+            _atomic_write_frame(cases, output_dir / "cases.parquet")
+        except OSError as error:
+            raise DataError(f"cannot write the result tables in {output_dir} ({error.strerror or error}); make it "
+                            "writable and run again: finished cells are kept in the store.") from error
 
     @staticmethod
     def _complete_row(
@@ -225,16 +239,30 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+CELL_FIELDS = ("format", "key", "config_hash", "status", "rows")
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """A stored cell, None when the file is absent; anything else that is not a cell is a DataError."""
+    fix = ("cells are written atomically, so it was edited, copied incompletely or written by another tool: "
+           "delete it and that cell is recomputed on the next run.")
     try:
-        return json.loads(path.read_text())
+        cell = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError as error:
+        raise DataError(f"The results store file {path} is not UTF-8 text ({error.reason}); {fix}") from error
     except json.JSONDecodeError as error:
-        raise DataError(
-            f"The results store file {path} is not valid JSON ({error}); cells are written atomically, so it "
-            f"was edited or copied incompletely by hand: delete it and that cell is recomputed on the next run."
-        ) from error
+        raise DataError(f"The results store file {path} is not valid JSON ({error}); {fix}") from error
+    except OSError as error:
+        raise DataError(f"The results store file {path} cannot be read ({error.strerror}); check its "
+                        "permissions.") from error
+    missing = [name for name in CELL_FIELDS if name not in cell] if isinstance(cell, dict) else list(CELL_FIELDS)
+    if missing or cell.get("format") != CELL_FORMAT or not isinstance(cell.get("rows"), list):
+        what = f"a JSON {type(cell).__name__}" if not isinstance(cell, dict) else (
+            f"missing {missing}" if missing else f"format {cell.get('format')!r}, expected {CELL_FORMAT}")
+        raise DataError(f"The results store file {path} is not a cell of this tool ({what}); {fix}")
+    return cell
 
 
 def _atomic_write_frame(frame: pd.DataFrame, path: Path) -> None:

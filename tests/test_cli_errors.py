@@ -13,7 +13,8 @@ import pytest
 from tests import niftis
 from tests.cli import run_cli
 
-SMALL = ["data=brats", "data.size=[24,24]", "data.slices.per_subject=3", "data.slices.min_brain_fraction=0.05"]
+SMALL = ["data=brats", "data.size=[24,24]", "data.fov_mm=null", "data.slices.per_subject=3",
+         "data.slices.min_brain_fraction=0.05"]
 
 
 def case_file(root: Path, kind: str) -> Path:

@@ -22,14 +22,15 @@ def data_config(*overrides: str) -> DictConfig:
         return compose("config", overrides=list(overrides)).data
 
 
-SMALL = ["data.size=[24,24]", "data.slices.per_subject=4", "data.slices.min_brain_fraction=0.05"]
+SMALL = ["data.size=[24,24]", "data.fov_mm=null", "data.slices.per_subject=4", "data.slices.min_brain_fraction=0.05"]
 
 
 @pytest.mark.parametrize("version", [2021, 2023])
 def test_brats_labels_map_onto_our_convention(tmp_path: Path, version: int) -> None:
     root = niftis.write_brats(tmp_path, n_cases=1, version=version)
     case = find_brats_cases(root, ["flair", "t1ce"])[0]
-    image, labels, spacing = load_case(case, ["flair", "t1ce"])
+    image, labels, spacing, brain = load_case(case, ["flair", "t1ce"])
+    assert brain is None  # no brain mask file: derived later
     expected_image, expected_labels = niftis.synthetic_case(0)
     assert image.shape == (2, *niftis.SHAPE)
     np.testing.assert_allclose(image[0], expected_image * 1.3, rtol=1e-6)  # flair is the 4th file
@@ -68,7 +69,8 @@ def test_split_and_slices_are_deterministic_from_the_seed(tmp_path: Path) -> Non
 
 def test_3d_mode_keeps_volumes(tmp_path: Path) -> None:
     root = niftis.write_brats(tmp_path, n_cases=3)
-    data = prepare_data(data_config("data=brats", f"data.root={root}", "data.mode=3d", "data.size=[16,24,24]"), 0)
+    data = prepare_data(data_config("data=brats", f"data.root={root}", "data.mode=3d", "data.size=[16,24,24]",
+                                     "data.fov_mm=null"), 0)
     assert data.train.images.shape[1:] == (1, 16, 24, 24) and data.train.spatial_dims == 3
     assert data.train.slice_indices == [-1] * len(data.train)
     assert data.train.spacing == pytest.approx((2.0, 1.5, 1.5))
@@ -76,7 +78,8 @@ def test_3d_mode_keeps_volumes(tmp_path: Path) -> None:
 
 def test_resampling_changes_the_grid(tmp_path: Path) -> None:
     root = niftis.write_brats(tmp_path, n_cases=3)
-    cfg = data_config("data=brats", f"data.root={root}", "data.resample_mm=3.0", "data.mode=3d", "data.size=[8,8,8]")
+    cfg = data_config("data=brats", f"data.root={root}", "data.resample_mm=3.0", "data.mode=3d", "data.size=[8,8,8]",
+                      "data.fov_mm=null")
     data = prepare_data(cfg, 0)
     assert data.train.spacing == (3.0, 3.0, 3.0)
 

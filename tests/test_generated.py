@@ -63,3 +63,57 @@ def test_missing_label_file_is_named(tmp_path: Path, reference) -> None:
     imsave(tmp_path / "images" / "a.png", np.zeros((24, 24), np.uint8), check_contrast=False)
     with pytest.raises(DataError, match=r"a\.png: no label file"):
         load_generated_set(tmp_path, cfg, ref, seed=0)
+
+
+def _png_variants(grey8: np.ndarray) -> dict[str, np.ndarray]:
+    """The same slice as each PNG flavour a generator may write."""
+    grey16 = grey8.astype(np.uint16) * 257  # 255 -> 65535: the same [0, 1] values
+    opaque = np.full_like(grey8, 255)
+    return {
+        "grey8": grey8, "grey16": grey16, "rgb": np.stack([grey8] * 3, -1),
+        "rgba": np.stack([grey8] * 3 + [opaque], -1), "grey_alpha": np.stack([grey8, opaque], -1),
+    }
+
+
+@pytest.mark.parametrize("flavour", ["grey8", "grey16", "rgb", "rgba", "grey_alpha"])
+def test_every_png_flavour_reads_as_the_same_grey_slice(tmp_path: Path, reference, flavour: str) -> None:
+    """RGB, RGBA and grey+alpha used to stay in 0..255 (FID 6031 instead of 156): all must match grey."""
+    cfg, ref = reference
+    grey8 = np.random.default_rng(0).integers(0, 256, size=(24, 24)).astype(np.uint8)
+    (tmp_path / "images").mkdir()
+    imsave(tmp_path / "images" / "a.png", _png_variants(grey8)[flavour], check_contrast=False)
+    generated = load_generated_set(tmp_path, cfg, ref, seed=0)
+    np.testing.assert_allclose(generated.images[0, 0].numpy(), grey8 / 255.0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "message"),
+    [
+        (np.dstack([np.full((24, 24), 200, np.uint8), np.zeros((24, 24), np.uint8), np.zeros((24, 24), np.uint8)]),
+         "colour PNG"),
+        (np.dstack([np.full((24, 24), 200, np.uint8), np.full((24, 24), 100, np.uint8)]), "transparent pixels"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "cannot read this PNG"),
+    ],
+)
+def test_colour_transparent_or_corrupt_png_is_refused_naming_it(tmp_path: Path, reference, pixels, message) -> None:
+    cfg, ref = reference
+    (tmp_path / "images").mkdir()
+    path = tmp_path / "images" / "bad.png"
+    if isinstance(pixels, bytes):
+        path.write_bytes(pixels)
+    else:
+        imsave(path, pixels, check_contrast=False)
+    with pytest.raises(DataError, match=message) as error:
+        load_generated_set(tmp_path, cfg, ref, seed=0)
+    assert str(path) in str(error.value)
+
+
+def test_mixed_sizes_and_16_bit_are_reported(tmp_path: Path, reference, caplog) -> None:
+    cfg, ref = reference
+    (tmp_path / "images").mkdir()
+    imsave(tmp_path / "images" / "a.png", np.full((24, 24), 128, np.uint8), check_contrast=False)
+    imsave(tmp_path / "images" / "b.png", np.full((48, 48), 128 * 257, np.uint16), check_contrast=False)
+    with caplog.at_level("WARNING"):
+        generated = load_generated_set(tmp_path, cfg, ref, seed=0)
+    assert "1 of 2 PNGs are 16-bit" in caplog.text and "48x48 (1) resized" in caplog.text
+    np.testing.assert_allclose(generated.images[:, 0, 8:16, 8:16].numpy(), 128 / 255, atol=1e-3)

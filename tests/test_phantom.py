@@ -7,6 +7,7 @@ by eye and timed in scripts/phantom_montage.py.
 from __future__ import annotations
 
 import json
+import os
 
 import nibabel as nib
 import numpy as np
@@ -195,3 +196,31 @@ def test_bad_parameters_raise_config_error_naming_them(tmp_path, field, value):
     kwargs = dict(n_subjects=1, voxel_size_mm=VOXEL_MM, max_tumours=1, tumour_free_fraction=0.0, seed=0)
     with pytest.raises(ConfigError, match=field):
         ensure_phantom(tmp_path, **{**kwargs, field: value})
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_damaged_cache_is_detected_and_rebuilt(tmp_path, damage):
+    """A cached phantom counts only when every file matches its checksum; otherwise it is generated again."""
+    kwargs = dict(n_subjects=2, voxel_size_mm=VOXEL_MM, max_tumours=1, tumour_free_fraction=0.0, seed=0)
+    root = ensure_phantom(tmp_path, **kwargs)
+    listed = json.loads((root / "phantom.json").read_text())["files"]
+    assert len(listed) == 2 * (len(MODALITIES) + 1)
+    seg = root / "Phantom_0001" / "Phantom_0001_seg.nii.gz"
+    original = seg.read_bytes()
+    if damage == "truncate":
+        seg.write_bytes(original[: len(original) // 2])
+    else:
+        seg.unlink()
+    assert phantom_files.verify_phantom(root) is not None
+    assert ensure_phantom(tmp_path, **kwargs) == root
+    assert seg.read_bytes() == original and phantom_files.verify_phantom(root) is None
+
+
+def test_partial_folders_of_killed_runs_are_removed(tmp_path):
+    dead_pid = 2**22 + 12345  # above the default pid_max: no process has it
+    dead = tmp_path / f".phantom_abc.partial-{dead_pid}-deadbeef"
+    live = tmp_path / f".phantom_abc.partial-{os.getpid()}-cafecafe"
+    for folder in (dead, live):
+        (folder / "Phantom_0000").mkdir(parents=True)
+    phantom_files.remove_stale_partials(tmp_path)
+    assert not dead.exists() and live.exists()

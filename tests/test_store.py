@@ -144,3 +144,57 @@ def test_a_cell_rewritten_by_another_process_is_read_again(tmp_path: Path) -> No
     writer.write_cell(key, "h2", metric_rows(0.75))  # same size, possibly the same mtime tick: a new inode
     assert reader.table()["value"].tolist() == [7.5, 0.75]
     assert reader.done(key, "h2") and not reader.done(key, "h1")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"null", "not a cell of this tool"),
+        (b"[]", "not a cell of this tool"),
+        (b'{"format": 1, "key": {}}', "missing ['config_hash', 'status', 'rows']"),
+        (b'{"format": 99, "key": {}, "config_hash": "h", "status": "ok", "rows": []}', "format 99"),
+        (b"\xff\xfe\x00garbage", "not UTF-8"),
+    ],
+)
+def test_foreign_null_or_binary_cell_file_is_an_error_naming_it(tmp_path: Path, content: bytes, message: str) -> None:
+    """Such a file never counts as absent: the report step would otherwise rewrite results.csv without it."""
+    store = ResultsStore(tmp_path, export_dir=tmp_path)
+    good, bad = CellKey("metrics", "blur", 1, 0), CellKey("metrics", "blur", 3, 0)
+    store.write_cell(good, "abc", metric_rows(0.1))
+    store.path(bad).write_bytes(content)
+    with pytest.raises(DataError, match="delete it") as error:
+        store.table()
+    assert str(store.path(bad)) in str(error.value) and message in str(error.value)
+    with pytest.raises(DataError):
+        store.done(bad, "abc")
+    with pytest.raises(DataError):
+        store.write_cell(good, "abc", metric_rows(0.2))  # the export re-reads every cell
+    assert len(load_results(tmp_path)) == 2  # the table on disk kept its rows
+
+
+def test_unwritable_cells_folder_is_an_error_naming_it(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root ignores file permissions")
+    store = ResultsStore(tmp_path)
+    store.cells_dir.chmod(0o500)
+    try:
+        with pytest.raises(DataError, match="cannot write the results store file") as error:
+            store.write_cell(CellKey("metrics", "blur", 1, 0), "abc", metric_rows(0.1))
+        assert str(store.cells_dir) in str(error.value)
+    finally:
+        store.cells_dir.chmod(0o700)
+
+
+def test_study_json_keeps_the_perturbations_of_earlier_writers(tmp_path: Path) -> None:
+    """Two runs with different perturbation lists into one folder: study.json describes both."""
+    from benchmark.pipeline import previous_perturbations
+    from reports.study_files import read_study_info, write_study_info
+
+    path = tmp_path / "study.json"
+    assert previous_perturbations(path) == {}
+    write_study_info(path, {"data": {"source": "phantom"}, "perturbations": {"ghosting": {"family": "artifact"}}})
+    merged = {**previous_perturbations(path), "gaussian_noise": {"family": "noise"}}
+    write_study_info(path, {"data": {"source": "phantom"}, "perturbations": merged})
+    assert set(read_study_info(tmp_path).perturbations) == {"ghosting", "gaussian_noise"}

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from PIL import Image
 from skimage.io import imread
 from skimage.transform import resize
 
@@ -35,23 +36,71 @@ def _stem(path: Path) -> str | None:
     return strip_nifti_suffix(path.name)
 
 
+def read_png(path: Path, kind: str) -> np.ndarray:
+    """A PNG as one grey 2D array: images scaled by their integer type's maximum to [0, 1] (8-bit / 255,
+    16-bit / 65535), labels as integers. Grey, grey+alpha, RGB and RGBA are accepted when the colour
+    channels are equal and the alpha channel is fully opaque; anything else is refused (DataError)."""
+    try:
+        array = np.asarray(imread(path))
+    except Exception as error:  # imageio/Pillow raise many types for a damaged file
+        raise DataError(f"{path}: cannot read this PNG ({type(error).__name__}: {error}); the file is damaged or not "
+                        "a PNG: export it again.") from error
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise DataError(f"{path}: PNG pixels of type {array.dtype}; save 8- or 16-bit integer PNGs.")
+    if array.ndim == 3:
+        channels = array.shape[-1]
+        if channels in (2, 4):
+            opaque = np.iinfo(array.dtype).max
+            if (array[..., -1] != opaque).any():
+                raise DataError(f"{path}: the PNG has transparent pixels (alpha below {opaque}); save it without an "
+                                "alpha channel, or fully opaque.")
+            array = array[..., :-1]
+        if array.shape[-1] == 3 and not ((array[..., 0] == array[..., 1]) & (array[..., 1] == array[..., 2])).all():
+            raise DataError(f"{path}: a colour PNG (its red, green and blue differ); an MRI slice must be grey: save "
+                            "it as a greyscale PNG.")
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise DataError(f"{path}: expected a 2D PNG slice, got shape {array.shape}.")
+    if kind == "image":
+        return array.astype(np.float32) / np.iinfo(array.dtype).max
+    return array.astype(np.int64)
+
+
 def _read_slice(path: Path, kind: str) -> np.ndarray:
     """One 2D slice as float (images) or int (labels)."""
     if path.name.endswith(".png"):
-        try:
-            array = imread(path)
-        except (OSError, ValueError) as error:
-            raise DataError(f"{path}: cannot read this PNG ({error}).") from error
-        if array.ndim == 3:
-            array = array[..., :3].mean(axis=-1) if kind == "image" else array[..., 0]
-        if kind == "image" and np.issubdtype(array.dtype, np.integer):
-            return array.astype(np.float32) / np.iinfo(array.dtype).max
-        return array
+        return read_png(path, kind)
     volume = load_volume(path, kind=kind)
     array = np.squeeze(volume.data)
     if array.ndim != 2:
         raise DataError(f"{path}: expected a 2D slice, got shape {volume.data.shape}.")
     return array
+
+
+def describe_pngs(files: list[Path], size: tuple[int, int]) -> None:
+    """Log what happens to the PNGs of a set: their bit depths (each scaled by its type's maximum) and the
+    sizes resized to the reference's, so a rescaling is never silent."""
+    depths, sizes = {}, {}
+    for path in files:
+        if not path.name.endswith(".png"):
+            continue
+        try:
+            with Image.open(path) as image:
+                mode, shape = image.mode, image.size[::-1]
+        except Exception:  # a damaged file: read_png names it
+            continue
+        depths[mode] = depths.get(mode, 0) + 1
+        if shape != size:
+            sizes[shape] = sizes.get(shape, 0) + 1
+    sixteen = sum(n for mode, n in depths.items() if mode.startswith("I"))
+    if sixteen:
+        log.warning("generated set: %d of %d PNGs are 16-bit and are scaled by 65535 (8-bit ones by 255) to [0, 1]",
+                    sixteen, sum(depths.values()))
+    if sizes:
+        log.warning("generated set: PNGs of sizes %s resized to the reference's %s (linear, anti-aliased)",
+                    ", ".join(f"{h}x{w} ({n})" for (h, w), n in sorted(sizes.items())), "x".join(map(str, size)))
 
 
 def _slice_item(image_path: Path, label_path: Path | None, size: tuple[int, int], clip: list[float]) -> tuple:
@@ -87,6 +136,7 @@ def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, 
     has_labels = label_dir.is_dir()
     items, owners = [], []
     size = tuple(reference.images.shape[-2:])
+    describe_pngs(files, size)
     for path in files:
         label = None
         if has_labels:
@@ -97,9 +147,7 @@ def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, 
             items.append(_slice_item(path, label, size, list(data_cfg.clip_percentiles)))
             owners.append(_stem(path) or path.name)
             continue
-        if label is None:
-            raise DataError(f"{path}: 3D generated volumes need their label map in {label_dir}.")
-        modality = reference.modalities[0]
+        modality = reference.modalities[0]  # a volume without labels/ is read as tumour-free (no Dice)
         case = CaseFiles(_stem(path) or path.name, {modality: path}, label, label_map={0: 0, 1: 1, 2: 2, 3: 3})
         subject = load_subject(case, [modality], data_cfg)
         new = subject_items(subject, data_cfg, np.random.default_rng([seed, 3, len(owners)]))

@@ -7,6 +7,7 @@ the readers. Evaluation regions follow the BraTS challenge: whole tumour, tumour
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -101,11 +102,37 @@ class ImageSet:
         )
 
 
+def content_fingerprint(sets: Sequence[ImageSet]) -> str:
+    """16 hex digits of the SHA-256 of the sets' arrays, item names and geometry: what a study cell reads.
+
+    Results cached under this fingerprint are recomputed whenever the prepared data change, whatever
+    changed them (edited files, another preprocessing, a regenerated phantom), not only the data config.
+    """
+    digest = hashlib.sha256()
+    for image_set in sets:
+        for tensor in (image_set.images, image_set.labels, image_set.brain_masks):
+            array = tensor.detach().cpu().contiguous().numpy()
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes())
+        digest.update(repr((image_set.subject_ids, image_set.slice_indices, image_set.modalities,
+                            image_set.spacing)).encode())
+    return digest.hexdigest()[:16]
+
+
 @dataclass
 class PreparedData:
-    """The dataset after preprocessing, split by subject into train, validation and test."""
+    """The dataset after preprocessing, split by subject into train, validation and test.
+
+    `fingerprint` hashes the content of the three splits (see `content_fingerprint`); study cells key
+    their results on it.
+    """
 
     train: ImageSet
     val: ImageSet
     test: ImageSet
     summary: dict[str, Any]
+    fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            self.fingerprint = content_fingerprint((self.train, self.val, self.test))

@@ -2,8 +2,10 @@
 
 `<root>/Phantom_0000/Phantom_0000_{t1,t1ce,t2,flair}.nii.gz` (float32) and `Phantom_0000_seg.nii.gz`
 (uint8: 1 necrotic core, 2 oedema, 4 enhancing), plus `<root>/phantom.json` with the parameters and
-per-subject facts. A dataset is generated into a hidden temporary sibling folder and renamed into
-place only when complete, so an interrupted run never leaves a folder that looks finished.
+per-subject facts and the size and SHA-256 of every file. A dataset is generated into a hidden temporary
+sibling folder and renamed into place only when complete, so an interrupted run never leaves a folder that
+looks finished; a cached folder is used only when every listed file is present with its checksum (a
+damaged one is regenerated), and temporary folders left by killed runs are removed.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from benchmark.data.cache import file_digest
 from benchmark.data.phantom import MODALITIES, PhantomSubject, generate_phantom_subject, load_mni_template
 from benchmark.errors import ConfigError
 
-GENERATOR_VERSION = 1  # bump when the generated data changes, so old caches are not reused
+GENERATOR_VERSION = 2  # bump when the generated data or its files change, so old caches are not reused (2: checksums)
 MANIFEST = "phantom.json"
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,40 @@ def subject_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, index]))
 
 
+def verify_phantom(root: Path) -> str | None:
+    """None when `root` holds a complete phantom (phantom.json and every file it lists, with its size and
+    SHA-256), else what is wrong."""
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+        files = manifest["files"]
+    except FileNotFoundError:
+        return f"{MANIFEST} is missing"
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"{MANIFEST} is unreadable or lists no files ({type(error).__name__})"
+    for name, (size, digest) in files.items():
+        path = root / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size or file_digest(path) != digest:
+            return f"{name} differs from its checksum (truncated or edited)"
+    return None
+
+
+def remove_stale_partials(cache_dir: Path) -> None:
+    """Remove `.phantom_*.partial-<pid>-*` folders whose writing process is gone (killed runs)."""
+    for folder in cache_dir.glob(".phantom_*.partial-*"):
+        try:
+            pid = int(folder.name.split(".partial-", 1)[1].split("-", 1)[0])
+            os.kill(pid, 0)
+            continue  # its writer is still running
+        except ProcessLookupError:
+            pass
+        except (ValueError, PermissionError):
+            continue
+        log.info("removing %s, left by a killed phantom generation", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def ensure_phantom(
     cache_dir: Path, *, n_subjects: int, voxel_size_mm: float, max_tumours: int, tumour_free_fraction: float, seed: int
 ) -> Path:
@@ -79,7 +116,8 @@ def ensure_phantom(
 
     `n_subjects` 1..10000, `voxel_size_mm` isotropic spacing 0.5..8 mm (1.5 by default in the study),
     `max_tumours` 0..4 per subject, `tumour_free_fraction` share of subjects drawn without tumour,
-    `seed` the root of every random draw. A folder counts as complete when its phantom.json exists.
+    `seed` the root of every random draw. A folder counts as complete when every file its phantom.json
+    lists has its checksum; a damaged one is regenerated.
     """
     parameters = phantom_parameters(
         n_subjects=n_subjects, voxel_size_mm=voxel_size_mm, max_tumours=max_tumours,
@@ -87,16 +125,28 @@ def ensure_phantom(
     )
     cache_dir = Path(cache_dir)
     root = cache_dir / phantom_folder_name(parameters)
-    if (root / MANIFEST).is_file():
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"data.cache_dir={cache_dir} cannot be created ({error.strerror or error}); set "
+                          "data.cache_dir (or $MRIBENCH_CACHE) to a writable folder.") from error
+    if not os.access(cache_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"data.cache_dir={cache_dir} is not writable; set data.cache_dir (or $MRIBENCH_CACHE) "
+                          "to a writable folder.")
+    remove_stale_partials(cache_dir)
+    problem = verify_phantom(root) if root.exists() else "absent"
+    if problem is None:
         return root
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    if root.exists():
+        log.warning("phantom cache %s is damaged (%s); generating it again", root, problem)
+        shutil.rmtree(root, ignore_errors=True)
     partial = cache_dir / f".{root.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         write_phantom(partial, parameters)
         try:
             partial.rename(root)
         except OSError:  # another process finished the same dataset first
-            if not (root / MANIFEST).is_file():
+            if verify_phantom(root) is not None:
                 raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
@@ -123,6 +173,8 @@ def write_phantom(folder: Path, parameters: dict[str, Any]) -> None:
         "shape": list(template.shape),
         "affine": template.affine.tolist(),
         "subjects": subjects,
+        "files": {p.relative_to(folder).as_posix(): [p.stat().st_size, file_digest(p)]
+                  for p in sorted(folder.glob("*/*.nii.gz"))},
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
     log.info("phantom: %d subjects in %.1f s", parameters["n_subjects"], time.perf_counter() - start)

@@ -1,24 +1,37 @@
 """From a data config to train/validation/test ImageSets: find cases, split by subject, preprocess,
-extract slices (2D) or keep volumes (3D). Deterministic from the seed."""
+extract slices (2D) or keep volumes (3D). Deterministic from the seed.
+
+Subjects are prepared one at a time (streamed, never all volumes in memory), on every available core
+(`data.workers`, 0 = all), and each prepared subject is cached by the content of its files and the
+settings (`benchmark.data.cache`), so a rerun on unchanged data skips NIfTI decoding.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data import preprocess
+from benchmark.data.cache import FileDigests, SubjectCache, file_digest, stamp, subject_key
+from benchmark.data.config_check import check_data_config
 from benchmark.data.imageset import ImageSet, PreparedData
+from benchmark.data.labels import resolve_label_map
 from benchmark.data.readers import CaseFiles, find_brats_cases, find_folder_cases, find_msd_cases, load_case
+from benchmark.data.sources import find_manifest_cases, find_pattern_cases
 from benchmark.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
+MIN_SUBJECTS_FOR_WORKERS = 8  # below this a process pool costs more than it saves
 
 
 @dataclass
@@ -30,6 +43,7 @@ class Subject:
     labels: np.ndarray
     brain: np.ndarray
     spacing: tuple[float, float, float]  # mm along (Z, H, W)
+    plane_zoom: tuple[float, float] = (1.0, 1.0)  # 2D: in-plane (H, W) zoom still to apply to chosen slices
 
 
 def modalities_of(data_cfg: DictConfig) -> tuple[str, ...]:
@@ -44,6 +58,7 @@ def modalities_of(data_cfg: DictConfig) -> tuple[str, ...]:
 def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, list[CaseFiles]]:
     """The dataset's root folder and its cases (the phantom is generated first when needed)."""
     source = data_cfg.source
+    label_map = resolve_label_map(data_cfg.get("label_map"))
     if source == "phantom":
         from benchmark.data.phantom_files import ensure_phantom
 
@@ -54,18 +69,49 @@ def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, l
             tumour_free_fraction=float(params.tumour_free_fraction), seed=int(params.seed),
         )
         return root, find_brats_cases(root, modalities)
+    if source == "manifest":
+        if not data_cfg.get("manifest"):
+            raise ConfigError("data.manifest is not set; pass data.manifest=/path/to/cases.csv.")
+        manifest = Path(str(data_cfg.manifest)).expanduser()
+        return manifest.parent, find_manifest_cases(manifest, modalities, label_map)
     if data_cfg.root is None:
         raise ConfigError(f"data.root is not set for data source '{source}'; pass data.root=/path/to/dataset.")
-    root = Path(str(data_cfg.root))
+    root = Path(str(data_cfg.root)).expanduser()
     if source == "brats":
-        return root, find_brats_cases(root, modalities)
-    if source == "msd":
-        return root, find_msd_cases(root, modalities)
-    if source == "folder":
-        label_map = data_cfg.get("label_map")
-        label_map = {int(k): int(v) for k, v in label_map.items()} if label_map else None
-        return root, find_folder_cases(root, modalities, list(data_cfg.channel_names), label_map)
-    raise ConfigError(f"data.source '{source}' is not one of phantom, brats, msd, folder.")
+        cases = find_brats_cases(root, modalities)
+    elif source == "msd":
+        cases = find_msd_cases(root, modalities)
+    elif source == "folder":
+        cases = find_folder_cases(root, modalities, list(data_cfg.channel_names), label_map)
+    elif source == "pattern":
+        cases = find_pattern_cases(root, OmegaConf.to_container(data_cfg.patterns), modalities, label_map)
+    else:
+        raise ConfigError(f"data.source '{source}' is not one of phantom, brats, msd, folder, pattern, manifest.")
+    if label_map is not None:
+        for case in cases:
+            case.label_map = label_map
+    return root, cases
+
+
+def apply_missing_label(cases: list[CaseFiles], policy: str) -> tuple[list[CaseFiles], list[str]]:
+    """Cases without a label file: an error naming them (`error`), left out with a warning (`skip`), or
+    kept as tumour-free (`empty`). Returns the cases kept and the subjects without a label."""
+    unlabelled = [case for case in cases if case.label is None]
+    names = [case.subject_id for case in unlabelled]
+    if not unlabelled:
+        return cases, []
+    where = ", ".join(f"{c.subject_id} ({next(iter(c.images.values())).parent})" for c in unlabelled[:5])
+    more = f" and {len(unlabelled) - 5} more" if len(unlabelled) > 5 else ""
+    if policy == "error":
+        raise DataError(f"{len(unlabelled)} of {len(cases)} cases have no label file: {where}{more}. Add the label "
+                        "files, or set data.missing_label=skip (leave these cases out) or data.missing_label=empty "
+                        "(read them as tumour-free, e.g. for unlabelled scans).")
+    if policy == "skip":
+        log.warning("data.missing_label=skip: %d of %d cases without a label file are left out: %s%s",
+                    len(unlabelled), len(cases), where, more)
+        return [case for case in cases if case.label is not None], names
+    log.warning("data.missing_label=empty: %d cases without a label file are read as tumour-free", len(unlabelled))
+    return cases, names
 
 
 def split_subjects(subject_ids: Sequence[str], fractions: DictConfig, seed: int) -> dict[str, list[str]]:
@@ -85,19 +131,42 @@ def split_subjects(subject_ids: Sequence[str], fractions: DictConfig, seed: int)
     return {"train": ids[:n_train], "val": ids[n_train:n_train + n_val], "test": ids[n_train + n_val:]}
 
 
+def target_spacing(data_cfg: DictConfig, spacing: Sequence[float]) -> tuple[float, float, float]:
+    """The (X, Y, Z) spacing in mm to resample a RAS+ volume to: `resample_mm` (isotropic) first, then the
+    field of view `fov_mm` spread over `size` pixels in-plane (and in depth for 3D)."""
+    target = [float(data_cfg.resample_mm)] * 3 if data_cfg.get("resample_mm") else [float(s) for s in spacing]
+    fov = data_cfg.get("fov_mm")
+    if fov is None:
+        return tuple(target)
+    size = [int(s) for s in data_cfg.size]  # display order: [H, W] or [D, H, W]
+    fovs = [float(fov)] * len(size) if isinstance(fov, int | float) else [float(f) for f in fov]
+    per_axis = [f / n for f, n in zip(fovs, size, strict=True)]
+    target[0], target[1] = per_axis[-1], per_axis[-2]  # W runs along X, H along Y (anterior up)
+    if len(size) == 3:
+        target[2] = per_axis[0]
+    return tuple(target)
+
+
 def load_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfig) -> Subject:
-    """Read, mask, normalise, optionally resample and reorient one case."""
-    image, labels, spacing = load_case(case, modalities)
-    if data_cfg.resample_mm:
-        target = float(data_cfg.resample_mm)
+    """Read, mask, normalise, resample to the field of view and reorient one case. In 2D mode the in-plane
+    resampling is left to the chosen slices (`plane_zoom`): a dozen slices cost less than a volume."""
+    image, labels, spacing, provided = load_case(case, modalities)
+    brain = (provided if provided is not None else preprocess.brain_mask_from_image(image)) | (labels > 0)
+    image = preprocess.normalise_intensity(image, brain, data_cfg.clip_percentiles)
+    target = list(target_spacing(data_cfg, spacing))
+    plane_zoom = (1.0, 1.0)
+    if data_cfg.mode == "2d":
+        plane_zoom = (spacing[1] / target[1], spacing[0] / target[0])  # display H runs along Y, W along X
+        target[0], target[1] = spacing[0], spacing[1]
+    if any(abs(s / t - 1) > 1e-3 for s, t in zip(spacing, target, strict=True)):
         image = preprocess.resample(image, spacing, target, order=1)
         labels = preprocess.resample(labels, spacing, target, order=0)
-        spacing = (target,) * 3
-    brain = preprocess.brain_mask_from_image(image) | (labels > 0)
-    image = preprocess.normalise_intensity(image, brain, data_cfg.clip_percentiles)
-    display_spacing = (spacing[2], spacing[1], spacing[0])
+        brain = preprocess.resample(brain, spacing, target, order=0)
+        image = image * brain  # zero outside the brain, as before resampling
+        spacing = tuple(target)
+    display_spacing = (spacing[2], spacing[1] / plane_zoom[0], spacing[0] / plane_zoom[1])
     return Subject(case.subject_id, preprocess.to_display_order(image), preprocess.to_display_order(labels),
-                   preprocess.to_display_order(brain), display_spacing)
+                   preprocess.to_display_order(brain), display_spacing, plane_zoom)
 
 
 def select_slices(subject: Subject, slices_cfg: DictConfig, rng: np.random.Generator) -> list[int]:
@@ -136,51 +205,175 @@ def subject_items(subject: Subject, data_cfg: DictConfig, rng: np.random.Generat
     if data_cfg.mode != "2d" or len(size) != 2:
         raise ConfigError(f"data.mode must be 2d with data.size=[H, W] or 3d with [D, H, W]; got "
                           f"{data_cfg.mode} with {size}.")
-    centre = preprocess.bounding_box_centre(subject.brain.any(axis=0))
+    zoom = subject.plane_zoom
+    resize = any(abs(f - 1) > 1e-3 for f in zoom)
+    centre = preprocess.bounding_box_centre(subject.brain.any(axis=0)) * np.array(zoom)
     items = []
     for z in select_slices(subject, data_cfg.slices, rng):
-        crop = [preprocess.crop_or_pad(a[..., z, :, :], size, centre)
-                for a in (subject.images, subject.labels, subject.brain)]
-        items.append((*crop, z))
+        planes = [subject.images[:, z], subject.labels[z], subject.brain[z]]
+        if resize:
+            planes = [preprocess.zoom_plane(p, zoom, order=1 if i == 0 else 0) for i, p in enumerate(planes)]
+            planes[0] = planes[0] * planes[2]  # zero outside the brain, as before resampling
+        items.append((*[preprocess.crop_or_pad(p, size, centre) for p in planes], z))
     return items
 
 
-def _image_set(items: list[tuple], subject_ids: list[str], modalities: tuple[str, ...],
-               spacing: tuple[float, ...], split: str) -> ImageSet:
-    if not items:
+def prepare_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfig, draw: list[int],
+                    cache_dir: str | None, digests: dict[str, str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """One subject's items as compact arrays (images float32, labels uint8, brain bool, slice indices,
+    spacing), from the cache when its files and settings are unchanged. Runs in a worker process.
+
+    `digests`: known content digests by path; returns the arrays and the digests of the case's files.
+    """
+    kinds = {**{str(p): "image" for p in case.images.values()}, str(case.label): "label",
+             str(case.brain_mask): "brain mask"}
+    for path in case.files():
+        if not path.is_file():
+            raise DataError(f"{path}: the {kinds[str(path)]} file does not exist (subject {case.subject_id}).")
+    case_digests = {str(p): digests.get(str(p)) or file_digest(p) for p in case.files()}
+    cache = SubjectCache(Path(cache_dir) if cache_dir else None)
+    key = _cache_key(case, modalities, data_cfg, draw, case_digests)
+    cached = cache.load(key)
+    if cached is not None:
+        return cached, case_digests
+    subject = load_subject(case, modalities, data_cfg)
+    items = subject_items(subject, data_cfg, np.random.default_rng(draw))
+    spacing = subject.spacing if data_cfg.mode == "3d" else subject.spacing[1:]
+    arrays = {"images": np.stack([i[0] for i in items]).astype(np.float32) if items else np.zeros((0,)),
+              "labels": np.stack([i[1] for i in items]).astype(np.uint8) if items else np.zeros((0,), np.uint8),
+              "brain": np.stack([i[2] for i in items]).astype(bool) if items else np.zeros((0,), bool),
+              "indices": np.array([i[3] for i in items], dtype=np.int64), "spacing": np.array(spacing)}
+    cache.save(key, arrays)
+    return arrays, case_digests
+
+
+CACHED_SETTINGS = ("mode", "size", "fov_mm", "resample_mm", "clip_percentiles", "slices", "label_map",
+                   "missing_label", "channel_names")
+
+
+def _cache_key(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfig, draw: list[int],
+               digests: dict[str, str]) -> str:
+    """The subject cache key: its files' digests, the settings that shape its items, its random draw."""
+    settings = OmegaConf.to_container(data_cfg, resolve=True)
+    return subject_key([digests[str(p)] for p in case.files()],
+                       {k: settings.get(k) for k in CACHED_SETTINGS} | {"modalities": list(modalities)}, draw)
+
+
+def _image_set(parts: list[tuple[str, dict[str, np.ndarray]]], modalities: tuple[str, ...], split: str
+               ) -> ImageSet:
+    """Join the subjects' compact arrays into one ImageSet, freeing each as it is copied (low peak memory)."""
+    parts = [(sid, arrays) for sid, arrays in parts if len(arrays["indices"])]
+    if not parts:
         raise DataError(f"the {split} split is empty after slice selection; relax data.slices "
                         "(policy, min_brain_fraction) or add subjects.")
-    images, labels, brains, indices = zip(*items, strict=True)
-    return ImageSet(
-        images=torch.from_numpy(np.stack(images)).float(),
-        labels=torch.from_numpy(np.stack(labels)[:, None].astype(np.int64)),
-        brain_masks=torch.from_numpy(np.stack(brains)[:, None].astype(bool)),
-        subject_ids=subject_ids, slice_indices=list(indices), modalities=modalities, spacing=spacing,
-    )
+    n = sum(len(arrays["indices"]) for _, arrays in parts)
+    shape = parts[0][1]["images"].shape[1:]
+    images = torch.empty((n, *shape), dtype=torch.float32)
+    labels = torch.empty((n, 1, *shape[1:]), dtype=torch.int64)
+    brains = torch.empty((n, 1, *shape[1:]), dtype=torch.bool)
+    owners, indices, spacing, at = [], [], tuple(parts[0][1]["spacing"].tolist()), 0
+    while parts:
+        subject_id, arrays = parts.pop(0)
+        k = len(arrays["indices"])
+        images[at:at + k] = torch.from_numpy(arrays["images"])
+        labels[at:at + k, 0] = torch.from_numpy(arrays["labels"])
+        brains[at:at + k, 0] = torch.from_numpy(arrays["brain"])
+        owners += [subject_id] * k
+        indices += arrays["indices"].tolist()
+        at += k
+        del arrays
+    return ImageSet(images=images, labels=labels, brain_masks=brains, subject_ids=owners, slice_indices=indices,
+                    modalities=modalities, spacing=spacing)
+
+
+def _workers(data_cfg: DictConfig, n_jobs: int) -> int:
+    requested = int(data_cfg.get("workers", 0) or 0)
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(requested or available, n_jobs)
+    return workers if n_jobs >= MIN_SUBJECTS_FOR_WORKERS else 1
+
+
+def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple[str, ...], data_cfg: DictConfig
+                 ) -> dict[str, list[tuple[str, dict[str, np.ndarray]]]]:
+    """Prepare every subject (in parallel when there are many), remembering the files' digests."""
+    cache_dir = str(Path(data_cfg.cache_dir).expanduser()) if data_cfg.get("prepared_cache", True) else None
+    cache = SubjectCache(Path(cache_dir) if cache_dir else None)  # a ConfigError if it cannot be made
+    digests = FileDigests(Path(cache_dir) / "prepared" / "file_digests.json" if cache_dir else None)
+    known = {}
+    for _, case, _ in jobs:
+        for path in case.files():
+            entry = digests.known.get(str(Path(path).absolute()))
+            if path.is_file() and entry is not None and entry[0] == stamp(path):
+                known[str(path)] = entry[1]
+    args = [(case, modalities, data_cfg, draw, cache_dir, {str(p): known[str(p)] for p in case.files()
+                                                           if str(p) in known}) for _, case, draw in jobs]
+    results: dict[int, tuple] = {}
+    for index, (case, _, _, draw, _, case_digests) in enumerate(args):  # cached subjects: no worker needed
+        if cache_dir and len(case_digests) == len(case.files()):
+            cached = cache.load(_cache_key(case, modalities, data_cfg, draw, case_digests))
+            if cached is not None:
+                results[index] = (cached, case_digests)
+    pending = [index for index in range(len(args)) if index not in results]
+    workers = _workers(data_cfg, len(pending))
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
+            for index, result in zip(pending, pool.map(_prepare_star, [args[i] for i in pending], chunksize=2),
+                                     strict=True):
+                results[index] = result
+    else:
+        for index in pending:
+            results[index] = prepare_subject(*args[index])
+    out: dict[str, list] = {split: [] for split in SPLITS}
+    for index, (split, case, _) in enumerate(jobs):
+        arrays, case_digests = results.pop(index)
+        out[split].append((case.subject_id, arrays))
+        _remember(digests, case_digests)
+    digests.save()
+    log.info("prepared %d subjects (%d from the cache) with %d worker(s)", len(jobs), len(jobs) - len(pending),
+             workers)
+    return out
+
+
+def _prepare_star(arg: tuple) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    return prepare_subject(*arg)
+
+
+def _context() -> Any:
+    import multiprocessing
+
+    return multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
+                                       else "spawn")
+
+
+def _remember(digests: FileDigests, case_digests: dict[str, str]) -> None:
+    for path, value in case_digests.items():
+        key = str(Path(path).absolute())
+        now = stamp(Path(path))
+        if digests.known.get(key) != [now, value]:
+            digests.known[key], digests.changed = [now, value], True
 
 
 def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
     """Find, split, preprocess and slice the configured dataset into an ImageSet per split."""
     from benchmark.data.summary import summarise
 
+    check_data_config(data_cfg)
     modalities = modalities_of(data_cfg)
     root, cases = find_cases(data_cfg, modalities)
     if not cases:
         raise DataError(f"{root}: no cases found (is data.source={data_cfg.source} the right layout?).")
+    cases, unlabelled = apply_missing_label(cases, str(data_cfg.get("missing_label", "error")))
     by_id = {case.subject_id: case for case in cases}
     splits = split_subjects(sorted(by_id), data_cfg.split, seed)
+    jobs = [(split, by_id[subject_id], [seed, 2, SPLITS.index(split), index])
+            for split, ids in splits.items() for index, subject_id in enumerate(ids)]
+    prepared = _prepare_all(jobs, modalities, data_cfg)
     sets = {}
-    for split, ids in splits.items():
-        items, owners, spacing = [], [], (1.0,) * (3 if data_cfg.mode == "3d" else 2)
-        for index, subject_id in enumerate(ids):
-            subject = load_subject(by_id[subject_id], modalities, data_cfg)
-            spacing = subject.spacing if data_cfg.mode == "3d" else subject.spacing[1:]
-            rng = np.random.default_rng([seed, 2, SPLITS.index(split), index])
-            new_items = subject_items(subject, data_cfg, rng)
-            items += new_items
-            owners += [subject_id] * len(new_items)
-        sets[split] = _image_set(items, owners, modalities, spacing, split)
-        log.info("%s: %d subjects, %d items", split, len(ids), len(items))
+    for split in SPLITS:
+        sets[split] = _image_set(prepared.pop(split), modalities, split)
+        log.info("%s: %d subjects, %d items", split, len(splits[split]), len(sets[split]))
     data = PreparedData(sets["train"], sets["val"], sets["test"], summary={})
     data.summary = summarise(data, data_cfg, splits, root)
+    data.summary["unlabelled_cases"] = {"policy": str(data_cfg.get("missing_label", "error")),
+                                        "count": len(unlabelled), "subjects": unlabelled}
     return data

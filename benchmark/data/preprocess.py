@@ -11,12 +11,27 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 
+def constant_background(channel: np.ndarray) -> float | None:
+    """The value of every border voxel of a 3D channel when they all share it (0 for skull-stripped data,
+    a negative constant for data z-scored inside the brain), else None. Axes of length 1 or 2 (a slice
+    stored as a volume) have no border of their own."""
+    faces = [np.take(channel, index, axis=axis) for axis in range(channel.ndim) if channel.shape[axis] > 2
+             for index in (0, -1)]
+    value = channel.flat[0]
+    return float(value) if all((face == value).all() for face in faces) else None
+
+
 def brain_mask_from_image(image: np.ndarray) -> np.ndarray:
-    """Brain mask of a (C, X, Y, Z) image: its non-zero voxels when the background is exactly zero
-    (skull-stripped data such as BraTS), else an Otsu threshold with holes filled, largest component."""
-    nonzero = (image != 0).any(axis=0)
-    if nonzero.mean() < 0.9:
-        return nonzero
+    """Brain mask of a (C, X, Y, Z) image: the voxels that differ from a constant background (skull-stripped
+    data such as BraTS: zero; z-scored data: a negative constant), else an Otsu threshold with holes
+    filled, largest component."""
+    backgrounds = [constant_background(channel) for channel in image]
+    if all(b is not None for b in backgrounds):
+        foreground = np.zeros(image.shape[1:], dtype=bool)
+        for channel, background in zip(image, backgrounds, strict=True):
+            foreground |= channel != background
+        if foreground.mean() < 0.9:
+            return foreground
     mean = image.mean(axis=0)
     mask = ndimage.binary_fill_holes(mean > threshold_otsu(mean))
     components, count = ndimage.label(mask)
@@ -38,10 +53,23 @@ def normalise_intensity(image: np.ndarray, brain: np.ndarray, percentiles: Seque
     return out
 
 
-def resample(array: np.ndarray, spacing: Sequence[float], target_mm: float, *, order: int) -> np.ndarray:
-    """Resample the last three axes of `array` from `spacing` (mm) to isotropic `target_mm`."""
-    factors = [1.0] * (array.ndim - 3) + [s / target_mm for s in spacing]
-    return ndimage.zoom(array, factors, order=order, mode="nearest", grid_mode=True)
+def resample(array: np.ndarray, spacing: Sequence[float], target_mm: float | Sequence[float], *, order: int
+             ) -> np.ndarray:
+    """Resample the last three axes of `array` from `spacing` to `target_mm` (mm, one value or one per axis);
+    order 0 (nearest) for labels and masks, 1 (linear) for images."""
+    targets = [float(target_mm)] * 3 if isinstance(target_mm, int | float) else [float(t) for t in target_mm]
+    factors = [1.0] * (array.ndim - 3) + [s / t for s, t in zip(spacing, targets, strict=True)]
+    source = array.astype(np.uint8) if array.dtype == bool else array
+    out = ndimage.zoom(source, factors, order=order, mode="nearest", grid_mode=True)
+    return out.astype(bool) if array.dtype == bool else out
+
+
+def zoom_plane(array: np.ndarray, zoom: Sequence[float], *, order: int) -> np.ndarray:
+    """Zoom the last two axes of `array` by `zoom` (H, W factors): order 1 for images, 0 for labels/masks."""
+    factors = [1.0] * (array.ndim - 2) + [float(z) for z in zoom]
+    source = array.astype(np.uint8) if array.dtype == bool else array
+    out = ndimage.zoom(source, factors, order=order, mode="nearest", grid_mode=True)
+    return out.astype(bool) if array.dtype == bool else out
 
 
 def to_display_order(array: np.ndarray) -> np.ndarray:

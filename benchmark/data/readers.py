@@ -1,7 +1,9 @@
-"""Find and load cases in the supported layouts: BraTS 2021/2023, MSD Task01_BrainTumour, plain folders.
+"""Find and load cases in the supported layouts: BraTS 2021/2023, MSD Task01_BrainTumour, plain folders
+(manifest files and glob patterns live in `benchmark.data.sources`).
 
 Every reader returns `CaseFiles`; `load_case` turns one into channel-first arrays in RAS+ order with
 labels mapped onto the BraTS 2023 convention (0 background, 1 necrotic core, 2 oedema, 3 enhancing).
+A case whose label file is missing has `label=None`; `prepare` applies `data.missing_label` to it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.data.labels import PRESETS, map_labels
 from benchmark.data.nifti import Volume, check_same_grid, load_volume
 from benchmark.errors import DataError
 
@@ -25,8 +28,9 @@ BRATS_SUFFIXES: dict[str, tuple[str, ...]] = {
     "flair": ("flair", "t2f"),
 }
 MSD_CHANNELS = {"flair": 0, "t1": 1, "t1ce": 2, "t2": 3}
-MSD_LABEL_MAP = {0: 0, 1: 2, 2: 1, 3: 3}  # MSD: 1 oedema, 2 non-enhancing tumour, 3 enhancing
-IDENTITY_LABEL_MAP = {0: 0, 1: 1, 2: 2, 3: 3}
+MSD_LABEL_MAP = PRESETS["msd"]  # MSD: 1 oedema, 2 non-enhancing tumour, 3 enhancing
+IDENTITY_LABEL_MAP = PRESETS["brats2023"]
+BRAIN_MASK_THRESHOLD = 0.5  # provided masks may be stored as 0 / 0.99999997 (BRATS 2015 DeepMedic)
 
 
 @dataclass
@@ -35,9 +39,15 @@ class CaseFiles:
 
     subject_id: str
     images: dict[str, Path]  # modality -> file (several modalities may share one 4D file)
-    label: Path
+    label: Path | None  # None: the case has no label file
     channels: dict[str, int] = field(default_factory=dict)  # modality -> index in a 4D file
     label_map: dict[int, int] | None = None  # source value -> our value; None: detect BraTS 2021/2023
+    brain_mask: Path | None = None  # a provided brain mask (> 0.5 is brain); None: derived from the image
+
+    def files(self) -> list[Path]:
+        """Every file the case reads, once each, in a stable order."""
+        paths = [*self.images.values(), self.label, self.brain_mask]
+        return sorted({Path(p) for p in paths if p is not None}, key=str)
 
 
 def strip_nifti_suffix(name: str) -> str | None:
@@ -54,17 +64,27 @@ def _require_dir(root: Path, what: str) -> Path:
     return root
 
 
+def _brats_suffix(stem: str) -> str | None:
+    """`Case_flair` -> flair (BraTS 2021), `BraTS-GLI-00001-000-t2f` -> t2f (BraTS 2023)."""
+    for separator in ("_", "-"):
+        if separator in stem:
+            return stem.rsplit(separator, 1)[-1].lower()
+    return None
+
+
 def find_brats_cases(root: Path, modalities: Sequence[str]) -> list[CaseFiles]:
-    """One case per sub-folder holding `<case>_<modality>.nii[.gz]` files and a `_seg` label map."""
+    """One case per sub-folder holding `<case>_<modality>.nii[.gz]` (2023: `<case>-<modality>`) files and
+    a `seg` label map (label None when absent). Sub-folders without NIfTI files are not cases."""
     root = _require_dir(root, "BraTS")
     cases = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         by_key = {}  # "flair" -> .../Case_flair.nii.gz
         for file in folder.iterdir():
             stem = strip_nifti_suffix(file.name)
-            if stem and "_" in stem:
-                by_key[stem.rsplit("_", 1)[-1].lower()] = file
-        if "seg" not in by_key:
+            suffix = _brats_suffix(stem) if stem else None
+            if suffix:
+                by_key[suffix] = file
+        if not by_key:
             continue
         images = {}
         for modality in modalities:
@@ -75,7 +95,7 @@ def find_brats_cases(root: Path, modalities: Sequence[str]) -> list[CaseFiles]:
                     f"{' or '.join('_' + s + '.nii.gz' for s in BRATS_SUFFIXES.get(modality, (modality,)))})."
                 )
             images[modality] = found[0]
-        cases.append(CaseFiles(folder.name, images, by_key["seg"]))
+        cases.append(CaseFiles(folder.name, images, by_key.get("seg")))
     return cases
 
 
@@ -104,9 +124,10 @@ def find_msd_cases(root: Path, modalities: Sequence[str]) -> list[CaseFiles]:
 def find_folder_cases(
     root: Path, modalities: Sequence[str], channel_names: Sequence[str], label_map: dict[int, int] | None
 ) -> list[CaseFiles]:
-    """Pairs `images/<name>` with `labels/<name>`; 4D images name their channels by `channel_names`."""
+    """Pairs `images/<name>` with `labels/<name>` (label None when absent); 4D images name their channels
+    by `channel_names`."""
     root = _require_dir(root, "dataset")
-    image_dir, label_dir = _require_dir(root / "images", "images"), _require_dir(root / "labels", "labels")
+    image_dir, label_dir = _require_dir(root / "images", "images"), root / "labels"
     unknown = [m for m in modalities if m not in channel_names]
     if unknown:
         raise DataError(f"{root}: modalities {unknown} are not among data.channel_names {list(channel_names)}.")
@@ -117,44 +138,32 @@ def find_folder_cases(
             continue
         label = next((label_dir / f"{subject}{s}" for s in NIFTI_SUFFIXES if (label_dir / f"{subject}{s}").exists()),
                      None)
-        if label is None:
-            raise DataError(f"{image}: no matching label map {label_dir / subject}.nii.gz.")
         channels = {m: list(channel_names).index(m) for m in modalities} if len(channel_names) > 1 else {}
         cases.append(CaseFiles(subject, {m: image for m in modalities}, label, channels,
                                label_map or IDENTITY_LABEL_MAP))
     return cases
 
 
-def _map_labels(label: Volume, label_map: dict[int, int] | None) -> np.ndarray:
-    """Map source label values onto ours; BraTS files are told apart by their enhancing value (4 or 3)."""
-    values = set(np.unique(label.data).tolist())
-    if label_map is None:
-        if {3, 4} <= values:
-            raise DataError(f"{label.path}: holds both 3 and 4; BraTS uses 4 (2021) or 3 (2023) for enhancing.")
-        label_map = {0: 0, 1: 1, 2: 2, 4: 3} if 4 in values else IDENTITY_LABEL_MAP
-    outside = sorted(values - set(label_map))
-    if outside:
-        raise DataError(
-            f"{label.path}: label values {outside} are outside the expected set {sorted(label_map)}; "
-            "check the dataset layout (data=brats|msd|folder) or set data.label_map."
-        )
-    lookup = np.zeros(max(label_map) + 1, dtype=np.int64)
-    for source, target in label_map.items():
-        lookup[source] = target
-    return lookup[label.data]
+def _read_brain_mask(path: Path, reference: Volume) -> np.ndarray:
+    """A provided brain mask as bool (values > 0.5), on the grid of `reference`."""
+    volume = load_volume(path, kind="brain mask")
+    check_same_grid(reference, volume)
+    return np.squeeze(volume.data, axis=tuple(range(3, volume.data.ndim))) > BRAIN_MASK_THRESHOLD
 
 
-def load_case(case: CaseFiles, modalities: Sequence[str]) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
-    """Return image (C, X, Y, Z) float32, label (X, Y, Z) int64 in our convention, and spacing in mm."""
-    label = load_volume(case.label, kind="label")
-    if label.data.ndim != 3:
-        raise DataError(f"{case.label}: a label map must be 3D, got shape {label.data.shape}.")
+def load_case(case: CaseFiles, modalities: Sequence[str]
+              ) -> tuple[np.ndarray, np.ndarray, tuple[float, ...], np.ndarray | None]:
+    """Return image (C, X, Y, Z) float32, label (X, Y, Z) uint8 in our convention (zeros for a case
+    without label file), spacing in mm, and the provided brain mask (bool) or None."""
     cache: dict[Path, Volume] = {}
     channels = []
+    reference = None
     for modality in modalities:
         path = case.images[modality]
         volume = cache.setdefault(path, load_volume(path))
-        check_same_grid(label, volume)
+        if reference is None:
+            reference = volume
+        check_same_grid(reference, volume)
         data = volume.data
         if modality in case.channels:
             if data.ndim != 4 or case.channels[modality] >= data.shape[3]:
@@ -164,4 +173,13 @@ def load_case(case: CaseFiles, modalities: Sequence[str]) -> tuple[np.ndarray, n
         elif data.ndim != 3:
             raise DataError(f"{path}: expected a 3D image, got shape {data.shape}.")
         channels.append(data)
-    return np.stack(channels), _map_labels(label, case.label_map), label.spacing
+    if case.label is None:
+        labels = np.zeros(reference.data.shape[:3], dtype=np.uint8)
+    else:
+        label = load_volume(case.label, kind="label")
+        if label.data.ndim != 3:
+            raise DataError(f"{case.label}: a label map must be 3D, got shape {label.data.shape}.")
+        check_same_grid(reference, label)
+        labels = map_labels(label.data, case.label_map, case.label)
+    brain = None if case.brain_mask is None else _read_brain_mask(case.brain_mask, reference)
+    return np.stack(channels), labels, reference.spacing, brain

@@ -107,7 +107,7 @@ class StudyRunner:
 
     def cells(self) -> list[Cell]:
         """Every cell of the study in run order, filtered by study.only_perturbation / only_severity."""
-        study, data_hash = self.cfg.study, plain(self.cfg.data)
+        study, data_hash = self.cfg.study, {"content": self.data.fingerprint}  # content, not the data config
         only_p, only_s = study.get("only_perturbation"), study.get("only_severity")
         cells = []
         for seed in study.seeds:

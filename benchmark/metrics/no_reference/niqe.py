@@ -15,15 +15,25 @@ whole-image (brain-masked) features to the MVG of the real reference set, with a
 covariance: 0 for the reference mean, larger for images whose statistics move away from real data.
 Both are lower-is-better. 3D volumes are scored per axial slice, patches of all slices pooled per volume
 (BRISQUE: the mean of the slices' feature vectors).
+
+Real slices near the top of the head, or chosen for a tumour that fills little brain, may have no patch
+with half its pixels in the brain. Such items are scored per item on a fallback, flagged and counted
+(`NIQE.fallback`, and a warning), never failing the whole set: first their patches with any brain pixel,
+else their whole brain region as one patch (BRISQUE's whole-image features). Only an item without any
+scorable brain pixel is NaN.
 """
 
 from __future__ import annotations
+
+import logging
 
 import torch
 
 from benchmark.errors import BenchmarkError, DataError
 from benchmark.metrics.no_reference.checks import check_images, check_mask
 from benchmark.metrics.no_reference.natural_scene import nss_features
+
+log = logging.getLogger(__name__)
 
 
 def _as_slices(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -37,7 +47,8 @@ def _as_slices(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor,
 def patch_features(
     images: torch.Tensor, masks: torch.Tensor | None, patch_size: int, min_mask_fraction: float, metric: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(N, P, 36) patch features, (N, P) usable flags and (N, P) sharpness for 2D/3D inputs."""
+    """(N, P, 36) patch features, (N, P) usable flags and (N, P) sharpness for 2D/3D inputs; a patch is
+    usable when its fit is valid and at least `min_mask_fraction` of its pixels are brain (> 0: any)."""
     if patch_size < 8 or patch_size % 2:
         raise BenchmarkError(f"{metric}: patch_size must be an even number >= 8, got {patch_size}")
     x = check_images(images, metric)
@@ -47,7 +58,7 @@ def patch_features(
         raise DataError(f"{metric}: images {tuple(slices.shape[-2:])} are smaller than patch_size {patch_size}")
     features, valid, sharpness = nss_features(slices, slice_masks, (patch_size, patch_size))
     fraction = torch.nn.functional.avg_pool2d(slice_masks.unsqueeze(1).double(), patch_size).reshape(valid.shape)
-    usable = valid & (fraction >= min_mask_fraction)
+    usable = valid & (fraction >= min_mask_fraction) & (fraction > 0)
     n = x.shape[0]
     return features.reshape(n, -1, 36), usable.reshape(n, -1), sharpness.reshape(n, -1)
 
@@ -77,6 +88,7 @@ class NIQE:
         self.min_mask_fraction = min_mask_fraction
         self.mean: torch.Tensor | None = None
         self.covariance: torch.Tensor | None = None
+        self.fallback: dict[str, list[int]] = {"partial_brain_patches": [], "whole_brain": [], "unscorable": []}
 
     def fit(self, images: torch.Tensor, masks: torch.Tensor | None = None) -> NIQE:
         """Fit the pristine MVG on the sharp usable patches of the real reference images."""
@@ -94,16 +106,40 @@ class NIQE:
         if self.mean is None:
             raise BenchmarkError("niqe: call fit(reference_images, masks) before scoring images")
         features, usable, _ = patch_features(images, masks, self.patch_size, self.min_mask_fraction, "niqe")
-        empty = usable.sum(1) == 0
-        if empty.any():
-            raise DataError(
-                f"niqe: items {torch.nonzero(empty).flatten().tolist()[:10]} have no usable patch "
-                f"(>= {self.min_mask_fraction:.0%} brain pixels in a {self.patch_size}px patch)"
-            )
+        features, usable = self._fallback(images, masks, features, usable)
         mean, covariance = _weighted_gaussian(features, usable.double())
         pooled = torch.linalg.pinv((self.covariance + covariance) / 2, hermitian=True)
         diff = (self.mean - mean).unsqueeze(-1)
-        return (diff.transpose(1, 2) @ pooled @ diff).flatten().clamp_min(0).sqrt()
+        scores = (diff.transpose(1, 2) @ pooled @ diff).flatten().clamp_min(0).sqrt()
+        scores[self.fallback["unscorable"]] = torch.nan
+        return scores
+
+    def _fallback(self, images: torch.Tensor, masks: torch.Tensor | None, features: torch.Tensor,
+                  usable: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Give items without a usable patch their partial-brain patches, else their whole brain as one patch
+        (padded into the patch axis); record which items needed which (see the module docstring)."""
+        self.fallback = {"partial_brain_patches": [], "whole_brain": [], "unscorable": []}
+        empty = torch.nonzero(usable.sum(1) == 0).flatten().tolist()
+        if not empty:
+            return features, usable
+        _, relaxed, _ = patch_features(images[empty], None if masks is None else masks[empty], self.patch_size,
+                                       0.0, "niqe")
+        features, usable = features.clone(), usable.clone()
+        whole = brisque_slices(images[empty], None if masks is None else masks[empty])
+        for row, item in enumerate(empty):
+            if relaxed[row].any():
+                usable[item] = relaxed[row]
+                self.fallback["partial_brain_patches"].append(item)
+            elif whole[row] is not None:
+                features[item, 0], usable[item, 0] = whole[row], True
+                self.fallback["whole_brain"].append(item)
+            else:
+                self.fallback["unscorable"].append(item)
+        log.warning("niqe: %d of %d items have no %dpx patch with >= %.0f%% brain pixels; scored on fallbacks "
+                    "(partial-brain patches: %s; whole brain: %s; unscorable: %s)", len(empty), len(usable),
+                    self.patch_size, 100 * self.min_mask_fraction, self.fallback["partial_brain_patches"][:10],
+                    self.fallback["whole_brain"][:10], self.fallback["unscorable"][:10])
+        return features, usable
 
 
 class BRISQUEDistance:
@@ -131,6 +167,22 @@ class BRISQUEDistance:
             raise BenchmarkError("brisque_distance: call fit(reference_images, masks) before scoring images")
         diff = brisque_features(images, masks) - self.mean
         return torch.einsum("nd,de,ne->n", diff, self.precision, diff).clamp_min(0).sqrt()
+
+
+def brisque_slices(images: torch.Tensor, masks: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """Per 2D item, its 36 whole-image (brain-masked) features, or None when they cannot be fitted."""
+    x = check_images(images, "niqe")
+    m = check_mask(masks, images, "niqe", "brain mask")
+    slices, slice_masks, depth = _as_slices(x, m)
+    features, valid, _ = nss_features(slices, slice_masks, None)
+    features, valid = features[:, 0].view(x.shape[0], depth, 36), valid[:, 0].view(x.shape[0], depth)
+    out = []
+    for item in range(x.shape[0]):
+        if not valid[item].any():
+            out.append(None)
+            continue
+        out.append(features[item][valid[item]].mean(0))
+    return out
 
 
 def brisque_features(images: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:

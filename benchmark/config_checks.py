@@ -1,0 +1,138 @@
+"""Checks that run before any compute: the command line (before Hydra composes it, whose own errors are
+tracebacks) and the composed study config. Each failure is one ConfigError naming the key and the fix."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig
+
+from benchmark.errors import ConfigError
+
+log = logging.getLogger("benchmark")
+GROUPS = ("data", "perturbation", "metrics", "segmentation", "experiment")
+SEVERITIES = range(6)
+
+
+def _overrides(argv: Sequence[str]) -> tuple[list[tuple[str, str]], list[Path]]:
+    """(key, value) of every `key=value` argument and the extra config folders (`--config-dir`, `-cd`)."""
+    pairs, folders, take_folder = [], [], False
+    for arg in argv:
+        if take_folder:
+            folders.append(Path(arg).expanduser())
+            take_folder = False
+        elif arg in ("--config-dir", "-cd"):
+            take_folder = True
+        elif arg.startswith("--config-dir="):
+            folders.append(Path(arg.split("=", 1)[1]).expanduser())
+        elif not arg.startswith("-") and "=" in arg:
+            key, value = arg.split("=", 1)
+            pairs.append((key.lstrip("+~"), value.strip()))
+    return pairs, folders
+
+
+def _names(value: str) -> list[str] | None:
+    """Option names in a group override value (`a`, `[a,b]`, a sweep `a,b`); None for sweep functions."""
+    if "(" in value or "$" in value:
+        return None
+    return [name.strip().strip("'\"") for name in value.strip("[]").split(",") if name.strip()]
+
+
+def group_options(group: str, config_dirs: Iterable[Path]) -> list[str]:
+    """Names of the YAML files of a config group in every config folder."""
+    return sorted({p.stem for folder in config_dirs for p in (folder / group).glob("*.yaml")})
+
+
+def check_output_dir(value: str) -> None:
+    """output_dir must be a folder we can create or write into (Hydra creates it before the app runs)."""
+    path = Path(value).expanduser()
+    if "${" in value:
+        return
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output_dir={value} is a file, not a folder; choose another output_dir (a folder is "
+                          "created when absent).")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"output_dir={value}: {existing} is a file, so the folder cannot be created there; "
+                          "choose another output_dir.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"output_dir={value}: {existing} is not writable; choose a folder you can write to.")
+
+
+def check_command_line(argv: Sequence[str], config_dir: Path) -> None:
+    """Overrides Hydra would only reject with a traceback, or not at all: output_dir, group option names
+    (listing the valid ones), an empty perturbation list, and seed."""
+    pairs, extra = _overrides(argv)
+    folders = [config_dir, *extra]
+    for key, value in pairs:
+        if key == "output_dir":
+            check_output_dir(value)
+        elif key == "seed" and not re.fullmatch(r"-?\d+(,-?\d+)*", value) and "(" not in value:
+            raise ConfigError(f"seed={value} is not a whole number; pass e.g. seed=0.")
+        elif key in GROUPS:
+            names = _names(value)
+            if names is None:
+                continue
+            valid = group_options(key, folders)
+            unknown = [n for n in names if n not in valid and n != "null"]
+            if unknown:
+                raise ConfigError(f"{key}={value}: {', '.join(unknown)} is not a {key} option; valid names: "
+                                  f"{', '.join(valid)} (YAML files in conf/{key}/ or --config-dir).")
+
+
+def _int_list(value: Any, key: str, example: str) -> list[int]:
+    if not isinstance(value, list | tuple | ListConfig) or not value:
+        raise ConfigError(f"{key}={value} must be a non-empty list of whole numbers, e.g. {key}={example}.")
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+        raise ConfigError(f"{key}={list(value)} must hold whole numbers only, e.g. {key}={example}.")
+    return [int(v) for v in value]
+
+
+def check_study_config(cfg: DictConfig, names: Iterable[str]) -> None:
+    """seed, study.severities / seeds, and the selections only_perturbation, only_severity and
+    utility_severities against what the study would run (`names`: perturbations and generated sets)."""
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
+        raise ConfigError(f"seed={cfg.seed} is not a whole number; pass e.g. seed=0.")
+    study = cfg.study
+    severities = _int_list(study.severities, "study.severities", "[0,1,3,5]")
+    bad = [s for s in severities if s not in SEVERITIES]
+    if bad:
+        raise ConfigError(f"study.severities={severities}: {bad} outside 0 (clean) to 5.")
+    _int_list(study.seeds, "study.seeds", "[0,1,2]")
+    names = sorted(names)
+    only_p, only_s = study.get("only_perturbation"), study.get("only_severity")
+    if only_p is not None and str(only_p) not in names:
+        raise ConfigError(f"study.only_perturbation={only_p} is not in this study; choose one of {', '.join(names)}.")
+    if only_s is not None and (isinstance(only_s, bool) or only_s not in severities):
+        raise ConfigError(f"study.only_severity={only_s} is not one of study.severities={severities}.")
+    utility = study.get("utility_severities")
+    if utility is not None:
+        levels = _int_list(utility, "study.utility_severities", "[5]")
+        invalid = [s for s in levels if s not in SEVERITIES]
+        if invalid:
+            raise ConfigError(f"study.utility_severities={levels}: {invalid} outside 0-5, so no utility model would "
+                              "be trained there; choose from study.severities or null (every severity).")
+        unused = [s for s in levels if s not in severities]
+        if unused:
+            log.warning("study.utility_severities=%s: %s not in study.severities=%s; no utility model there",
+                        levels, unused, severities)
+    generated = study.get("generated")
+    if generated is not None and not isinstance(generated, DictConfig):
+        raise ConfigError(f"study.generated={generated} must map names to folders, e.g. "
+                          "study.generated='{ddpm: /path/to/ddpm_outputs}'.")
+
+
+def check_metric_suite(suite: Any) -> None:
+    """Parameters of built metrics that their classes accept but cannot use (k-NN metrics need k >= 1)."""
+    for name, metric in getattr(suite, "metrics", {}).items():
+        k = getattr(metric, "k", None)
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ConfigError(f"metrics.metrics.{name}.k={k}: the number of nearest neighbours must be a whole "
+                              "number >= 1 (Naeem et al. use 5).")

@@ -1,0 +1,96 @@
+"""Label maps: from a dataset's label values onto ours (BraTS 2023: 0 background, 1 necrotic / non-enhancing
+core, 2 oedema, 3 enhancing), by a named preset or a plain mapping, validated before any compute.
+
+Presets (`data.label_map=<name>`):
+- `brats2015`: 1 necrosis, 2 oedema, 3 non-enhancing, 4 enhancing; 3 joins the core (1), as in BraTS
+  since 2017 (Bakas et al. 2018), 4 -> 3;
+- `brats2021`: 1 necrotic / non-enhancing core, 2 oedema, 4 enhancing -> 3;
+- `brats2023`: already ours (0-3);
+- `msd`: Task01_BrainTumour, 1 oedema, 2 non-enhancing, 3 enhancing -> 2, 1, 3;
+- `binary`: 0 background, 1 lesion -> 1 (counted in the whole tumour and the core; no enhancing region).
+`null` detects BraTS 2021 or 2023 by the enhancing value each file holds (4 or 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.errors import ConfigError, DataError
+
+OUR_LABELS = (0, 1, 2, 3)
+PRESETS: dict[str, dict[int, int]] = {
+    "brats2015": {0: 0, 1: 1, 2: 2, 3: 1, 4: 3},
+    "brats2021": {0: 0, 1: 1, 2: 2, 4: 3},
+    "brats2023": {0: 0, 1: 1, 2: 2, 3: 3},
+    "msd": {0: 0, 1: 2, 2: 1, 3: 3},
+    "binary": {0: 0, 1: 1},
+}
+
+
+def _as_int(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise ValueError(what)
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if not text.lstrip("-").isdigit():
+        raise ValueError(what)
+    return int(text)
+
+
+def resolve_label_map(value: Any) -> dict[int, int] | None:
+    """`data.label_map` as {source value: our value}: a preset name, a mapping, or None (detect BraTS).
+
+    Keys must be non-negative integers and targets one of 0-3 (ConfigError naming the bad entry).
+    """
+    if value is None or (isinstance(value, str) and value.lower() in ("", "null", "none", "auto")):
+        return None
+    if isinstance(value, str):
+        if value.lower() not in PRESETS:
+            raise ConfigError(f"data.label_map={value} is not a preset; choose one of {', '.join(sorted(PRESETS))} "
+                              "or give a mapping such as data.label_map='{0: 0, 1: 1, 2: 2, 4: 3}'.")
+        return dict(PRESETS[value.lower()])
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError(f"data.label_map must be a preset name ({', '.join(sorted(PRESETS))}) or a non-empty mapping "
+                          f"source value -> our value, got {value!r}.")
+    mapping = {}
+    for key, target in value.items():
+        try:
+            source = _as_int(key, "key")
+            ours = _as_int(target, "target")
+        except ValueError:
+            raise ConfigError(f"data.label_map entry {key!r}: {target!r} is not integer -> integer.") from None
+        if source < 0:
+            raise ConfigError(f"data.label_map key {source} is negative; label values in files are non-negative "
+                              "integers (0 is background).")
+        if ours not in OUR_LABELS:
+            raise ConfigError(f"data.label_map maps {source} to {ours}, outside our labels 0-3 (0 background, "
+                              "1 necrotic/non-enhancing core, 2 oedema, 3 enhancing); the region would be dropped.")
+        mapping[source] = ours
+    return mapping
+
+
+def map_labels(data: np.ndarray, label_map: dict[int, int] | None, path: Path) -> np.ndarray:
+    """Map a label volume's values onto ours; every value present must be in the map (DataError naming
+    the file otherwise). None detects BraTS 2021 (4 enhancing) or 2023 (3 enhancing)."""
+    values = set(np.unique(data).tolist())
+    if label_map is None:
+        if {3, 4} <= values:
+            raise DataError(f"{path}: holds both 3 and 4; BraTS uses 4 (2021) or 3 (2023) for enhancing. For "
+                            "BRATS 2015 (3 non-enhancing, 4 enhancing) set data.label_map=brats2015.")
+        label_map = PRESETS["brats2021"] if 4 in values else PRESETS["brats2023"]
+    outside = sorted(values - set(label_map))
+    if outside:
+        raise DataError(
+            f"{path}: label values {outside} are outside the expected set {sorted(label_map)}; check the dataset "
+            f"layout (data=brats|msd|folder|pattern|manifest) or set data.label_map to a preset "
+            f"({', '.join(sorted(PRESETS))}) or a mapping such as data.label_map='{{0: 0, 1: 1, 2: 2, 4: 3}}'."
+        )
+    lookup = np.zeros(max(label_map) + 1, dtype=np.uint8)
+    for source, target in label_map.items():
+        lookup[source] = target
+    return lookup[data]
