@@ -10,7 +10,6 @@ the corresponding table empty, and the scorecard says "inconclusive" where it ne
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,12 +109,14 @@ def agreement_draws(resamples: pd.DataFrame, target: str, orientation: dict[str,
             cells = cells[keep]
         if target not in cells:
             continue
+        y = cells[target].to_numpy(float)
         row = {}
         for metric, higher in orientation.items():
             if metric not in cells:
                 continue
-            pair = cells[[metric, target]].replace([np.inf, -np.inf], np.nan).dropna()
-            rho = _spearman(pair[metric].to_numpy(), pair[target].to_numpy()) if len(pair) >= 3 else np.nan
+            x = cells[metric].to_numpy(float)
+            both = np.isfinite(x) & np.isfinite(y)
+            rho = _spearman(x[both], y[both]) if both.sum() >= 3 else np.nan
             row[metric] = rho if higher else -rho
         draws[b] = row
     return pd.DataFrame.from_dict(draws, orient="index")
@@ -147,8 +148,33 @@ def metric_orientation(results: pd.DataFrame) -> dict[str, bool]:
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman ρ as the Pearson r of average ranks (scipy's definition); NaN for a constant input."""
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return np.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(stats.spearmanr(x, y).statistic)
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return float((rx * ry).sum() / np.sqrt((rx * rx).sum() * (ry * ry).sum()))
+
+
+def noise_table(results: pd.DataFrame, floor: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+    """Per (quantity, perturbation, severity ≥ 1): the noise an effect is measured in. Metrics with a
+    real-vs-real floor: the floor's spread (source "floor"); paired metrics and Dice, which have none:
+    the subject-bootstrap std of the cell (source "subject bootstrap")."""
+    columns = ["quantity", "perturbation", "severity", "noise", "noise_source"]
+    rows = results[(results["status"] == "ok") & (results["severity"] > 0) & (results["quantity"] != "")]
+    cells = rows[["quantity", "perturbation", "severity"]].drop_duplicates()
+    if cells.empty:
+        return pd.DataFrame(columns=columns)
+    spread = floor.set_index("quantity")["floor_std"] if not floor.empty else pd.Series(dtype=float)
+    boot = intervals.set_index(["quantity", "perturbation", "severity"])["boot_std"] if not intervals.empty \
+        else pd.Series(dtype=float)
+    records = []
+    for quantity, perturbation, severity in cells.itertuples(index=False):
+        floor_std = spread.get(quantity, np.nan)
+        if np.isfinite(floor_std) and floor_std > 0:
+            records.append((quantity, perturbation, severity, float(floor_std), "floor"))
+            continue
+        std = boot.get((quantity, perturbation, severity), np.nan)
+        if np.isfinite(std) and std > 0:
+            records.append((quantity, perturbation, severity, float(std), "subject bootstrap"))
+    return pd.DataFrame.from_records(records, columns=columns)

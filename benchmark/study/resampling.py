@@ -142,20 +142,7 @@ class StudyResampler:
         return data
 
     def _floor(self, clean: ItemData, held_out: ItemData, train: dict, seed: int) -> pd.DataFrame:
-        """Real-vs-real values over random disjoint subject halves of the pooled clean subjects."""
-        pool = _concatenate(clean, held_out)
-        groups = subject_positions(pool.slot)
-        subjects = sorted(s for s in groups if s)
-        k = min(len(set(clean.slot) - {""}), len(subjects) // 2)
-        rng = np.random.default_rng(seed)
-        records = []
-        for split in range(self.floor_splits if k >= 1 else 0):
-            order = rng.permutation(subjects)
-            first, second = draw_positions(groups, order[:k], rng), draw_positions(groups, order[k:2 * k], rng)
-            values = evaluate(self.suite, pool, pool, first, second, train, skip_reference=True)
-            records += [{"seed": seed, "split": split, "n_subjects": k, "quantity": q, "value": v}
-                        for q, v in values.items()]
-        return pd.DataFrame.from_records(records)
+        return noise_floor(self.suite, clean, held_out, train, self.floor_splits, seed)
 
     def _bootstrap(self, cells: dict, clean: ItemData, train: dict, seed: int) -> pd.DataFrame:
         subjects = sorted(set(self.data.test.subject_ids))
@@ -219,6 +206,25 @@ class StudyResampler:
             replace_atomically(path, lambda tmp: frame.to_csv(tmp, index=False))
         else:
             replace_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def noise_floor(suite: Any, clean: ItemData, held_out: ItemData, train: dict, splits: int, seed: int) -> pd.DataFrame:
+    """Real-vs-real values of every metric without a clean counterpart, over `splits` random disjoint
+    subject halves of the pooled clean sets (as many subjects per half as `clean` has, at most half the
+    pool). Columns seed, split, n_subjects, quantity, value."""
+    pool = _concatenate(clean, held_out)
+    groups = subject_positions(pool.slot)
+    subjects = sorted(s for s in groups if s)
+    k = min(len(set(clean.slot) - {""}), len(subjects) // 2)
+    rng = np.random.default_rng(seed)
+    records = []
+    for split in range(splits if k >= 1 else 0):
+        order = rng.permutation(subjects)
+        first, second = draw_positions(groups, order[:k], rng), draw_positions(groups, order[k:2 * k], rng)
+        values = evaluate(suite, pool, pool, first, second, train, skip_reference=True)
+        records += [{"seed": seed, "split": split, "n_subjects": k, "quantity": q, "value": v}
+                    for q, v in values.items()]
+    return pd.DataFrame.from_records(records, columns=["seed", "split", "n_subjects", "quantity", "value"])
 
 
 def _concatenate(first: ItemData, second: ItemData) -> ItemData:
