@@ -153,3 +153,24 @@ def test_scorecard_verdicts_on_constructed_results() -> None:
 def test_one_test_subject_makes_every_verdict_inconclusive() -> None:
     card = constructed(n_test_subjects=1)
     assert (card[["a", "b", "c_robustness", "c_utility", "d"]] == "inconclusive").all().all()
+
+
+def test_suite_keeps_per_item_values_that_reproduce_its_outputs() -> None:
+    from benchmark.metrics.entries import ImageMetric
+    from benchmark.metrics.image_statistics import ImageStatistic
+    from benchmark.study.item_data import capture, slot_subjects
+    from benchmark.study.recompute import item_outputs
+    from tests.test_metrics_suite import _set
+
+    reference = _set(8, 0)
+    candidate = reference.with_images((reference.images + 0.05 * torch.rand_like(reference.images)).clamp(0, 1),
+                                      reference.labels)
+    index = torch.tensor([0, 1, 2, 3, -1, 5, 6, 7])  # one item without a clean counterpart
+    suite = MetricSuite({"ssim": ImageMetric("ssim"), "psnr": ImageMetric("psnr"), "snr": ImageStatistic("snr")})
+    values = suite.compute(reference, candidate, index, None)
+    data = capture(suite, candidate, slot_subjects(candidate, reference, index), "cpu")
+    assert data.slot.tolist() == ["s0"] * 4 + ["s1"] * 4  # same-size set: the unpaired slot keeps its subject
+    assert data.items["ssim"][1].tolist() == [0, 1, 2, 3, 5, 6, 7]
+    again = item_outputs(data, np.arange(8))
+    for name in ("ssim", "psnr", "snr"):
+        assert again[name] == pytest.approx(values[name], rel=1e-9)
