@@ -95,7 +95,7 @@ def analyse(results: pd.DataFrame, cases: pd.DataFrame | None, info, n_boot: int
         effects = worse_effects(resampling.resamples, results, noise, orientation)
         kinds = ok_rows(results).groupby("quantity")["kind"].first().to_dict()
         card = scorecard(orientation, kinds, effects, dice_harm(intervals, results), agreement, results,
-                         resampling.n_test_subjects, not resampling.resamples.empty)
+                         resampling.n_test_subjects, not resampling.resamples.empty, floor)
     curves = curve_summary(resampling.curves)
     return Analysis(
         results=results, info=info, sensitivity=sens, correlations=corr,

@@ -24,7 +24,7 @@ def curve_summary(curves: pd.DataFrame) -> pd.DataFrame:
     columns = ["quantity", "set", "n", "mean", "std", "draws"]
     if curves.empty:
         return pd.DataFrame(columns=columns)
-    finite = curves[np.isfinite(curves["value"])]
+    finite = curves[np.isfinite(curves["value"]) & ~curves["quantity"].str.endswith("_std")]  # not kid_std
     table = finite.groupby(["quantity", "set", "n"])["value"].agg(mean="mean", std=lambda v: v.std(ddof=1),
                                                                   draws="count")
     return table.reset_index()[columns]

@@ -54,7 +54,7 @@ def worse_effects(resamples: pd.DataFrame, results: pd.DataFrame, noise: pd.Data
     """Per (quantity, perturbation, severity ≥ 1): the change from clean in the worse direction in noise
     units: `effect` from the study's values, `effect_lo` / `effect_hi` from the subject bootstrap (each
     resample's cell minus the same resample's clean value). Negative = the metric reports better quality."""
-    columns = ["quantity", "perturbation", "severity", "effect", "effect_lo", "effect_hi"]
+    columns = ["quantity", "perturbation", "severity", "effect", "effect_lo", "effect_hi", "value"]
     ok = results[(results["status"] == "ok") & results["quantity"].isin(orientation)]
     if ok.empty or noise.empty:
         return pd.DataFrame(columns=columns)
@@ -81,7 +81,7 @@ def worse_effects(resamples: pd.DataFrame, results: pd.DataFrame, noise: pd.Data
                     lo, hi = float(draws.quantile(0.025)), float(draws.quantile(0.975))
             except KeyError:
                 pass
-        records.append((row.quantity, row.perturbation, row.severity, effect, lo, hi))
+        records.append((row.quantity, row.perturbation, row.severity, effect, lo, hi, value))
     return pd.DataFrame.from_records(records, columns=columns)
 
 
@@ -106,9 +106,10 @@ def dice_harm(intervals: pd.DataFrame, results: pd.DataFrame, target: str = "rob
 
 def scorecard(orientation: dict[str, bool], kinds: dict[str, str], effects: pd.DataFrame, harm: pd.DataFrame,
               agreement: dict[str, pd.DataFrame], results: pd.DataFrame, n_test_subjects: int,
-              has_bootstrap: bool) -> pd.DataFrame:
+              has_bootstrap: bool, floor: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per metric: kind, then for each question its verdict and its evidence (see the module
-    docstring). `agreement`: target -> table with quantity, agreement, subject_lo, subject_hi."""
+    docstring). `agreement`: target -> table with quantity, agreement, subject_lo, subject_hi. `floor`:
+    the real-vs-real floor per quantity; (a) then also says whether the edited set's value lies within it."""
     reason = no_data_reason(n_test_subjects, has_bootstrap)
     family = results.groupby("perturbation")["family"].first()
     records = []
@@ -116,7 +117,7 @@ def scorecard(orientation: dict[str, bool], kinds: dict[str, str], effects: pd.D
         record = {"metric": metric, "kind": kinds.get(metric, "")}
         own = effects[effects["quantity"] == metric]
         answers = {
-            "a": _localised(own, harm, family),
+            "a": _localised(own, harm, family, _floor_of(floor, metric)),
             "b": _calm(own, harm),
             **{key: _tracks(agreement.get(target), metric) for key, target in TARGETS.items()},
             "d": _memorisation(own, family),
@@ -153,7 +154,15 @@ def _fmt(row: pd.Series) -> str:
     return f"{row['effect']:.1f} [{row['effect_lo']:.1f}, {row['effect_hi']:.1f}]"
 
 
-def _localised(effects: pd.DataFrame, harm: pd.DataFrame, family: pd.Series) -> tuple[str, str]:
+def _floor_of(floor: pd.DataFrame | None, metric: str) -> tuple[float, float] | None:
+    if floor is None or floor.empty or metric not in set(floor["quantity"]):
+        return None
+    row = floor[floor["quantity"] == metric].iloc[0]
+    return float(row["floor"]), float(row["floor_std"])
+
+
+def _localised(effects: pd.DataFrame, harm: pd.DataFrame, family: pd.Series,
+               floor: tuple[float, float] | None = None) -> tuple[str, str]:
     harmful = harm[harm["harmed"] & (harm["family"] == "morphological")]
     names = sorted(set(harmful["perturbation"]))
     if not names:
@@ -166,7 +175,10 @@ def _localised(effects: pd.DataFrame, harm: pd.DataFrame, family: pd.Series) -> 
             parts.append(f"{name}: undefined")
             continue
         verdicts.append(decide(row["effect_lo"], row["effect_hi"], EFFECT_THRESHOLD))
-        parts.append(f"{name} sev {int(row['severity'])}: {_fmt(row)}")
+        within = ""
+        if floor is not None and np.isfinite(row["value"]):
+            within = f" (value {row['value']:.3g}; real-vs-real floor {floor[0]:.3g} ± {floor[1]:.2g})"
+        parts.append(f"{name} sev {int(row['severity'])}: {_fmt(row)}{within}")
     return _combine(verdicts), "; ".join(parts)
 
 

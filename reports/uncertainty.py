@@ -61,7 +61,7 @@ def floor_table(floor: pd.DataFrame) -> pd.DataFrame:
     columns = ["quantity", "floor", "floor_std", "n_splits", "n_subjects"]
     if floor.empty:
         return pd.DataFrame(columns=columns)
-    finite = floor[np.isfinite(floor["value"])]
+    finite = floor[np.isfinite(floor["value"]) & ~floor["quantity"].str.endswith("_std")]  # not kid_std
     table = finite.groupby("quantity").agg(floor=("value", "mean"), floor_std=("value", lambda v: v.std(ddof=1)),
                                            n_splits=("split", "nunique"), n_subjects=("n_subjects", "min"))
     return table.reset_index()[columns]

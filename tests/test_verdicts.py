@@ -174,3 +174,21 @@ def test_suite_keeps_per_item_values_that_reproduce_its_outputs() -> None:
     again = item_outputs(data, np.arange(8))
     for name in ("ssim", "psnr", "snr"):
         assert again[name] == pytest.approx(values[name], rel=1e-9)
+
+
+def test_fast_memorisation_metrics_equal_the_library() -> None:
+    from benchmark.metrics.entries import AuthenticityMetric, CopyRateMetric
+    from benchmark.metrics.memorisation import authenticity, copy_rate
+
+    rng = np.random.default_rng(3)
+    train = rng.normal(size=(30, 16))
+    candidate = np.concatenate([train[:5] + 1e-3, rng.normal(size=(10, 16))])  # five near-copies
+    positions = np.arange(len(candidate))
+    data = ItemData(slot=np.array([""] * len(candidate)), features={"x": (candidate, positions)})
+    suite = MetricSuite({"authenticity": AuthenticityMetric("x"), "copy_rate": CopyRateMetric("x", 0.2)},
+                        extractors={"x": lambda: None})
+    out = evaluate(suite, data, data, positions, positions, {"x": train})
+    t, c = torch.from_numpy(train), torch.from_numpy(candidate)
+    assert out["authenticity"] == authenticity(t, c)
+    assert out["copy_rate"] == copy_rate(t, c, 0.2)
+    assert 0 < out["authenticity"] < 1

@@ -19,7 +19,15 @@ import torch
 
 from benchmark.errors import BenchmarkError
 from benchmark.metrics.distribution import mmd
-from benchmark.metrics.entries import FeatureMetric, FIDTrainGapMetric, FrechetMetric, KIDMetric, SuiteContext
+from benchmark.metrics.entries import (
+    AuthenticityMetric,
+    CopyRateMetric,
+    FeatureMetric,
+    FIDTrainGapMetric,
+    FrechetMetric,
+    KIDMetric,
+    SuiteContext,
+)
 from benchmark.metrics.radiomics import frd
 from benchmark.metrics.suite import MetricSuite
 from benchmark.study.item_data import ItemData
@@ -64,9 +72,29 @@ def frechet_from_features(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(value.clamp_min(0))
 
 
+_TRAIN_RADIUS: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
+
+
+def train_radius(train: torch.Tensor) -> torch.Tensor:
+    """Each training sample's distance to its nearest other training sample, computed once per training
+    feature matrix (the same exact distance mode as benchmark.metrics.memorisation)."""
+    key = (train.data_ptr(), tuple(train.shape))
+    if key not in _TRAIN_RADIUS:
+        distance = torch.cdist(train.double(), train.double(), compute_mode="donot_use_mm_for_euclid_dist")
+        distance.fill_diagonal_(float("inf"))
+        _TRAIN_RADIUS.clear()
+        _TRAIN_RADIUS[key] = distance.min(1).values
+    return _TRAIN_RADIUS[key]
+
+
+def _nearest_train(train: torch.Tensor, candidate: torch.Tensor) -> torch.return_types.min:
+    return torch.cdist(candidate.double(), train.double(), compute_mode="donot_use_mm_for_euclid_dist").min(1)
+
+
 def fast_feature_metric(metric: FeatureMetric, features: Callable[[str, str], torch.Tensor]) -> dict[str, float] | None:
     """Shortcuts that give the entry's value in a fraction of its time on resamples (None: run the entry):
-    FID and the FID train gap from the sample-space SVD; KID, whose subsets all equal the whole sets when
+    FID and the FID train gap from the sample-space SVD; authenticity and copy rate with the training set's
+    neighbour radii computed once; KID, whose subsets all equal the whole sets when
     subset_size >= both sizes, as the unbiased cubic-kernel MMD² of the whole sets (its std is then 0)."""
     name = metric.feature_extractor
     if type(metric) is FrechetMetric:
@@ -76,6 +104,12 @@ def fast_feature_metric(metric: FeatureMetric, features: Callable[[str, str], to
         gap = frechet_from_features(candidate, features(name, "train")) - frechet_from_features(
             candidate, features(name, "reference"))
         return {metric.name: gap}
+    if type(metric) in (AuthenticityMetric, CopyRateMetric):  # the training radius once, not per resample
+        train, candidate = features(name, "train"), features(name, "candidate")
+        nearest, radius = _nearest_train(train, candidate), train_radius(train)
+        if type(metric) is AuthenticityMetric:
+            return {metric.name: float((nearest.values >= radius[nearest.indices]).double().mean())}
+        return {metric.name: float((nearest.values <= metric.threshold * radius.median()).double().mean())}
     if type(metric) is KIDMetric:
         reference, candidate = features(name, "reference"), features(name, "candidate")
         if len(reference) == len(candidate) and metric.subset_size >= len(reference):
