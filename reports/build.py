@@ -90,6 +90,8 @@ def analyse(results: pd.DataFrame, cases: pd.DataFrame | None, info, n_boot: int
     if target:
         stability = agreement[target][["quantity", "subject_lo", "subject_hi", "rank_lo", "rank_hi", "p_top3"]]
         ranking = ranking.merge(stability, on="quantity", how="left")
+        first = ["rank", "quantity", "kind", "agreement", "subject_lo", "subject_hi", "rank_lo", "rank_hi", "p_top3"]
+        ranking = ranking[first + [c for c in ranking.columns if c not in first]]
     card = pd.DataFrame()
     if has_rows:
         effects = worse_effects(resampling.resamples, results, noise, orientation)
