@@ -217,6 +217,10 @@ class StudyRunner:
         settings = plain(self.cfg.study.get("resampling")) or {}
         if not settings.get("enabled", True):
             return
+        if self.cfg.study.get("only_perturbation") is not None or self.cfg.study.get("only_severity") is not None:
+            log.info("resampling skipped in a partial job (study.only_*): run the study once more without them, "
+                     "every cell is then done and only the floor, bootstrap and curves are computed")
+            return
         StudyResampler(self, int(settings.get("n_boot", 200)), int(settings.get("floor_splits", 50)),
                        int(settings.get("curve_repeats", 20))).run()
 
