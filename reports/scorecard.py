@@ -56,8 +56,9 @@ def worse_effects(resamples: pd.DataFrame, results: pd.DataFrame, noise: pd.Data
     resample's cell minus the same resample's clean value). Negative = the metric reports better quality."""
     columns = ["quantity", "perturbation", "severity", "effect", "effect_lo", "effect_hi", "value"]
     ok = results[(results["status"] == "ok") & results["quantity"].isin(orientation)]
-    if ok.empty or noise.empty:
-        return pd.DataFrame(columns=columns)
+    if ok.empty or noise is None or noise.empty:
+        return pd.DataFrame({c: pd.Series(dtype=str if c in ("quantity", "perturbation") else float)
+                             for c in columns})
     point = collapsed(ok).groupby(["perturbation", "severity", "quantity"])["value"].mean()
     boot = (collapsed(resamples).groupby(["resample", "perturbation", "severity", "quantity"])["value"].mean()
             if not resamples.empty else pd.Series(dtype=float))
@@ -82,7 +83,8 @@ def worse_effects(resamples: pd.DataFrame, results: pd.DataFrame, noise: pd.Data
             except KeyError:
                 pass
         records.append((row.quantity, row.perturbation, row.severity, effect, lo, hi, value))
-    return pd.DataFrame.from_records(records, columns=columns)
+    return pd.DataFrame.from_records(records, columns=columns).astype({"effect": float, "effect_lo": float,
+                                                                          "effect_hi": float, "value": float})
 
 
 def dice_harm(intervals: pd.DataFrame, results: pd.DataFrame, target: str = "robustness/dice_WT") -> pd.DataFrame:
