@@ -74,9 +74,9 @@ def draw_curves(summary: pd.DataFrame, caption: str, path: Path) -> Path:
     for ax in list(axes.flat)[len(quantities):]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.05), ncol=min(4, len(labels)), fontsize=8)
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.09), ncol=min(4, len(labels)), fontsize=8)
     fig.text(0.01, 0.005, textwrap.fill(caption, 200), fontsize=7, va="bottom")
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.tight_layout(rect=(0, 0.15, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path
