@@ -20,11 +20,23 @@ from reports.agreement import correlations, rank_metrics
 from reports.generators import with_generators_section
 from reports.html import render_html
 from reports.markdown import render_markdown
+from reports.sample_size import curve_summary, draw_curves, separation
 from reports.schema import load_cases, load_results
+from reports.scorecard import TARGETS, dice_harm, scorecard, worse_effects
 from reports.sections import Analysis, report_blocks
 from reports.sensitivity import effect_sizes, memorisation_table, ok_rows, sensitivity
 from reports.store import ResultsStore
 from reports.study_files import read_examples, read_study_info
+from reports.uncertainty import (
+    Resampling,
+    agreement_draws,
+    agreement_intervals,
+    cell_intervals,
+    floor_table,
+    metric_orientation,
+    noise_table,
+    read_resampling,
+)
 
 log = logging.getLogger("reports")
 PREFERRED_TARGETS = ("robustness/dice_WT", "utility/dice_WT")
@@ -41,10 +53,13 @@ def build_report(output_dir: Path, n_boot: int = 1000, seed: int = 0) -> Path:
     results = load_results(output_dir)
     cases = load_cases(output_dir)
     info = read_study_info(output_dir)
-    analysis = analyse(results, cases, info, n_boot, seed)
-    tables = {"sensitivity": analysis.sensitivity, "effect_sizes": effect_sizes(results, cases, seed),
+    analysis = analyse(results, cases, info, n_boot, seed, read_resampling(output_dir))
+    tables = {"sensitivity": analysis.sensitivity,
+              "effect_sizes": effect_sizes(results, cases, seed, noise=analysis.noise),
               "correlations": analysis.correlations, "memorisation": analysis.memorisation,
-              "ranking": analysis.ranking}
+              "ranking": analysis.ranking, "scorecard": analysis.scorecard, "noise_floor": analysis.floor,
+              "cell_intervals": analysis.intervals, "sample_size": analysis.curves,
+              "sample_size_separation": analysis.separation}
     for name, table in tables.items():
         write_text_atomically(output_dir / f"{name}.csv", table.to_csv(index=False))
     analysis.figures = draw_figures(analysis, output_dir)
@@ -55,20 +70,53 @@ def build_report(output_dir: Path, n_boot: int = 1000, seed: int = 0) -> Path:
     return output_dir / "report.html"
 
 
-def analyse(results: pd.DataFrame, cases: pd.DataFrame | None, info, n_boot: int, seed: int) -> Analysis:
-    """Sensitivity, memorisation verdicts, correlations with Dice and the ranking."""
+def analyse(results: pd.DataFrame, cases: pd.DataFrame | None, info, n_boot: int, seed: int,
+            resampling: Resampling | None = None) -> Analysis:
+    """Sensitivity against the noise floor, memorisation verdicts, correlations with Dice with subject-
+    bootstrap intervals, the ranking with its stability, the scorecard and the sample-size curves."""
     if n_boot < 100:
         raise ValueError(f"n_boot={n_boot}: use at least 100 bootstrap resamples for a 95 % interval")
+    resampling = resampling or Resampling()
     has_rows = not ok_rows(results).empty
-    sens = sensitivity(results, cases, seed) if has_rows else pd.DataFrame()
+    floor = floor_table(resampling.floor)
+    intervals = cell_intervals(resampling.resamples)
+    noise = noise_table(results, floor, intervals) if has_rows else None
+    sens = sensitivity(results, cases, seed, noise=noise) if has_rows else pd.DataFrame()
     corr = correlations(results, n_boot, seed) if has_rows else pd.DataFrame(columns=["target"])
     target = primary_target(corr)
+    orientation = metric_orientation(results) if has_rows else {}
+    targets = sorted(set(corr["target"]) & ({target} | set(TARGETS.values())))  # the scorecard's and the ranking's
+    agreement = {t: _with_subject_intervals(corr, t, resampling, orientation) for t in targets}
+    ranking = rank_metrics(corr, target) if target else pd.DataFrame()
+    if target:
+        stability = agreement[target][["quantity", "subject_lo", "subject_hi", "rank_lo", "rank_hi", "p_top3"]]
+        ranking = ranking.merge(stability, on="quantity", how="left")
+        first = ["rank", "quantity", "kind", "agreement", "subject_lo", "subject_hi", "rank_lo", "rank_hi", "p_top3"]
+        ranking = ranking[first + [c for c in ranking.columns if c not in first]]
+    card = pd.DataFrame()
+    if has_rows:
+        effects = worse_effects(resampling.resamples, results, noise, orientation)
+        kinds = ok_rows(results).groupby("quantity")["kind"].first().to_dict()
+        card = scorecard(orientation, kinds, effects, dice_harm(intervals, results), agreement, results,
+                         resampling.n_test_subjects, not resampling.resamples.empty, floor)
+    curves = curve_summary(resampling.curves)
     return Analysis(
         results=results, info=info, sensitivity=sens, correlations=corr,
         memorisation=memorisation_table(sens) if has_rows else pd.DataFrame(),
-        ranking=rank_metrics(corr, target) if target else pd.DataFrame(),
-        target=target, figures={}, n_boot=n_boot, seed=seed,
+        ranking=ranking, target=target, figures={}, n_boot=n_boot, seed=seed, resampling=resampling,
+        floor=floor, intervals=intervals, noise=noise, scorecard=card, curves=curves, separation=separation(curves),
     )
+
+
+def _with_subject_intervals(corr: pd.DataFrame, target: str, resampling: Resampling,
+                            orientation: dict[str, bool]) -> pd.DataFrame:
+    """The overall agreement with `target` per metric, with its subject-bootstrap interval, rank interval
+    and P(top three) from the stored resamples."""
+    overall = corr[(corr["target"] == target) & (corr["group"] == "all")]
+    overall = overall[["quantity", "agreement", "n_cells", "note"]]
+    draws = agreement_draws(resampling.resamples, target,
+                            {q: h for q, h in orientation.items() if q in set(overall["quantity"])})
+    return overall.merge(agreement_intervals(draws), on="quantity", how="left")
 
 
 def primary_target(correlation_table: pd.DataFrame) -> str | None:
@@ -92,6 +140,11 @@ def draw_figures(a: Analysis, output_dir: Path) -> dict[str, str]:
                                                 folder / f"metric_vs_{safe}.png")
         drawn["heatmap"] = figures.correlation_heatmap(a.correlations, a.target, a.info, a.results,
                                                        folder / f"correlation_heatmap_{safe}.png")
+    if not a.curves.empty:
+        caption = ("Sample-size curves: each metric between n random clean test images and n images of each set "
+                   "(mean ± std over draws); dashed: clean held-out subjects, the real-vs-real floor. "
+                   + figures.provenance(a.info, ok_rows(a.results)))
+        drawn["sample_size"] = draw_curves(a.curves, caption, folder / "sample_size.png")
     examples_path = output_dir / "examples.npz"
     if examples_path.is_file():
         drawn["examples"] = figures.example_grid(read_examples(examples_path), a.info, a.results,

@@ -28,6 +28,10 @@ class Bullets:
 class Table:
     frame: pd.DataFrame  # already formatted: every cell a string
     caption: str = ""
+    verdicts: bool = False  # cells reading yes / no / inconclusive are colour-coded (HTML) or marked (Markdown)
+
+
+VERDICT_MARKS = {"yes": "🟢 yes", "no": "🔴 no", "inconclusive": "🟡 inconclusive"}
 
 
 @dataclass
@@ -46,7 +50,8 @@ def format_table(frame: pd.DataFrame, caption: str = "", index: bool = False) ->
     return Table(text, caption)
 
 
-INTEGER_COLUMNS = frozenset({"rank", "n_cells", "severity", "seed", "first_detected", "n_levels", "n_seeds"})
+INTEGER_COLUMNS = frozenset({"rank", "rank_lo", "rank_hi", "n_splits", "n_subjects", "separates_at_n", "largest_n",
+                             "n_cells", "severity", "seed", "first_detected", "n_levels", "n_seeds"})
 
 
 def _cell(column: str, value: object) -> str:

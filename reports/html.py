@@ -26,6 +26,9 @@ figure { margin: 1em 0 2em; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; }
 code { background: #f4f4f4; padding: 0 3px; }
+td.v-yes { background: #c8e6c9 !important; color: #1b5e20; font-weight: 600; text-align: center; }
+td.v-no { background: #ffcdd2 !important; color: #b71c1c; font-weight: 600; text-align: center; }
+td.v-inconclusive { background: #fff3c4 !important; color: #7a5c00; text-align: center; }
 """
 
 
@@ -65,8 +68,13 @@ def _table(table: Table) -> str:
     text = [not frame[column].map(_is_number).all() for column in frame.columns]
     attrs = [' class="text"' if is_text else "" for is_text in text]
     head = "".join(f"<th{a}>{html.escape(str(c))}</th>" for c, a in zip(frame.columns, attrs, strict=True))
+    def cell(value: str, attr: str) -> str:
+        if table.verdicts and value in ("yes", "no", "inconclusive"):
+            attr = f' class="v-{value}"'
+        return f"<td{attr}>{html.escape(value)}</td>"
+
     rows = "".join(
-        "<tr>" + "".join(f"<td{a}>{html.escape(v)}</td>" for v, a in zip(row, attrs, strict=True)) + "</tr>"
+        "<tr>" + "".join(cell(v, a) for v, a in zip(row, attrs, strict=True)) + "</tr>"
         for row in frame.itertuples(index=False)
     )
     caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""

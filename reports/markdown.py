@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reports.document import Block, Bullets, Heading, Image, Paragraph, Table
+from reports.document import VERDICT_MARKS, Block, Bullets, Heading, Image, Paragraph, Table
 
 
 def render_markdown(blocks: list[Block]) -> str:
@@ -28,7 +28,8 @@ def _table(table: Table) -> str:
         return f"*{table.caption}: none.*" if table.caption else "*none*"
     header = "| " + " | ".join(_escape(str(c)) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    rows = ["| " + " | ".join(_escape(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    marks = VERDICT_MARKS if table.verdicts else {}
+    rows = ["| " + " | ".join(_escape(marks.get(v, v)) for v in row) + " |" for row in frame.itertuples(index=False)]
     caption = f"*{table.caption}*\n\n" if table.caption else ""
     return caption + "\n".join([header, rule, *rows])
 

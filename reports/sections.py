@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -11,6 +11,7 @@ from reports.document import Block, Bullets, Heading, Image, Paragraph, Table, f
 from reports.schema import DICE_KINDS, GENERATED_FAMILY
 from reports.sensitivity import EFFECT_THRESHOLD, RHO_THRESHOLD, ok_rows
 from reports.study_files import StudyInfo
+from reports.uncertainty import Resampling
 
 
 @dataclass
@@ -27,6 +28,13 @@ class Analysis:
     figures: dict[str, str]  # name -> path relative to the output folder
     n_boot: int
     seed: int
+    resampling: Resampling = field(default_factory=Resampling)
+    floor: pd.DataFrame = field(default_factory=pd.DataFrame)  # noise floor per quantity
+    intervals: pd.DataFrame = field(default_factory=pd.DataFrame)  # subject-bootstrap intervals per cell
+    noise: pd.DataFrame | None = None  # the noise each effect is measured in
+    scorecard: pd.DataFrame = field(default_factory=pd.DataFrame)
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # sample-size curve summary
+    separation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 CAVEATS = [
@@ -38,7 +46,32 @@ CAVEATS = [
     "the agreement.",
     "A metric can track Dice well under one family and not at all under another: read the per-family "
     "heatmap before trusting the overall rank.",
-    "Bootstrap intervals resample cells; with few cells they are wide and their coverage is approximate.",
+    "Intervals come from the subject bootstrap (see 'How the verdicts are decided'): they honour that cells "
+    "share test subjects; they do not cover the choice of perturbations, of the phantom or of the segmenter's "
+    "training seed (repeat seeds for that).",
+]
+
+METHOD = [
+    "Noise floor: the clean validation and test subjects (real, clean, never trained on) are pooled and split "
+    "at random into two disjoint halves of as many subjects as the test set; every metric that needs no clean "
+    "counterpart is computed between the halves. Its mean over the splits is the real-vs-real floor, its std "
+    "the spread. Paired metrics (SSIM, PSNR, ...) compare an image with its own clean version, so their clean "
+    "value is the identity; their spread is the subject-bootstrap std of the cell.",
+    "Effect: the change from the clean value in the direction the metric calls worse, divided by that spread "
+    f"(≥ {EFFECT_THRESHOLD:g} counts as detected). Its 95 % interval comes from the subject bootstrap.",
+    "Subject (cluster) bootstrap: the test subjects are drawn with replacement; in each resample every metric "
+    "of every cell is recomputed on the drawn subjects' items (per-item values averaged again; FID, KID, PRDC, "
+    "authenticity, FRD recomputed from the stored features, clean reference items resampled too) and every Dice "
+    "from the per-subject values. All cells of one resample share the drawn subjects, as they do in the study, "
+    "so the intervals of cells, of correlations with Dice and of ranks carry that dependence. Percentile 95 % "
+    "intervals. A subject drawn twice enters twice (nearest-neighbour metrics then see exact duplicates; the "
+    "effect is shared by all cells of the resample). Copies of training subjects in a memorisation cell are not "
+    "test subjects and are kept as they are; items of a generated set are resampled on their own.",
+    "The older cell bootstrap (resampling perturbation cells) is kept in correlations.csv and as cells_lo / "
+    "cells_hi in the ranking: it says how much ρ depends on which perturbation cells were chosen, a question "
+    "of study design the subject bootstrap does not answer.",
+    "Verdicts: yes when the whole 95 % interval is on the good side of the threshold, no when it is entirely "
+    "on the other side, inconclusive when it spans it or the data cannot decide.",
 ]
 
 
@@ -46,10 +79,14 @@ def report_blocks(a: Analysis) -> list[Block]:
     """The whole report, top to bottom."""
     return [
         Heading(a.info.title, 1),
+        Paragraph(_basis_line(a)),
+        *_scorecard_section(a),
         *_study_section(a),
         *_findings_section(a),
         *_ranking_section(a),
+        *_floor_section(a),
         *_sensitivity_section(a),
+        *_sample_size_section(a),
         *_memorisation_section(a),
         *_generated_section(a),
         *_examples_section(a),
@@ -59,6 +96,9 @@ def report_blocks(a: Analysis) -> list[Block]:
             "`results.csv` / `results.parquet`: one row per (stage, perturbation, severity, seed, quantity).",
             "`correlations.csv`: agreement of each metric with each Dice target, over all cells and per family.",
             "`sensitivity.csv`, `effect_sizes.csv`, `memorisation.csv`, `ranking.csv`: the tables above in full.",
+            "`scorecard.csv`: every verdict with its evidence; `noise_floor.csv` / `floor.csv`: the floor and its "
+            "splits; `resamples.parquet`: every quantity of every cell per subject resample; `cell_intervals.csv`; "
+            "`sample_size.csv` / `sample_size_separation.csv`: the curves.",
             "`figures/*.png`: the figures. Rebuild this report from the stored results without recomputing: "
             "`python -m reports output_dir=<this folder>`.",
         ]),
@@ -132,11 +172,15 @@ def _ranking_section(a: Analysis) -> list[Block]:
     blocks += [
         Paragraph(f"Metrics ranked by agreement with `{a.target}` over all cells (perturbation × severity, means "
                   "over seeds). Agreement is Spearman's ρ signed so that + means the metric says 'better' where "
-                  "Dice is higher; Pearson and Kendall are given alongside, with scipy p-values and bootstrap "
-                  "95 % intervals in correlations.csv; agreement_lo / agreement_hi: the bootstrap 95 % interval "
-                  "of the agreement. family_min / family_max: the range of the agreement within "
+                  "Dice is higher; Pearson and Kendall are given alongside, with scipy p-values in "
+                  "correlations.csv. family_min / family_max: the range of the agreement within "
                   "single perturbation families."),
-        format_table(a.ranking.drop(columns="caveats"), "Ranking"),
+        Paragraph("subject_lo / subject_hi: the subject-bootstrap 95 % interval of the agreement; rank_lo / rank_hi: "
+                  "the 95 % interval of the metric's rank over the same resamples (1 = best tracker); p_top3: the "
+                  "share of resamples in which it is among the three best trackers; cells_lo / cells_hi: the "
+                  "cell bootstrap (see 'How the verdicts are decided')."),
+        format_table(a.ranking.drop(columns="caveats").rename(columns={"agreement_lo": "cells_lo",
+                                                                        "agreement_hi": "cells_hi"}), "Ranking"),
         Paragraph("Caveats of each number:"),
         Bullets([f"{row.quantity}: {row.caveats}" for row in a.ranking.itertuples() if row.caveats]
                 or ["none flagged"]),
@@ -166,9 +210,9 @@ def _sensitivity_section(a: Analysis) -> list[Block]:
     blocks += [
         Paragraph("Worsening ρ: Spearman's ρ of the metric against severity, signed so that +1 means it gets "
                   "monotonically worse as severity grows (the right direction), −1 that it reports better quality. "
-                  f"Detected at: the lowest severity whose change is at least {EFFECT_THRESHOLD:g} times the "
-                  "metric's own noise (std over seeds, or a bootstrap of its per-item values) in the worse "
-                  "direction; – when never, or when no noise estimate exists (see effect_sizes.csv)."),
+                  f"Detected at: the lowest severity whose change from clean is at least {EFFECT_THRESHOLD:g} times "
+                  "the metric's noise (its real-vs-real floor spread; for paired metrics and Dice the subject-"
+                  "bootstrap std) in the worse direction; – when never (see effect_sizes.csv)."),
         format_table(worsening.pivot(index="quantity", columns="perturbation", values="worsening"),
                      "Worsening ρ (metric × perturbation)", index=True),
         format_table(table.pivot(index="quantity", columns="perturbation", values="first_detected"),
@@ -228,3 +272,106 @@ def _range(rows: pd.DataFrame, column: str) -> str:
         return "?"
     low, high = int(values.min()), int(values.max())
     return str(low) if low == high else f"{low}-{high}"
+
+
+def _basis_line(a: Analysis) -> str:
+    """The report's first line: what the verdicts rest on."""
+    info = a.resampling.info
+    ok = ok_rows(a.results)
+    cells = ok.drop_duplicates(["stage", "perturbation", "severity", "seed"])
+    n_cells = len(cells[cells["severity"] > 0].drop_duplicates(["stage", "perturbation", "severity", "seed"])) + \
+        len(cells[cells["severity"] == 0].drop_duplicates(["stage", "seed"]))
+    seeds = sorted(a.results["seed"].unique().tolist())
+    if not info:
+        return (f"These results rest on {len(seeds)} seed(s) and {n_cells} cells; no subject resampling was "
+                "stored (floor.csv / resamples.parquet missing), so every verdict is inconclusive.")
+    subjects = info.get("n_test_subjects", 0)
+    floor_subjects = int(a.floor["n_subjects"].min()) if not a.floor.empty else 0
+    return (f"These verdicts rest on {subjects} test subject{'s' if subjects != 1 else ''} "
+            f"({info.get('n_test_items', '?')} test items), {len(seeds)} seed{'s' if len(seeds) != 1 else ''} and "
+            f"{n_cells} cells (clean counted once); a noise floor from {info.get('floor_splits', 0)} random splits of "
+            f"the {subjects + info.get('n_held_out_subjects', 0)} clean held-out and test subjects into halves of "
+            f"{floor_subjects}; {a.resampling.n_boot} resamples of the test subjects.")
+
+
+def _scorecard_section(a: Analysis) -> list[Block]:
+    if a.scorecard.empty:
+        return [Heading("Scorecard"), Paragraph("No metric rows: nothing to judge.")]
+    from reports.scorecard import QUESTIONS, RHO_TRACKS, no_data_reason
+
+    card = a.scorecard
+    verdicts = card[["metric", "kind", *QUESTIONS]].rename(columns={k: f"({k[0]}) {v}" for k, v in QUESTIONS.items()})
+    evidence = card[["metric", *[f"{k}_evidence" for k in QUESTIONS]]].rename(
+        columns={f"{k}_evidence": f"({k[0]}) {v}" for k, v in QUESTIONS.items()})
+    return [
+        Heading("Scorecard"),
+        Paragraph("One row per metric: green yes, red no, amber inconclusive. (a) detects every morphological edit "
+                  "that lowered Dice, by ≥ " f"{EFFECT_THRESHOLD:g}× its noise; (b) stays below that on every "
+                  "cell whose Dice interval overlaps the clean one; (c) oriented Spearman ρ with Dice ≥ "
+                  f"{RHO_TRACKS:g} over cells; (d) reports copies of training images as worse by ≥ "
+                  f"{EFFECT_THRESHOLD:g}× its noise. Each verdict needs its whole 95 % subject-bootstrap interval "
+                  "on one side of the threshold."),
+        Table(verdicts.astype(str).reset_index(drop=True), "Scorecard", verdicts=True),
+        Bullets(verdict_findings(card, no_data_reason(a.resampling.n_test_subjects, a.resampling.n_boot > 0))),
+        Table(evidence.astype(str).reset_index(drop=True), "Numbers behind the scorecard: effects in noise units "
+              "(point [95 % interval]) at the highest severity, ρ [95 % interval]"),
+        Heading("How the verdicts are decided", 3),
+        Bullets(METHOD),
+    ]
+
+
+def verdict_findings(card: pd.DataFrame, reason: str = "") -> list[str]:
+    """Findings sentences generated from the scorecard's verdicts (so they cannot contradict it); `reason`:
+    why the data cannot decide, when they cannot."""
+    from reports.scorecard import QUESTIONS
+
+    def names(key: str, verdict: str) -> str:
+        chosen = card.loc[card[key] == verdict, "metric"].tolist()
+        return ", ".join(chosen) if chosen else "none"
+
+    if all((card[key] == "inconclusive").all() for key in QUESTIONS):
+        because = f" ({reason})" if reason else ""
+        return [f"Every verdict is inconclusive{because}: this study cannot tell which metrics to trust."]
+    items = [
+        f"Detect harmful localised edits beyond their noise floor: {names('a', 'yes')}; miss at least one: "
+        f"{names('a', 'no')}.",
+        f"Stay calm when Dice is unharmed: {names('b', 'yes')}; raise false alarms: {names('b', 'no')}.",
+        f"Track robustness Dice (ρ interval above the threshold): {names('c_robustness', 'yes')}; do not: "
+        f"{names('c_robustness', 'no')}.",
+        f"Track utility Dice: {names('c_utility', 'yes')}; do not: {names('c_utility', 'no')}.",
+        f"Flag memorisation: {names('d', 'yes')}; ignore, reward or are undefined on copies: {names('d', 'no')}.",
+    ]
+    trusted = card.loc[(card[list(QUESTIONS)] == "yes").all(axis=1), "metric"].tolist()
+    items.append(f"Yes to all four questions: {', '.join(trusted) if trusted else 'no metric'}.")
+    return items
+
+
+def _floor_section(a: Analysis) -> list[Block]:
+    if a.floor.empty:
+        return []
+    return [
+        Heading("Noise floor: clean real data against clean real data"),
+        Paragraph("Each metric between two disjoint halves of the clean held-out and test subjects, at the test "
+                  "set's size; floor = mean over the random splits, floor_std = their spread (the unit of every "
+                  "effect size). A distribution metric far above zero here (FID is biased upwards at small n) is "
+                  "what real data already score against real data."),
+        format_table(a.floor, "Real-vs-real floor"),
+    ]
+
+
+def _sample_size_section(a: Analysis) -> list[Block]:
+    if a.curves.empty:
+        return []
+    blocks: list[Block] = [Heading("Sample-size curves")]
+    if "sample_size" in a.figures:
+        blocks.append(Image(a.figures["sample_size"], "Value against the number of images per set: clean held-out "
+                                                      "subjects (the floor, dashed) and one perturbation per family "
+                                                      "at severity 3; mean ± std over random draws."))
+    blocks += [
+        Paragraph("Separates at n: the smallest n at which the set's mean differs from the floor's by at least "
+                  "2 pooled standard deviations; – when never up to all test images. A perturbed test set shares "
+                  "its subjects with the reference, the floor does not: a set below the floor (FID of a tumour "
+                  "edit under the real-vs-real FID) looks more like the reference than other real subjects do."),
+        format_table(a.separation, "Smallest n at which each set separates from the real-vs-real floor"),
+    ]
+    return blocks

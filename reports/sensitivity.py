@@ -91,15 +91,21 @@ def case_noise(cases: pd.DataFrame | None, n_boot: int = 200, seed: int = 0) -> 
     )
 
 
-def effect_sizes(results: pd.DataFrame, cases: pd.DataFrame | None = None, seed: int = 0) -> pd.DataFrame:
+def effect_sizes(results: pd.DataFrame, cases: pd.DataFrame | None = None, seed: int = 0,
+                 noise: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (quantity, perturbation, severity ≥ 1): change from severity 0 and its size in noise units.
 
     Columns: mean, baseline, delta (mean − baseline), worse (the change says lower quality), noise
-    (pooled std of the two levels), noise_source (seeds | bootstrap | replicates | unavailable), effect
-    (|delta| / noise; 0 when nothing changed, inf when a noiseless quantity changed).
+    (the real-vs-real floor spread or the subject-bootstrap std from `noise` when given, else the pooled
+    std of the two levels), noise_source (floor | subject bootstrap | seeds | bootstrap | replicates |
+    unavailable), effect (|delta| / noise; 0 when nothing changed, inf when a noiseless quantity changed).
     """
+    keys = ["quantity", "perturbation", "severity"]
     levels = level_summary(results)
-    levels = levels.merge(case_noise(cases, seed=seed), on=["quantity", "perturbation", "severity"], how="left")
+    levels = levels.merge(case_noise(cases, seed=seed), on=keys, how="left")
+    given = noise if noise is not None and not noise.empty else pd.DataFrame(columns=[*keys, "noise", "noise_source"])
+    levels = levels.merge(given.rename(columns={"noise": "given_noise", "noise_source": "given_source"}),
+                          on=keys, how="left")
     base = levels[levels["severity"] == 0].set_index(["quantity", "perturbation"])
     records = []
     for row in levels[levels["severity"] > 0].itertuples(index=False):
@@ -108,7 +114,7 @@ def effect_sizes(results: pd.DataFrame, cases: pd.DataFrame | None = None, seed:
             continue
         b = base.loc[key]
         delta = row.mean - b["mean"]
-        noise, source = _pooled_noise(row, b)
+        noise, source = (row.given_noise, row.given_source) if pd.notna(row.given_noise) else _pooled_noise(row, b)
         records.append({
             "quantity": row.quantity, "perturbation": row.perturbation, "family": row.family,
             "kind": row.kind, "higher_is_better": row.higher_is_better, "severity": row.severity,
@@ -119,7 +125,8 @@ def effect_sizes(results: pd.DataFrame, cases: pd.DataFrame | None = None, seed:
     return pd.DataFrame.from_records(records)
 
 
-def sensitivity(results: pd.DataFrame, cases: pd.DataFrame | None = None, seed: int = 0) -> pd.DataFrame:
+def sensitivity(results: pd.DataFrame, cases: pd.DataFrame | None = None, seed: int = 0,
+                noise: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (quantity, perturbation): Spearman ρ with severity, direction, monotonicity, effects.
 
     `spearman_rho` / `spearman_p`: scipy's Spearman of value against severity over all seeds' values;
@@ -130,7 +137,7 @@ def sensitivity(results: pd.DataFrame, cases: pd.DataFrame | None = None, seed: 
     Generated sets (family "generated") have no severity scale and are left out.
     """
     rows = with_shared_baseline(results)
-    effects = effect_sizes(results, cases, seed=seed)
+    effects = effect_sizes(results, cases, seed=seed, noise=noise)
     levels = level_summary(results)
     records = []
     rows = rows[rows["family"] != GENERATED_FAMILY]  # a generated set has no severity scale

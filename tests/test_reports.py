@@ -198,3 +198,31 @@ def test_generated_sets_enter_the_agreement_but_not_the_severity_analysis(tmp_pa
     assert generated["spearman"].item() == pytest.approx(1.0)
     text = (tmp_path / "report.md").read_text()
     assert "## Generated sets" in text and "diffusion" in text
+
+
+@pytest.mark.parametrize("subjects", [10, 1])
+def test_scorecard_on_top_in_both_formats_and_small_data_says_so(tmp_path: Path, subjects: int) -> None:
+    from tests.synthetic_study import write_synthetic_resampling
+
+    results = synthetic_results(seeds=(0,))
+    store_study(tmp_path, results, with_examples=False)
+    write_synthetic_resampling(tmp_path, results, n_test_subjects=subjects)
+    build_report(tmp_path, n_boot=100, seed=0)
+    markdown, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+    first = markdown.split("\n\n")[1]
+    assert f"rest on {subjects} test subject" in first and "1 seed" in first and "cells" in first
+    assert markdown.index("## Scorecard") < markdown.index("## What was measured")
+    card = pd.read_csv(tmp_path / "scorecard.csv").set_index("metric")
+    assert {"psnr", "fid", "copy_rate", "flat_metric"} <= set(card.index)
+    if subjects == 1:
+        assert (card[["a", "b", "c_robustness", "d"]] == "inconclusive").all().all()
+        assert "Every verdict is inconclusive (only 1 test subject" in markdown
+        assert 'class="v-yes"' not in page and 'class="v-inconclusive"' in page
+        return
+    # psnr falls with the tumour edit and tracks Dice; fid rewards copies; copy_rate flags them
+    assert card.loc["psnr", "a"] == "yes" and card.loc["psnr", "c_robustness"] == "yes"
+    assert card.loc["fid", "d"] == "no" and card.loc["copy_rate", "d"] == "yes"
+    assert card.loc["flat_metric", "a"] == "no"
+    assert "🟢 yes" in markdown and "🔴 no" in markdown
+    assert 'class="v-yes"' in page and 'class="v-no"' in page
+    assert "Flag memorisation: copy_rate" in markdown  # findings generated from the same verdicts

@@ -23,6 +23,20 @@ SETS = ("train", "reference", "candidate")
 
 
 @dataclass
+class ItemValues:
+    """The per-item values behind an output that aggregates items, kept for the subject bootstrap.
+
+    positions: candidate positions the values belong to (None = every candidate item, or for reference
+    metrics every paired item in pair order); values: one per position; aggregate: "mean" (the output is
+    their mean) or "psnr:<data range>" (values are per-item MSE; the output is 10 log10(range² / mean MSE)).
+    """
+
+    values: torch.Tensor
+    positions: torch.Tensor | None = None
+    aggregate: str = "mean"
+
+
+@dataclass
 class SuiteContext:
     """What one suite evaluation gives its metrics: item pairs, whole sets and a feature getter."""
 
@@ -45,6 +59,7 @@ class SuiteMetric:
 
     def __init__(self) -> None:
         self.name = type(self).__name__
+        self.items: dict[str, ItemValues] = {}
 
     def outputs(self) -> dict[str, tuple[bool, str]]:
         """{output name: (higher_is_better, notes)}."""
@@ -86,12 +101,15 @@ class ImageMetric(SuiteMetric):
         metric = IMAGE_METRICS[self.function][0]
         x, y = context.paired_candidate, context.paired_reference
         if self.function == "psnr":
-            pooled_mse = image.mse(x, y).double().mean()
+            item_mse = image.mse(x, y).double()
+            self.items = {self.name: ItemValues(item_mse.cpu(), aggregate=f"psnr:{self.data_range}")}
+            pooled_mse = item_mse.mean()
             return {self.name: float(10 * torch.log10(self.data_range**2 / pooled_mse))}
         values = metric(x, y, data_range=self.data_range) if self.function in ("ssim", "ms_ssim") else metric(x, y)
         if self.function == "ms_ssim":
             scales = image.ms_ssim_scales(tuple(x.shape[2:]))
             self.notes = f"{IMAGE_METRICS['ms_ssim'][2]} ({scales} scales at {tuple(x.shape[2:])})"
+        self.items = {self.name: ItemValues(values.double().cpu())}
         return {self.name: float(values.double().mean())}
 
 
@@ -107,6 +125,7 @@ class LpipsMetric(SuiteMetric):
 
     def compute(self, context: SuiteContext) -> dict[str, float]:
         values = lpips(context.paired_candidate, context.paired_reference, net=self.net, batch_size=self.batch_size)
+        self.items = {self.name: ItemValues(values.double().cpu())}
         return {self.name: float(values.double().mean())}
 
 

@@ -13,7 +13,7 @@ import torch
 
 from benchmark.data.imageset import ImageSet
 from benchmark.errors import BenchmarkError, ConfigError
-from benchmark.metrics.entries import SuiteContext, SuiteMetric
+from benchmark.metrics.entries import ItemValues, SuiteContext, SuiteMetric
 from benchmark.metrics.no_reference import (
     NIQE,
     BRISQUEDistance,
@@ -60,6 +60,7 @@ class ImageStatistic(SuiteMetric):
     def compute(self, context: SuiteContext) -> dict[str, float]:
         candidate = _candidate(context)
         values = PER_IMAGE[self.function][0](candidate.images.cpu(), candidate.brain_masks.cpu())
+        self.items = {self.name: ItemValues(values.double())}
         return {self.name: float(values.double().mean())}
 
 
@@ -78,8 +79,10 @@ class TumourContrast(SuiteMetric):
         with_tumour = candidate.tumour_present
         if not with_tumour.any():
             raise BenchmarkError("tumour_cnr: no candidate item has a tumour label.")
-        subset = candidate.subset(torch.nonzero(with_tumour).flatten())
+        positions = torch.nonzero(with_tumour).flatten()
+        subset = candidate.subset(positions)
         values = tumour_cnr(subset.images.cpu(), subset.labels.cpu(), subset.brain_masks.cpu())
+        self.items = {self.name: ItemValues(values.double(), positions.cpu())}
         return {self.name: float(values.double().mean())}
 
 
@@ -111,6 +114,7 @@ class ReferenceCalibrated(SuiteMetric):
         if reference is None:
             raise BenchmarkError(f"{self.name}: needs the clean reference set to fit its model.")
         values = self._fit(reference)(candidate.images.cpu(), candidate.brain_masks.cpu())
+        self.items = {self.name: ItemValues(values.double())}
         return {self.name: float(values.double().mean())}
 
 

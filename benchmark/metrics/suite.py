@@ -28,7 +28,7 @@ import torch
 from benchmark.data.imageset import ImageSet
 from benchmark.errors import BenchmarkError, ConfigError
 from benchmark.features.base import FeatureExtractor
-from benchmark.metrics.entries import SuiteContext, SuiteMetric
+from benchmark.metrics.entries import ItemValues, SuiteContext, SuiteMetric
 
 
 class FeatureCache:
@@ -105,6 +105,7 @@ class MetricSuite:
         self.seed, self.on_error = seed, on_error
         self.cache = FeatureCache(cache_entries)
         self.flags: dict[str, str] = {}
+        self.items: dict[str, ItemValues] = {}  # per-item values of the last compute(), by output name
 
     def extractor(self, name: str) -> FeatureExtractor:
         """The extractor `name`, built on first use when configured as a factory."""
@@ -121,12 +122,24 @@ class MetricSuite:
                 extractor.attach(segmenter)
                 self.cache.forget(name)
 
+    def capped_positions(self, n: int, which: str = "candidate") -> np.ndarray:
+        """The positions of the items of a set of `n` that feature-based metrics use (all, or the seeded cap)."""
+        cap = self.max_train_images if which == "train" else self.max_images
+        if cap is None or n <= cap:
+            return np.arange(n)
+        return np.sort(np.random.default_rng(self.seed).choice(n, cap, replace=False))
+
     def _capped(self, images: torch.Tensor, cap: int | None) -> torch.Tensor:
         n = images.shape[0]
         if cap is None or n <= cap:
             return images
         chosen = np.sort(np.random.default_rng(self.seed).choice(n, cap, replace=False))
         return images[torch.from_numpy(chosen)]
+
+    def features_of(self, name: str, imageset: ImageSet, which: str = "candidate",
+                    device: torch.device | str = "cpu") -> torch.Tensor:
+        """Features of extractor `name` for the (capped) items of `imageset`, from the cache when computed."""
+        return self._features(name, which, {which: imageset}, torch.device(device))
 
     def compute(
         self,
@@ -135,10 +148,13 @@ class MetricSuite:
         reference_index: torch.Tensor,
         train: ImageSet | None,
         device: torch.device | str = "cpu",
+        skip_kinds: tuple[str, ...] = (),
     ) -> dict[str, float]:
         """Every configured metric of `candidate` against the clean `reference` (and `train` for the
         memorisation metrics). Reference metrics use the pairs (candidate[i], reference[reference_index[i]])
-        with reference_index[i] >= 0."""
+        with reference_index[i] >= 0. Metrics of a kind in `skip_kinds` are left out (e.g. "reference" when
+        the candidate has no clean counterparts). Per-item values of the metrics that average items are kept
+        in `self.items` (candidate positions resolved) for the subject bootstrap."""
         device = torch.device(device)
         sets = {"reference": reference, "candidate": candidate, "train": train}
         context = SuiteContext(
@@ -151,13 +167,21 @@ class MetricSuite:
             sets=sets,
         )
         pairs_error = self._set_pairs(context, reference, candidate, reference_index, device)
-        self.flags = {}
+        self.flags, self.items = {}, {}
+        paired = torch.nonzero(torch.as_tensor(reference_index).cpu() >= 0).flatten()
         results: dict[str, float] = {}
         for metric in self.metrics.values():
+            if metric.kind in skip_kinds:
+                continue
             try:
                 if metric.kind == "reference" and pairs_error:
                     raise BenchmarkError(pairs_error)
+                metric.items = {}
                 results.update(metric.compute(context))
+                for output, item in metric.items.items():
+                    positions = item.positions if item.positions is not None else (
+                        paired if metric.kind == "reference" else torch.arange(len(candidate)))
+                    self.items[output] = ItemValues(item.values.double().cpu(), positions.cpu(), item.aggregate)
             except BenchmarkError as error:
                 if self.on_error == "raise":
                     raise

@@ -166,6 +166,7 @@ class StudyRunner:
             summary = error or ", ".join(f"{r['quantity']}={r['value']:.4g}" for r in rows[:4])
             log.info("%s %s sev %d seed %d: %s (%.1f s)", cell.key.stage, cell.key.perturbation, cell.key.severity,
                      cell.key.seed, summary, elapsed)
+        self.resample()
 
     def compute(self, cell: Cell) -> Rows:
         """The rows of one cell; severity-0 cells are shared between perturbations."""
@@ -197,7 +198,31 @@ class StudyRunner:
         values = self.suite.compute(self.data.test, perturbed.data, perturbed.reference_index, self.data.train,
                                     self.device)
         rows = metric_rows(values, self.suite.describe(), len(self.data.test), len(perturbed.data))
+        self._save_items(key, perturbed)
         return rows, []
+
+    def _save_items(self, key: CellKey, perturbed: Any) -> None:
+        """The cell's per-item values and features for the subject bootstrap (store/items/, a side file)."""
+        from benchmark.study import item_data
+
+        slot = item_data.slot_subjects(perturbed.data, self.data.test, perturbed.reference_index)
+        data = item_data.capture(self.suite, perturbed.data, slot, self.device)
+        item_data.save(item_data.item_path(self.store.root, key.file_name()), data)
+
+    def resample(self) -> None:
+        """Noise floor, subject bootstrap and sample-size curves from the stored side files
+        (`study.resampling`: n_boot, floor_splits, curve_repeats; enabled: false skips it)."""
+        from benchmark.study.resampling import StudyResampler
+
+        settings = plain(self.cfg.study.get("resampling")) or {}
+        if not settings.get("enabled", True):
+            return
+        if self.cfg.study.get("only_perturbation") is not None or self.cfg.study.get("only_severity") is not None:
+            log.info("resampling skipped in a partial job (study.only_*): run the study once more without them, "
+                     "every cell is then done and only the floor, bootstrap and curves are computed")
+            return
+        StudyResampler(self, int(settings.get("n_boot", 200)), int(settings.get("floor_splits", 50)),
+                       int(settings.get("curve_repeats", 20))).run()
 
     def _train(self, train: ImageSet, seed: int, name: str) -> Any:
         """Train (or load from the checkpoint cache) a segmenter and save its training curves."""

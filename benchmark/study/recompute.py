@@ -1,0 +1,171 @@
+"""Recompute every metric of a cell on a resample of its items, from stored per-item values and features.
+
+`evaluate(suite, reference, candidate, ref_positions, cand_positions, train_features)` gives the value of
+each output the stored data allow: an average of item values is averaged over the chosen positions (with
+repeats, as a bootstrap draws them), PSNR is recomputed from the pooled MSE, a distribution or
+memorisation entry of the suite is run on the chosen rows of the stored features (so any configured
+feature metric is covered without naming it), FRD on the chosen rows of its radiomics features. Outputs
+that need the images themselves (MS-SSIM diversity, the Inception Score) are not recomputed.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from benchmark.errors import BenchmarkError
+from benchmark.metrics.distribution import mmd
+from benchmark.metrics.entries import (
+    AuthenticityMetric,
+    CopyRateMetric,
+    FeatureMetric,
+    FIDTrainGapMetric,
+    FrechetMetric,
+    KIDMetric,
+    SuiteContext,
+)
+from benchmark.metrics.radiomics import frd
+from benchmark.metrics.suite import MetricSuite
+from benchmark.study.item_data import ItemData
+
+
+def rows_at(positions: np.ndarray, stored_positions: np.ndarray, n: int) -> np.ndarray:
+    """Rows of stored arrays (indexed by `stored_positions`) for the wanted candidate `positions`; positions
+    without a stored row (e.g. items without tumour for tumour CNR) are dropped, repeats kept."""
+    lookup = np.full(max(n, int(stored_positions.max(initial=-1)) + 1, int(positions.max(initial=-1)) + 1), -1)
+    lookup[stored_positions] = np.arange(len(stored_positions))
+    rows = lookup[positions]
+    return rows[rows >= 0]
+
+
+def item_outputs(data: ItemData, positions: np.ndarray) -> dict[str, float]:
+    """Outputs that aggregate item values, over `positions` (NaN when none of them has a value)."""
+    out = {}
+    for output, (values, stored, aggregate) in data.items.items():
+        chosen = values[rows_at(positions, stored, len(data))]
+        chosen = chosen[np.isfinite(chosen)] if aggregate == "mean" else chosen
+        if not len(chosen):
+            out[output] = math.nan
+        elif aggregate.startswith("psnr"):
+            data_range = float(aggregate.partition(":")[2] or 1.0)
+            mse = float(chosen.mean())
+            out[output] = math.inf if mse == 0 else 10 * math.log10(data_range**2 / mse)
+        else:
+            out[output] = float(chosen.mean())
+    return out
+
+
+def frechet_from_features(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The Fréchet distance of two (n, d) feature sets without d x d covariances: tr((S_a S_b)^1/2) is the
+    sum of the singular values of B A^T / sqrt((n_a - 1)(n_b - 1)) for centred A, B (exact for any n, fast
+    when n << d; checked against benchmark.metrics.distribution.fid in the tests)."""
+    a, b = a.double(), b.double()
+    centred_a, centred_b = a - a.mean(0), b - b.mean(0)
+    scale_a, scale_b = a.shape[0] - 1, b.shape[0] - 1
+    trace_sqrt = torch.linalg.svdvals(centred_b @ centred_a.T).sum() / (scale_a * scale_b) ** 0.5
+    diff = a.mean(0) - b.mean(0)
+    value = diff.dot(diff) + centred_a.square().sum() / scale_a + centred_b.square().sum() / scale_b - 2 * trace_sqrt
+    return float(value.clamp_min(0))
+
+
+_TRAIN_RADIUS: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
+
+
+def train_radius(train: torch.Tensor) -> torch.Tensor:
+    """Each training sample's distance to its nearest other training sample, computed once per training
+    feature matrix (the same exact distance mode as benchmark.metrics.memorisation)."""
+    key = (train.data_ptr(), tuple(train.shape))
+    if key not in _TRAIN_RADIUS:
+        distance = torch.cdist(train.double(), train.double(), compute_mode="donot_use_mm_for_euclid_dist")
+        distance.fill_diagonal_(float("inf"))
+        _TRAIN_RADIUS.clear()
+        _TRAIN_RADIUS[key] = distance.min(1).values
+    return _TRAIN_RADIUS[key]
+
+
+def _nearest_train(train: torch.Tensor, candidate: torch.Tensor) -> torch.return_types.min:
+    return torch.cdist(candidate.double(), train.double(), compute_mode="donot_use_mm_for_euclid_dist").min(1)
+
+
+def fast_feature_metric(metric: FeatureMetric, features: Callable[[str, str], torch.Tensor]) -> dict[str, float] | None:
+    """Shortcuts that give the entry's value in a fraction of its time on resamples (None: run the entry):
+    FID and the FID train gap from the sample-space SVD; authenticity and copy rate with the training set's
+    neighbour radii computed once; KID, whose subsets all equal the whole sets when
+    subset_size >= both sizes, as the unbiased cubic-kernel MMD² of the whole sets (its std is then 0)."""
+    name = metric.feature_extractor
+    if type(metric) is FrechetMetric:
+        return {metric.name: frechet_from_features(features(name, "reference"), features(name, "candidate"))}
+    if type(metric) is FIDTrainGapMetric:
+        candidate = features(name, "candidate")
+        gap = frechet_from_features(candidate, features(name, "train")) - frechet_from_features(
+            candidate, features(name, "reference"))
+        return {metric.name: gap}
+    if type(metric) in (AuthenticityMetric, CopyRateMetric):  # the training radius once, not per resample
+        train, candidate = features(name, "train"), features(name, "candidate")
+        nearest, radius = _nearest_train(train, candidate), train_radius(train)
+        if type(metric) is AuthenticityMetric:
+            return {metric.name: float((nearest.values >= radius[nearest.indices]).double().mean())}
+        return {metric.name: float((nearest.values <= metric.threshold * radius.median()).double().mean())}
+    if type(metric) is KIDMetric:
+        reference, candidate = features(name, "reference"), features(name, "candidate")
+        if len(reference) == len(candidate) and metric.subset_size >= len(reference):
+            return {metric.name: mmd(reference, candidate, "polynomial"), f"{metric.name}_std": 0.0}
+    return None
+
+
+def _feature_rows(data: ItemData, name: str, positions: np.ndarray) -> torch.Tensor:
+    if name not in data.features:
+        raise BenchmarkError(f"no stored {name} features")
+    features, stored = data.features[name]
+    rows = rows_at(positions, stored, len(data))
+    return torch.from_numpy(features[rows])
+
+
+def evaluate(suite: MetricSuite, reference: ItemData, candidate: ItemData, ref_positions: np.ndarray,
+             cand_positions: np.ndarray, train_features: dict[str, np.ndarray], skip_reference: bool = False,
+             only: set[str] | None = None) -> dict[str, float]:
+    """Every output recomputable on the chosen items (see the module docstring); `only` limits the suite
+    entries run on features to these names, `skip_reference` leaves out the reference (paired) metrics."""
+    out = {} if only is not None else item_outputs(candidate, cand_positions)
+    if skip_reference:
+        out = {k: v for k, v in out.items() if suite.metrics.get(k) is None or suite.metrics[k].kind != "reference"}
+    getters = {"reference": (reference, ref_positions), "candidate": (candidate, cand_positions)}
+
+    def features(name: str, which: str) -> torch.Tensor:
+        if which == "train":
+            if name not in train_features:
+                raise BenchmarkError(f"no stored {name} training features")
+            return torch.from_numpy(train_features[name])
+        data, positions = getters[which]
+        return _feature_rows(data, name, positions)
+
+    context = SuiteContext(candidate_images=torch.empty(0), paired_candidate=torch.empty(0),
+                           paired_reference=torch.empty(0), features=features,
+                           logits=lambda *_: _no_logits(), device=torch.device("cpu"), sets={})
+    for metric in suite.metrics.values():
+        if only is not None and metric.name not in only:
+            continue
+        if isinstance(metric, FeatureMetric) and metric.kind != "no_reference":
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    out.update(fast_feature_metric(metric, features) or metric.compute(context))
+            except (BenchmarkError, ValueError, RuntimeError):
+                out.update({output: math.nan for output in metric.outputs()})
+        elif metric.name in candidate.radiomics and metric.name in reference.radiomics:
+            ref = reference.radiomics[metric.name][rows_at(ref_positions, np.arange(len(reference)), len(reference))]
+            cand = candidate.radiomics[metric.name][rows_at(cand_positions, np.arange(len(candidate)),
+                                                            len(candidate))]
+            try:
+                out[metric.name] = frd(torch.from_numpy(ref), torch.from_numpy(cand))
+            except (BenchmarkError, ValueError, RuntimeError):
+                out[metric.name] = math.nan
+    return out
+
+
+def _no_logits() -> torch.Tensor:
+    raise BenchmarkError("the Inception Score is not recomputed on resamples (it needs classifier logits)")
