@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark.metrics.distribution import fid, kid
+from benchmark.metrics.distribution import fid, kid, low_rank_frechet
 from benchmark.metrics.entries import FrechetMetric, KIDMetric
 from benchmark.metrics.suite import MetricSuite
 from benchmark.study.item_data import ItemData, load, save
-from benchmark.study.recompute import evaluate, frechet_from_features
+from benchmark.study.recompute import evaluate
 from benchmark.study.resampling import draw_positions, noise_floor, subject_positions
 from reports.scorecard import decide, scorecard
 from reports.uncertainty import agreement_intervals
@@ -35,7 +35,7 @@ def subject_set(rng: np.random.Generator, names: list[str], items: int, d: int, 
 def test_fast_frechet_equals_the_library_fid() -> None:
     rng = np.random.default_rng(0)
     a, b = torch.from_numpy(rng.normal(size=(20, 64))), torch.from_numpy(rng.normal(0.3, 1.2, size=(25, 64)))
-    assert frechet_from_features(a, b) == pytest.approx(fid(a, b), rel=1e-6)
+    assert low_rank_frechet(a, b) == pytest.approx(fid(a, b), rel=1e-6)
 
 
 def test_evaluate_recomputes_fid_kid_and_item_means_on_chosen_rows(tmp_path) -> None:

@@ -83,11 +83,11 @@ def fid(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
     if mu_a.shape != mu_b.shape:
         raise MetricInputError(f"fid: feature dimensions differ ({mu_a.numel()} vs {mu_b.numel()}).")
     if min(feats_a.shape[0], feats_b.shape[0]) < mu_a.numel():
-        return _low_rank_frechet(feats_a, feats_b)
+        return low_rank_frechet(feats_a, feats_b)
     return frechet_distance(mu_a, sigma_a, mu_b, sigma_b)
 
 
-def _low_rank_frechet(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
+def low_rank_frechet(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
     """The Fréchet distance from the feature matrices themselves, exact when samples are fewer than
     dimensions: with centred A (n_a, d), B (n_b, d), S_a = A^T A / (n_a - 1) and S_b likewise, the
     non-zero eigenvalues of S_a^1/2 S_b S_a^1/2 are the squared singular values of B A^T / sqrt((n_a - 1)

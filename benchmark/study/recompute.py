@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from benchmark.errors import BenchmarkError
-from benchmark.metrics.distribution import mmd
+from benchmark.metrics.distribution import low_rank_frechet, mmd
 from benchmark.metrics.entries import (
     AuthenticityMetric,
     CopyRateMetric,
@@ -59,19 +59,6 @@ def item_outputs(data: ItemData, positions: np.ndarray) -> dict[str, float]:
     return out
 
 
-def frechet_from_features(a: torch.Tensor, b: torch.Tensor) -> float:
-    """The Fréchet distance of two (n, d) feature sets without d x d covariances: tr((S_a S_b)^1/2) is the
-    sum of the singular values of B A^T / sqrt((n_a - 1)(n_b - 1)) for centred A, B (exact for any n, fast
-    when n << d; checked against benchmark.metrics.distribution.fid in the tests)."""
-    a, b = a.double(), b.double()
-    centred_a, centred_b = a - a.mean(0), b - b.mean(0)
-    scale_a, scale_b = a.shape[0] - 1, b.shape[0] - 1
-    trace_sqrt = torch.linalg.svdvals(centred_b @ centred_a.T).sum() / (scale_a * scale_b) ** 0.5
-    diff = a.mean(0) - b.mean(0)
-    value = diff.dot(diff) + centred_a.square().sum() / scale_a + centred_b.square().sum() / scale_b - 2 * trace_sqrt
-    return float(value.clamp_min(0))
-
-
 _TRAIN_RADIUS: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
 
 
@@ -98,10 +85,10 @@ def fast_feature_metric(metric: FeatureMetric, features: Callable[[str, str], to
     subset_size >= both sizes, as the unbiased cubic-kernel MMD² of the whole sets (its std is then 0)."""
     name = metric.feature_extractor
     if type(metric) is FrechetMetric:
-        return {metric.name: frechet_from_features(features(name, "reference"), features(name, "candidate"))}
+        return {metric.name: low_rank_frechet(features(name, "reference"), features(name, "candidate"))}
     if type(metric) is FIDTrainGapMetric:
         candidate = features(name, "candidate")
-        gap = frechet_from_features(candidate, features(name, "train")) - frechet_from_features(
+        gap = low_rank_frechet(candidate, features(name, "train")) - low_rank_frechet(
             candidate, features(name, "reference"))
         return {metric.name: gap}
     if type(metric) in (AuthenticityMetric, CopyRateMetric):  # the training radius once, not per resample
