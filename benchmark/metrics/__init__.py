@@ -33,13 +33,14 @@ from benchmark.metrics.no_reference import (
     variance_of_laplacian,
 )
 from benchmark.metrics.radiomics import RadiomicsExtractor, frd, radiomics_features
-from benchmark.metrics.suite import FeatureCache, MetricSuite
+from benchmark.metrics.suite import FeatureCache, ItemFeatureCache, MetricSuite
 
 __all__ = [
     "NIQE",
     "BRISQUEDistance",
     "FeatureCache",
     "FeatureStatistics",
+    "ItemFeatureCache",
     "MetricInputError",
     "MetricSuite",
     "RadiomicsExtractor",
