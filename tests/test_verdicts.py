@@ -192,3 +192,30 @@ def test_fast_memorisation_metrics_equal_the_library() -> None:
     assert out["authenticity"] == authenticity(t, c)
     assert out["copy_rate"] == copy_rate(t, c, 0.2)
     assert 0 < out["authenticity"] < 1
+
+
+def test_fast_prdc_and_memorisation_on_resamples_with_repeats_equal_the_library() -> None:
+    """The bootstrap reads PRDC and the memorisation metrics off distance matrices computed once per
+    cell; on a draw with repeated items and exact copies (ties) they must equal the library on those rows."""
+    from benchmark.metrics.distribution import prdc
+    from benchmark.metrics.entries import AuthenticityMetric, CopyRateMetric, PRDCMetric
+    from benchmark.metrics.memorisation import authenticity, copy_rate
+
+    rng = np.random.default_rng(4)
+    train = rng.normal(size=(30, 16))
+    reference = rng.normal(size=(24, 16))
+    candidate = np.concatenate([train[:6], reference[:4], rng.normal(0.4, 1.0, size=(14, 16))])  # copies: ties
+    slot = np.array([""] * 24)
+    ref_data = ItemData(slot=slot, features={"x": (reference, np.arange(24))})
+    cand_data = ItemData(slot=slot, features={"x": (candidate, np.arange(24))})
+    suite = MetricSuite({"prdc": PRDCMetric("x", k=3), "authenticity": AuthenticityMetric("x"),
+                         "copy_rate": CopyRateMetric("x", 0.2)}, extractors={"x": lambda: None})
+    for draw in range(3):
+        ref_pos, cand_pos = rng.integers(0, 24, 24), rng.integers(0, 24, 24)  # with repeats
+        out = evaluate(suite, ref_data, cand_data, ref_pos, cand_pos, {"x": train})
+        r, c, t = (torch.from_numpy(a) for a in (reference[ref_pos], candidate[cand_pos], train))
+        expected = prdc(r, c, k=3)
+        for part in ("precision", "recall", "density", "coverage"):
+            assert out[f"prdc_{part}"] == expected[part], (draw, part)
+        assert out["authenticity"] == authenticity(t, c)
+        assert out["copy_rate"] == copy_rate(t, c, 0.2)

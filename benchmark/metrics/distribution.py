@@ -189,7 +189,8 @@ def kid(
     Each of `subsets` draws takes `subset_size` rows without replacement from each set (a generator
     seeded by `seed`), and the std is the population std over the draws (torch-fidelity's convention).
     `subset_size` larger than either set is an error. The unbiased estimate can be slightly negative when
-    the sets are close or small; it is reported as is.
+    the sets are close or small; it is reported as is. When `subset_size` equals both set sizes every draw
+    is a reordering of the whole sets, on which the estimate does not depend: it is computed once (std 0).
     """
     a = check_features(feats_a, "feats_a", "kid", min_samples=2)
     b = check_features(feats_b, "feats_b", "kid", min_samples=2)
@@ -201,6 +202,8 @@ def kid(
         )
     if subsets < 1:
         raise MetricInputError(f"kid: subsets must be >= 1, got {subsets}.")
+    if subset_size == a.shape[0] == b.shape[0]:
+        return float(_unbiased_mmd2(_polynomial_kernel(a, a), _polynomial_kernel(b, b), _polynomial_kernel(a, b))), 0.0
     generator = np.random.default_rng(seed)
     values = []
     for _ in range(subsets):
@@ -252,30 +255,38 @@ def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5, ball: str = "open")
     real = check_features(real, "real", "prdc", min_samples=1)
     fake = check_features(fake, "fake", "prdc", min_samples=1)
     check_same_dim(real, fake, "prdc")
-    if k < 1 or real.shape[0] <= k or fake.shape[0] <= k:
-        raise MetricInputError(
-            f"prdc: k={k} needs more than k samples per set, got {real.shape[0]} real and {fake.shape[0]} fake."
-        )
+    _check_prdc(real.shape[0], fake.shape[0], k, ball)
+    return prdc_from_distances(euclidean(real, real), euclidean(fake, fake), euclidean(real, fake), k, ball)
+
+
+def euclidean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Exact pairwise distances (no matrix-product shortcut, which loses ties and small distances)."""
+    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def _check_prdc(n_real: int, n_fake: int, k: int, ball: str) -> None:
+    if k < 1 or n_real <= k or n_fake <= k:
+        raise MetricInputError(f"prdc: k={k} needs more than k samples per set, got {n_real} real and {n_fake} fake.")
     if ball not in ("open", "closed"):
         raise MetricInputError(f"prdc: ball must be 'open' (reference, <) or 'closed' (<=), got {ball!r}.")
+
+
+def prdc_from_distances(real_real: torch.Tensor, fake_fake: torch.Tensor, real_fake: torch.Tensor, k: int = 5,
+                        ball: str = "open") -> dict[str, float]:
+    """PRDC from the three exact distance matrices (real-real, fake-fake, real-fake): a resample of the
+    sets picks rows and columns of matrices computed once, and gives the values `prdc` gives."""
+    _check_prdc(real_real.shape[0], fake_fake.shape[0], k, ball)
     inside = torch.lt if ball == "open" else torch.le
-    real_radius = _kth_neighbour_distance(real, k)
-    fake_radius = _kth_neighbour_distance(fake, k)
-    distance = torch.cdist(real, fake, compute_mode="donot_use_mm_for_euclid_dist")
-    inside_real = inside(distance, real_radius.unsqueeze(1))
-    inside_fake = inside(distance, fake_radius.unsqueeze(0))
+    real_radius = real_real.kthvalue(k + 1, dim=1).values  # the row itself is its 0-th neighbour
+    fake_radius = fake_fake.kthvalue(k + 1, dim=1).values
+    inside_real = inside(real_fake, real_radius.unsqueeze(1))
+    inside_fake = inside(real_fake, fake_radius.unsqueeze(0))
     return {
         "precision": float(inside_real.any(0).double().mean()),
         "recall": float(inside_fake.any(1).double().mean()),
         "density": float(inside_real.double().sum(0).mean() / k),
-        "coverage": float(inside(distance.min(1).values, real_radius).double().mean()),
+        "coverage": float(inside(real_fake.min(1).values, real_radius).double().mean()),
     }
-
-
-def _kth_neighbour_distance(features: torch.Tensor, k: int) -> torch.Tensor:
-    """Distance from each row to its k-th nearest other row (the row itself is its 0-th neighbour)."""
-    distance = torch.cdist(features, features, compute_mode="donot_use_mm_for_euclid_dist")
-    return distance.kthvalue(k + 1, dim=1).values
 
 
 def inception_score(logits: torch.Tensor, splits: int = 10) -> tuple[float, float]:

@@ -17,8 +17,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from benchmark.checks import check_features
 from benchmark.errors import BenchmarkError
-from benchmark.metrics.distribution import low_rank_frechet, mmd
+from benchmark.metrics.distribution import euclidean, low_rank_frechet, mmd, prdc_from_distances
 from benchmark.metrics.entries import (
     AuthenticityMetric,
     CopyRateMetric,
@@ -26,6 +27,7 @@ from benchmark.metrics.entries import (
     FIDTrainGapMetric,
     FrechetMetric,
     KIDMetric,
+    PRDCMetric,
     SuiteContext,
 )
 from benchmark.metrics.radiomics import frd
@@ -74,15 +76,55 @@ def train_radius(train: torch.Tensor) -> torch.Tensor:
     return _TRAIN_RADIUS[key]
 
 
-def _nearest_train(train: torch.Tensor, candidate: torch.Tensor) -> torch.return_types.min:
-    return torch.cdist(candidate.double(), train.double(), compute_mode="donot_use_mm_for_euclid_dist").min(1)
+def _nearest_train(train: torch.Tensor, candidate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    nearest = torch.cdist(candidate.double(), train.double(), compute_mode="donot_use_mm_for_euclid_dist").min(1)
+    return nearest.values, nearest.indices
 
 
-def fast_feature_metric(metric: FeatureMetric, features: Callable[[str, str], torch.Tensor]) -> dict[str, float] | None:
+_NEAREST: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, tuple[torch.Tensor, torch.Tensor]]] = {}
+
+
+def stored_nearest_train(train: np.ndarray, stored: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each stored candidate row's nearest training sample (distance, index), computed once per cell: a
+    resample only picks rows, so the distances to the training set never change (the arrays are kept with
+    the entry, so their ids stay theirs while cached)."""
+    key = (id(train), id(stored))
+    if key not in _NEAREST:
+        if len(_NEAREST) >= 256:
+            _NEAREST.clear()
+        _NEAREST[key] = (train, stored, _nearest_train(torch.from_numpy(train), torch.from_numpy(stored)))
+    return _NEAREST[key][2]
+
+
+_DISTANCES: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, torch.Tensor]] = {}
+
+
+def stored_distances(first: np.ndarray, second: np.ndarray) -> torch.Tensor:
+    """Exact distances between all stored rows of two feature arrays (as `prdc` computes them, in float64),
+    once per pair of arrays: a resample picks rows and columns of this matrix."""
+    key = (id(first), id(second))
+    if key not in _DISTANCES:
+        if len(_DISTANCES) >= 256:
+            _DISTANCES.clear()
+        a = check_features(torch.from_numpy(first), "reference", "prdc")
+        b = a if second is first else check_features(torch.from_numpy(second), "candidate", "prdc")
+        _DISTANCES[key] = (first, second, euclidean(a, b))
+    return _DISTANCES[key][2]
+
+
+Nearest = Callable[[str], tuple[torch.Tensor, torch.Tensor]]
+Pairwise = Callable[[str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def fast_feature_metric(metric: FeatureMetric, features: Callable[[str, str], torch.Tensor],
+                        nearest: Nearest | None = None, pairwise: Pairwise | None = None) -> dict[str, float] | None:
     """Shortcuts that give the entry's value in a fraction of its time on resamples (None: run the entry):
     FID and the FID train gap from the sample-space SVD; authenticity and copy rate with the training set's
-    neighbour radii computed once; KID, whose subsets all equal the whole sets when
-    subset_size >= both sizes, as the unbiased cubic-kernel MMD² of the whole sets (its std is then 0)."""
+    neighbour radii computed once and, given `nearest` (extractor name -> the chosen candidate rows'
+    nearest training sample), the candidates' distances too; PRDC, given `pairwise` (the chosen rows'
+    reference-reference, candidate-candidate and reference-candidate distances), from stored matrices; KID,
+    whose subsets all equal the whole sets when subset_size >= both sizes, as the unbiased cubic-kernel MMD²
+    of the whole sets (its std is then 0)."""
     name = metric.feature_extractor
     if type(metric) is FrechetMetric:
         return {metric.name: low_rank_frechet(features(name, "reference"), features(name, "candidate"))}
@@ -92,11 +134,15 @@ def fast_feature_metric(metric: FeatureMetric, features: Callable[[str, str], to
             candidate, features(name, "reference"))
         return {metric.name: gap}
     if type(metric) in (AuthenticityMetric, CopyRateMetric):  # the training radius once, not per resample
-        train, candidate = features(name, "train"), features(name, "candidate")
-        nearest, radius = _nearest_train(train, candidate), train_radius(train)
+        train = features(name, "train")
+        distance, index = nearest(name) if nearest else _nearest_train(train, features(name, "candidate"))
+        radius = train_radius(train)
         if type(metric) is AuthenticityMetric:
-            return {metric.name: float((nearest.values >= radius[nearest.indices]).double().mean())}
-        return {metric.name: float((nearest.values <= metric.threshold * radius.median()).double().mean())}
+            return {metric.name: float((distance >= radius[index]).double().mean())}
+        return {metric.name: float((distance <= metric.threshold * radius.median()).double().mean())}
+    if type(metric) is PRDCMetric and pairwise is not None:
+        values = prdc_from_distances(*pairwise(name), k=metric.k, ball=metric.ball)
+        return {f"{metric.name}_{part}": value for part, value in values.items()}
     if type(metric) is KIDMetric:
         reference, candidate = features(name, "reference"), features(name, "candidate")
         if len(reference) == len(candidate) and metric.subset_size >= len(reference):
@@ -104,10 +150,14 @@ def fast_feature_metric(metric: FeatureMetric, features: Callable[[str, str], to
     return None
 
 
-def _feature_rows(data: ItemData, name: str, positions: np.ndarray) -> torch.Tensor:
+def _stored(data: ItemData, name: str) -> tuple[np.ndarray, np.ndarray]:
     if name not in data.features:
         raise BenchmarkError(f"no stored {name} features")
-    features, stored = data.features[name]
+    return data.features[name]
+
+
+def _feature_rows(data: ItemData, name: str, positions: np.ndarray) -> torch.Tensor:
+    features, stored = _stored(data, name)
     rows = rows_at(positions, stored, len(data))
     return torch.from_numpy(features[rows])
 
@@ -130,6 +180,21 @@ def evaluate(suite: MetricSuite, reference: ItemData, candidate: ItemData, ref_p
         data, positions = getters[which]
         return _feature_rows(data, name, positions)
 
+    def nearest(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in train_features or name not in candidate.features:
+            raise BenchmarkError(f"no stored {name} features")
+        stored, stored_positions = candidate.features[name]
+        distance, index = stored_nearest_train(train_features[name], stored)
+        rows = torch.from_numpy(rows_at(cand_positions, stored_positions, len(candidate)))
+        return distance[rows], index[rows]
+
+    def pairwise(name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        (ref, ref_stored), (cand, cand_stored) = (_stored(reference, name), _stored(candidate, name))
+        r = torch.from_numpy(rows_at(ref_positions, ref_stored, len(reference)))
+        c = torch.from_numpy(rows_at(cand_positions, cand_stored, len(candidate)))
+        return (stored_distances(ref, ref)[r][:, r], stored_distances(cand, cand)[c][:, c],
+                stored_distances(ref, cand)[r][:, c])
+
     context = SuiteContext(candidate_images=torch.empty(0), paired_candidate=torch.empty(0),
                            paired_reference=torch.empty(0), features=features,
                            logits=lambda *_: _no_logits(), device=torch.device("cpu"), sets={})
@@ -140,7 +205,7 @@ def evaluate(suite: MetricSuite, reference: ItemData, candidate: ItemData, ref_p
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    out.update(fast_feature_metric(metric, features) or metric.compute(context))
+                    out.update(fast_feature_metric(metric, features, nearest, pairwise) or metric.compute(context))
             except (BenchmarkError, ValueError, RuntimeError):
                 out.update({output: math.nan for output in metric.outputs()})
         elif metric.name in candidate.radiomics and metric.name in reference.radiomics:
