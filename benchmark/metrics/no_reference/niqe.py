@@ -32,6 +32,7 @@ import torch
 from benchmark.errors import BenchmarkError, DataError
 from benchmark.metrics.no_reference.checks import check_images, check_mask
 from benchmark.metrics.no_reference.natural_scene import nss_features
+from benchmark.numerics import denormals_flushed
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,8 @@ class NIQE:
         features, usable, _ = patch_features(images, masks, self.patch_size, self.min_mask_fraction, "niqe")
         features, usable = self._fallback(images, masks, features, usable)
         mean, covariance = _weighted_gaussian(features, usable.double())
-        pooled = torch.linalg.pinv((self.covariance + covariance) / 2, hermitian=True)
+        with denormals_flushed():
+            pooled = torch.linalg.pinv((self.covariance + covariance) / 2, hermitian=True)
         diff = (self.mean - mean).unsqueeze(-1)
         scores = (diff.transpose(1, 2) @ pooled @ diff).flatten().clamp_min(0).sqrt()
         scores[self.fallback["unscorable"]] = torch.nan
@@ -158,7 +160,8 @@ class BRISQUEDistance:
         if features.shape[0] < 2:
             raise DataError(f"brisque_distance: need >= 2 reference images, got {features.shape[0]}")
         self.mean = features.mean(0)
-        self.precision = torch.linalg.pinv(torch.cov(features.T), hermitian=True)
+        with denormals_flushed():
+            self.precision = torch.linalg.pinv(torch.cov(features.T), hermitian=True)
         return self
 
     def __call__(self, images: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
