@@ -86,14 +86,16 @@ def correlations(
     families = sorted(set(rows["family"]) - {""})
     records = []
     for group in ["all", *families]:
-        cells = cell_table(results, None if group == "all" else group)
+        table = cell_table(results, None if group == "all" else group)
+        cells = {column: table[column].to_numpy(float) for column in table.columns}
         for target in targets:
+            flat_note = _flat_target_note(rows, group, target)
             for metric in metrics:
                 record = {"target": target, "group": group, "quantity": metric, "kind": info.loc[metric, "kind"],
                           "higher_is_better": bool(info.loc[metric, "higher_is_better"])}
                 record.update(_pair(cells, metric, target, n_boot, seed))
                 record.update(_oriented(record))
-                record["note"] = record["note"] or _flat_target_note(results, group, target)
+                record["note"] = record["note"] or flat_note
                 records.append(record)
     columns = ["target", "group", "quantity", "kind", "higher_is_better", "n_cells",
                *[f"{m}{s}" for m in METHODS for s in ("", "_p", "_lo", "_hi")], "agreement", "agreement_lo",
@@ -123,17 +125,20 @@ def rank_metrics(correlation_table: pd.DataFrame, target: str) -> pd.DataFrame:
     return overall[columns]
 
 
-def _pair(cells: pd.DataFrame, metric: str, target: str, n_boot: int, seed: int) -> dict[str, object]:
+def _pair(cells: dict[str, np.ndarray], metric: str, target: str, n_boot: int, seed: int) -> dict[str, object]:
+    """Correlation of one metric with one target over the cells where both are known (columns of the cell
+    table as arrays: selecting from a DataFrame per pair cost most of the report's time)."""
     if metric not in cells or target not in cells:
         return {"n_cells": 0, "note": "metric or target not computed on these cells"}
-    pair = cells[[metric, target]].dropna()
-    n = len(pair)
+    known = ~np.isnan(cells[metric]) & ~np.isnan(cells[target])
+    x, y = cells[metric][known], cells[target][known]
+    n = len(x)
     if n < MIN_CELLS:
         return {"n_cells": n, "note": f"fewer than {MIN_CELLS} cells"}
-    if pair[metric].nunique() == 1 or pair[target].nunique() == 1:
-        which = metric if pair[metric].nunique() == 1 else target
+    if np.unique(x).size == 1 or np.unique(y).size == 1:
+        which = metric if np.unique(x).size == 1 else target
         return {"n_cells": n, "note": f"{which} is constant over these cells"}
-    return {"n_cells": n, "note": "", **correlate(pair[metric].to_numpy(), pair[target].to_numpy(), n_boot, seed)}
+    return {"n_cells": n, "note": "", **correlate(x, y, n_boot, seed)}
 
 
 def _oriented(record: dict[str, object]) -> dict[str, float]:
@@ -144,13 +149,13 @@ def _oriented(record: dict[str, object]) -> dict[str, float]:
     return {"agreement": -rho, "agreement_lo": -hi, "agreement_hi": -lo}
 
 
-def _flat_target_note(results: pd.DataFrame, group: str, target: str, alpha: float = 0.05) -> str:
+def _flat_target_note(rows: pd.DataFrame, group: str, target: str, alpha: float = 0.05) -> str:
     """A note when the target does not change detectably within a family, so that any correlation there
     reflects noise: one-way ANOVA of the target over the family's cells, seeds as replicates (scipy's
-    f_oneway), p > alpha. Empty when it changes, for the 'all' group, or with a single seed (no test)."""
+    f_oneway), p > alpha. Empty when it changes, for the 'all' group, or with a single seed (no test).
+    `rows`: the finished result rows (ok_rows)."""
     if group == "all":
         return ""
-    rows = ok_rows(results)
     rows = rows[(rows["quantity"] == target) & (rows["family"] == group) & np.isfinite(rows["value"])]
     groups = [g.to_numpy(float) for _, g in rows.groupby(["perturbation", "severity"])["value"]]
     if len(groups) < 2 or min(len(g) for g in groups) < 2:
