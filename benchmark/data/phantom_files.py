@@ -17,6 +17,8 @@ import os
 import shutil
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -153,20 +155,37 @@ def ensure_phantom(
     return root
 
 
+def generate_and_write(folder: Path, parameters: dict[str, Any], index: int) -> dict[str, Any]:
+    """Generate subject `index` (its own seeded random stream, so the order of work does not matter),
+    write its files and return its facts."""
+    template = load_mni_template(parameters["voxel_size_mm"])
+    subject = generate_phantom_subject(
+        template, subject_rng(parameters["seed"], index),
+        max_tumours=parameters["max_tumours"], tumour_free_fraction=parameters["tumour_free_fraction"],
+    )
+    write_subject(folder, case_name(index), subject, template.affine)
+    return subject.facts
+
+
 def write_phantom(folder: Path, parameters: dict[str, Any]) -> None:
-    """Generate every subject into `folder` (created) and write phantom.json last."""
+    """Generate every subject into `folder` (created), on every available core, and write phantom.json
+    last."""
+    from benchmark.data.prepare import MIN_SUBJECTS_FOR_WORKERS, available_cores, process_context
+
     folder.mkdir(parents=True)
     template = load_mni_template(parameters["voxel_size_mm"])
     subjects = {}
     start = time.perf_counter()
-    for index in range(parameters["n_subjects"]):
-        subject = generate_phantom_subject(
-            template, subject_rng(parameters["seed"], index),
-            max_tumours=parameters["max_tumours"], tumour_free_fraction=parameters["tumour_free_fraction"],
-        )
-        write_subject(folder, case_name(index), subject, template.affine)
-        subjects[case_name(index)] = subject.facts
-        log.info("phantom %s written (%d tumours)", case_name(index), subject.facts["n_tumours"])
+    indices = range(parameters["n_subjects"])
+    workers = min(available_cores(), len(indices)) if len(indices) >= MIN_SUBJECTS_FOR_WORKERS else 1
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=process_context()) as pool:
+            facts = list(pool.map(generate_and_write, repeat(folder), repeat(parameters), indices))
+    else:
+        facts = [generate_and_write(folder, parameters, index) for index in indices]
+    for index, subject_facts in zip(indices, facts, strict=True):
+        subjects[case_name(index)] = subject_facts
+        log.info("phantom %s written (%d tumours)", case_name(index), subject_facts["n_tumours"])
     manifest = {
         "parameters": parameters,
         "layout": "BraTS 2021: <case>/<case>_{t1,t1ce,t2,flair,seg}.nii.gz; seg 1 necrotic, 2 oedema, 4 enhancing",

@@ -286,10 +286,14 @@ def _image_set(parts: list[tuple[str, dict[str, np.ndarray]]], modalities: tuple
                     modalities=modalities, spacing=spacing)
 
 
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _workers(data_cfg: DictConfig, n_jobs: int) -> int:
     requested = int(data_cfg.get("workers", 0) or 0)
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = min(requested or available, n_jobs)
+    workers = min(requested or available_cores(), n_jobs)
     return workers if n_jobs >= MIN_SUBJECTS_FOR_WORKERS else 1
 
 
@@ -316,7 +320,7 @@ def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple
     pending = [index for index in range(len(args)) if index not in results]
     workers = _workers(data_cfg, len(pending))
     if workers > 1:
-        with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
+        with ProcessPoolExecutor(workers, mp_context=process_context()) as pool:
             for index, result in zip(pending, pool.map(_prepare_star, [args[i] for i in pending], chunksize=2),
                                      strict=True):
                 results[index] = result
@@ -338,7 +342,8 @@ def _prepare_star(arg: tuple) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return prepare_subject(*arg)
 
 
-def _context() -> Any:
+def process_context() -> Any:
+    """forkserver where the platform has it (no fork of a process that holds threads), else spawn."""
     import multiprocessing
 
     return multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()

@@ -104,6 +104,7 @@ class StudyRunner:
         self._clean_models: dict[int, Any] = {}
         self._attached_seed: int | None = None
         self._shared: dict[tuple[str, int], Rows] = {}
+        self._last_perturbed: tuple[tuple, Any] | None = None
 
     def cells(self) -> list[Cell]:
         """Every cell of the study in run order, filtered by study.only_perturbation / only_severity."""
@@ -188,7 +189,12 @@ class StudyRunner:
         return stages[key.stage](perturbation, key)
 
     def _perturb(self, perturbation: Any, clean: ImageSet, key: CellKey) -> Any:
-        return perturbation.apply(clean, key.severity, key.seed, train=self.data.train)
+        """The perturbed set of a cell; the last one is kept, because a cell's metrics and robustness
+        stages run one after the other on the same perturbed test set (a tumour edit costs seconds)."""
+        memo = (key.perturbation, key.severity, key.seed, id(clean))
+        if self._last_perturbed is None or self._last_perturbed[0] != memo:
+            self._last_perturbed = (memo, perturbation.apply(clean, key.severity, key.seed, train=self.data.train))
+        return self._last_perturbed[1]
 
     def _metrics(self, perturbation: Any, key: CellKey) -> Rows:
         if self.needs_segmenter and self._attached_seed != key.seed:  # attaching drops cached features
