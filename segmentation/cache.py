@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmark.atomic import replace_atomically
 from benchmark.data.imageset import ImageSet
 
-CODE_VERSION = "seg-1"
+CODE_VERSION = "seg-2"  # seg-2: validation Dice only over subjects with the region
 TRAINING_KEYS = ("spatial_dims", "network", "loss", "optimizer", "scheduler", "training")
 log = logging.getLogger(__name__)
 

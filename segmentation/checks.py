@@ -62,6 +62,11 @@ def check_config(cfg: DictConfig) -> None:
             f"segmentation.training.flip_axes must be spatial axes counted from the end "
             f"(-1 .. -{cfg.spatial_dims}), got {axes}"
         )
+    crop = cfg.training.get("crop_size")
+    if crop is not None and (not 1 <= len(list(crop)) <= int(cfg.spatial_dims)
+                             or any(not isinstance(c, int) or isinstance(c, bool) or c < 8 for c in crop)):
+        raise ConfigError(f"segmentation.training.crop_size must be null or 1 to {cfg.spatial_dims} whole numbers "
+                          f">= 8 (the window's last spatial sides), got {list(crop)}")
     unknown = set(cfg.get("protocols", [])) - set(PROTOCOLS)
     if unknown:
         raise ConfigError(f"segmentation.protocols: unknown {sorted(unknown)}; choose from {list(PROTOCOLS)}")

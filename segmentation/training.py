@@ -4,26 +4,29 @@ The loop is iteration-based (a fixed number of optimiser steps, whatever the set
 of a study costs the same. Batches are drawn from a torch.Generator seeded with `seed`; the weights are
 initialised with `seed` inside `torch.random.fork_rng`, so the caller's random state is left untouched
 and the same seed gives the same weights (on a given device type). The weights of the best validation
-Dice (mean of WT, TC, ET) are kept. On CUDA, mixed precision (float16 autocast with a gradient scaler).
+Dice (mean of WT, TC, ET over the validation subjects that have each region) are kept. On CUDA, mixed
+precision (float16 autocast with a gradient scaler).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from benchmark.data.imageset import ImageSet
+from benchmark.data.imageset import REGIONS, ImageSet
 from benchmark.errors import ConfigError
 from segmentation.cache import CODE_VERSION, checkpoint_key, checkpoint_path, load_checkpoint, save_checkpoint
 from segmentation.checks import check_config, check_device, usable_items
-from segmentation.evaluation import score_label_maps
+from segmentation.evaluation import score_label_maps, subject_groups
 from segmentation.network import build_network, forward_padded
 from segmentation.segmenter import Segmenter
 
@@ -42,6 +45,21 @@ def batch_indices(n: int, batch_size: int, iterations: int, generator: torch.Gen
         order = order[size:]
 
 
+def random_crop(images: torch.Tensor, labels: torch.Tensor, size: list[int] | None, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random window of `size` (the last spatial sides, e.g. H, W of a volume too; None or larger than
+    the image: no crop) cut
+    from every item of the batch: training on patches costs less per step, and the fully convolutional
+    network is still applied to whole images at validation and test time."""
+    if not size:
+        return images, labels
+    spatial = images.shape[-len(size):]
+    window = [min(int(s), int(n)) for s, n in zip(size, spatial, strict=True)]
+    starts = [int(torch.randint(0, n - w + 1, (1,), generator=generator)) for n, w in zip(spatial, window, strict=True)]
+    index = (..., *[slice(a, a + w) for a, w in zip(starts, window, strict=True)])
+    return images[index], labels[index]
+
+
 def random_flips(
     images: torch.Tensor, labels: torch.Tensor, axes: list[int], probability: float, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,8 +71,18 @@ def random_flips(
     return images, labels
 
 
+def regions_present(val: ImageSet) -> dict[str, np.ndarray]:
+    """Per validation subject (in score order), whether its reference labels hold each validation region."""
+    labels = val.labels.cpu()
+    groups = subject_groups(val.subject_ids, val.slice_indices).values()
+    return {column: np.array([bool(torch.isin(labels[items], torch.tensor(REGIONS[column[5:]])).any())
+                              for items in groups]) for column in VAL_REGIONS}
+
+
 def validation_dice(network: nn.Module, val: ImageSet, batch_size: int) -> dict[str, float]:
-    """Mean over validation subjects of the Dice of WT, TC, ET."""
+    """Mean Dice of WT, TC, ET over the validation subjects whose reference holds the region (NaN when
+    none does). A subject without the region scores 1 for an empty prediction (BraTS convention); counted,
+    such subjects made a model that predicts no tumour at all the "best" checkpoint."""
     network.eval()
     with torch.no_grad():
         device = next(network.parameters()).device
@@ -63,7 +91,9 @@ def validation_dice(network: nn.Module, val: ImageSet, batch_size: int) -> dict[
         )
     network.train()
     scores = score_label_maps(predicted, val, with_hd95=False)
-    return {column: float(scores[column].mean()) for column in VAL_REGIONS}
+    present = regions_present(val)
+    return {column: float(scores[column][present[column]].mean()) if present[column].any() else math.nan
+            for column in VAL_REGIONS}
 
 
 def cpu_state(network: nn.Module) -> dict[str, torch.Tensor]:
@@ -87,6 +117,7 @@ def fit(network: nn.Module, train: ImageSet, val: ImageSet, cfg: DictConfig, see
     network.train()
     for step, index in enumerate(batch_indices(len(train), int(t.batch_size), int(t.iterations), generator), 1):
         x, y = random_flips(images[index], labels[index], list(t.flip_axes), float(t.flip_probability), generator)
+        x, y = random_crop(x, y, t.get("crop_size"), generator)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
             loss = loss_function(forward_padded(network, x), y)
@@ -102,8 +133,9 @@ def fit(network: nn.Module, train: ImageSet, val: ImageSet, cfg: DictConfig, see
             history["val_iteration"].append(step)
             for column, value in dice.items():
                 history[f"val_{column}"].append(value)
-            score = sum(dice.values()) / len(dice)
-            if score > best_score:
+            scored = [value for value in dice.values() if math.isfinite(value)]
+            score = sum(scored) / len(scored) if scored else 0.0  # no tumour in validation: the last weights
+            if score >= best_score if not scored else score > best_score:
                 best_score, best_state, best_iteration = score, cpu_state(network), step
     if not len(val):  # nothing to choose by: the final weights
         best_state, best_iteration = cpu_state(network), int(t.iterations)
