@@ -6,7 +6,7 @@ feature extractors (`benchmark.features`, with `_partial_: true` so they load on
 
 Sample sizes: distribution and Inception-Score metrics use at most `max_images` items of the reference
 and candidate sets (a seeded random subset, the same items for the same set size) because an Inception
-forward costs about 66 ms per image on a 2-core CPU. The training set is capped separately by
+forward costs about 0.18 s per image on a 2-core CPU. The training set is capped separately by
 `max_train_images` (default: all), because a copy of a training image left out of the subset would go
 undetected; its features are computed once per run. Reference metrics and diversity use every item.
 
