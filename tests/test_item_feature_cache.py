@@ -7,15 +7,7 @@ import torch
 from benchmark.features import InceptionFeatures, SegmentationEncoderFeatures
 from benchmark.features.base import FeatureExtractor
 from benchmark.metrics import ItemFeatureCache
-
-
-class CountingEncoder:
-    def __init__(self):
-        self.calls = 0
-
-    def encoder_features(self, images):
-        self.calls += images.shape[0]
-        return torch.nn.functional.adaptive_avg_pool2d(images, 4).flatten(1)
+from tests.test_metrics_suite import CountingEncoder
 
 
 class PooledSlices(FeatureExtractor):
