@@ -75,9 +75,7 @@ class HealthyTissueDiffusion(ConditionalGenerator):
     def train_step(self, images: torch.Tensor, condition: torch.Tensor, rng: torch.Generator) -> dict[str, float]:
         """One DDPM step on crops; `condition` is (tumour labels 1/2/3, brain) as `condition_channels` makes it."""
         images, condition = random_crops(images, condition, self.crop, rng)
-        m = self.healthy_margin
-        tumour = condition[:, :3].amax(1, keepdim=True)
-        healthy = 1.0 - F.max_pool2d(tumour, 2 * m + 1, stride=1, padding=m) if m > 0 else 1.0 - tumour
+        healthy = healthy_weight(condition, self.healthy_margin)
         target = images * 2 - 1
         noise = torch.randn(target.shape, generator=rng).to(self.device)
         timesteps = torch.randint(0, self.train_timesteps, (target.shape[0],), generator=rng).to(self.device)
@@ -91,6 +89,12 @@ class HealthyTissueDiffusion(ConditionalGenerator):
         loss.backward()
         optimizer.step()
         return {"mse": float(loss.detach())}
+
+
+def healthy_weight(condition: torch.Tensor, margin: int) -> torch.Tensor:
+    """(N, 1, *spatial) loss weight: 0 on tumour (condition channels 0-2) and within `margin` voxels of it, else 1."""
+    tumour = condition[:, :3].amax(1, keepdim=True)
+    return 1.0 - (F.max_pool2d(tumour, 2 * margin + 1, stride=1, padding=margin) if margin > 0 else tumour)
 
 
 def random_crops(images: torch.Tensor, condition: torch.Tensor, size: int, rng: torch.Generator
