@@ -104,10 +104,10 @@ def random_crops(images: torch.Tensor, condition: torch.Tensor, size: int, rng: 
         return images, condition
     crops = []
     for image, cond in zip(images, condition, strict=True):
-        points = cond[-1].nonzero().cpu()
-        centre = points[int(torch.randint(len(points), (1,), generator=rng))] if len(points) else None
-        lo = [min(max(int(c) - size // 2, 0), n - size) if centre is not None else (n - size) // 2
-              for c, n in zip(centre if centre is not None else image.shape[1:], image.shape[1:], strict=True)]
+        points, shape = cond[-1].nonzero().cpu(), image.shape[1:]
+        pick = int(torch.randint(len(points), (1,), generator=rng)) if len(points) else None
+        centre = points[pick] if pick is not None else torch.tensor(shape) // 2
+        lo = [min(max(int(c) - size // 2, 0), n - size) for c, n in zip(centre, shape, strict=True)]
         window = (slice(None), *[slice(a, a + size) for a in lo])
         crops.append((image[window], cond[window]))
     return torch.stack([c[0] for c in crops]), torch.stack([c[1] for c in crops])
