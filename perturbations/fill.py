@@ -15,6 +15,8 @@ Poisson system is solved here with scipy.sparse (a few thousand unknowns per sli
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 import numpy as np
 from scipy.ndimage import (
     binary_dilation,
@@ -33,6 +35,7 @@ from perturbations.symmetry import cached_mirror_line, mirrored_points
 
 RING_WIDTH = 4  # voxels of healthy tissue around the hole used for intensity matching and exemplar scoring
 MIN_MIRROR_SHARE = 0.6  # the mirror is used only when it covers this share of the region
+LEARNED_FILL: ContextVar = ContextVar("learned_fill", default=None)  # set by perturbations.inpaint.LearnedFill
 
 
 def healthy_tissue(brain: np.ndarray, lesion: np.ndarray) -> np.ndarray:
@@ -235,6 +238,8 @@ def fill_healthy(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, regio
     region = region & brain
     if not region.any():
         return image.copy()
+    if LEARNED_FILL.get() is not None:  # the optional learned inpainter (perturbations.inpaint), when selected
+        return LEARNED_FILL.get()(image, brain, lesion, region)
     data = image.astype(np.float64)
     source, ids = fill_sources(data, brain, lesion, region)
     known = (ids >= 0) | (brain & ~region & ~lesion)

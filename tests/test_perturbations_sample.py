@@ -38,7 +38,9 @@ def slices():
 
 
 def sample_level(perturbations: dict) -> list[str]:
-    return [n for n, p in perturbations.items() if p.scope == "sample"]
+    """Sample-level perturbations that need no training split (the learned fill trains a diffusion model on it:
+    tests/test_perturbations_inpaint.py)."""
+    return [n for n, p in perturbations.items() if p.scope == "sample" and not getattr(p, "needs_train", False)]
 
 
 def mse(a: torch.Tensor, b: torch.Tensor) -> float:
