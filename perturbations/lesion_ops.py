@@ -67,13 +67,18 @@ def vacate(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, region: np.
 
 
 def draw_lesion(image: np.ndarray, original: np.ndarray, label: np.ndarray, brain: np.ndarray, coords: np.ndarray,
-                feather: float) -> tuple[np.ndarray, np.ndarray]:
+                feather: float, support: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Draw the lesion of `label` resampled at `coords` (pull-back) from `original` onto `image`, feathered.
 
-    Returns (image, label of the drawn lesion, clipped to the brain: a moved or grown tumour never enters air).
+    `support` (original space, 0..1; `fill.lesion_support`) limits what of the original comes along outside the
+    lesion: its halo, not the normal tissue, CSF or background next to it; None takes everything within the
+    feather. Returns (image, label of the drawn lesion, clipped to the brain: a moved or grown tumour never
+    enters air).
     """
     new_label = np.where(brain, warp_labels(label, coords), 0).astype(label.dtype)
     new = soft_mask(new_label > 0, feather) * brain
+    if support is not None:
+        new = new * np.clip(warp(support.astype(np.float32), coords, order=1), 0.0, 1.0)
     return blend(image, warp(original, coords, order=1).astype(image.dtype), new, brain), new_label
 
 
@@ -85,6 +90,10 @@ def paste_lesion(image: np.ndarray, label: np.ndarray, brain: np.ndarray, coords
     voxels of the old one the image is unchanged. `lesion` (default label > 0) marks every lesion voxel of the
     item, so that the infill never copies another tumour in.
     """
+    from perturbations.fill import lesion_support
+
     lesion = label > 0 if lesion is None else lesion
-    healthy = vacate(image, brain, lesion, label > 0, int(2 * feather) - 1)
-    return draw_lesion(healthy, image, label, brain, coords, feather)
+    reach = int(2 * feather) - 1
+    healthy = vacate(image, brain, lesion, label > 0, reach)
+    support = lesion_support(image, brain, lesion, reach)
+    return draw_lesion(healthy, image, label, brain, coords, feather, support)
