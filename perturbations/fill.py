@@ -60,16 +60,22 @@ def depth_matched(points: np.ndarray, mirrored: np.ndarray, brain: np.ndarray, r
     cortex near the edge lands in the other side's sulcal CSF or outside the brain (dark bands, bright Poisson
     glows where the blend corrects them); matched depth puts cortex on cortex."""
     depth = distance_transform_edt(brain)
-    grads = [np.asarray(g) for g in np.gradient(gaussian_filter(depth, 1.0))[-2:]]
     wanted = depth[tuple(points.T)]
     out = mirrored.astype(float).copy()
+    have = map_coordinates(depth, out.T, order=1, mode="nearest")
+    near = np.minimum(wanted, have) < reach  # deep tissue keeps the plain mirror
+    if not near.any():
+        return out
+    grads = [np.asarray(g) for g in np.gradient(gaussian_filter(depth, 1.0))[-2:]]
+    moved = out[near]
     for _ in range(steps):
-        coords = out.T
+        coords = moved.T
         have = map_coordinates(depth, coords, order=1, mode="nearest")
-        weight = np.clip(1.0 - np.minimum(wanted, have) / reach, 0.0, 1.0)
+        weight = np.clip(1.0 - np.minimum(wanted[near], have) / reach, 0.0, 1.0)
         g = np.stack([map_coordinates(gr, coords, order=1, mode="nearest") for gr in grads], axis=1)
         g /= np.maximum((g * g).sum(1, keepdims=True), 0.25)
-        out[:, -2:] += np.clip(weight * (wanted - have), -reach, reach)[:, None] * g
+        moved[:, -2:] += np.clip(weight * (wanted[near] - have), -reach, reach)[:, None] * g
+    out[near] = moved
     return out
 
 

@@ -5,6 +5,8 @@ exemplar, Poisson blend) lives in `perturbations.fill`.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from scipy.ndimage import distance_transform_edt, map_coordinates
 
@@ -58,12 +60,22 @@ def blend(base: np.ndarray, top: np.ndarray, weight: np.ndarray, brain: np.ndarr
     return np.where(brain, mixed, base).astype(base.dtype)
 
 
+_VACATED: dict[bytes, np.ndarray] = {}
+
+
 def vacate(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, region: np.ndarray, reach: int) -> np.ndarray:
     """`image` with `region` (lesion voxels to clear) and its FLAIR halo within `reach` voxels refilled with
-    healthy tissue (`perturbations.fill`); `lesion` marks every lesion voxel of the item."""
+    healthy tissue (`perturbations.fill`); `lesion` marks every lesion voxel of the item. Remembered by content
+    (up to 256 results, 256 MiB): shrink, move and deform clear the whole lesion, the same at every severity."""
     from perturbations.fill import clearance, fill_healthy
 
-    return fill_healthy(image, brain, lesion, clearance(image, brain, lesion, region, reach))
+    key = hashlib.blake2b(b"".join(np.ascontiguousarray(a).tobytes() for a in (image, brain, lesion, region)) +
+                          f"{image.shape}{image.dtype}{reach}".encode(), digest_size=16).digest()
+    if key not in _VACATED:
+        while _VACATED and (len(_VACATED) >= 256 or sum(a.nbytes for a in _VACATED.values()) > 2**28):
+            _VACATED.pop(next(iter(_VACATED)))  # oldest first; at most 256 results and 256 MiB
+        _VACATED[key] = fill_healthy(image, brain, lesion, clearance(image, brain, lesion, region, reach))
+    return _VACATED[key].copy()
 
 
 def draw_lesion(image: np.ndarray, original: np.ndarray, label: np.ndarray, brain: np.ndarray, coords: np.ndarray,
