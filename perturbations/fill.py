@@ -36,6 +36,7 @@ from perturbations.symmetry import cached_mirror_line, mirrored_points
 RING_WIDTH = 4  # voxels of healthy tissue around the hole used for intensity matching and exemplar scoring
 MIN_MIRROR_SHARE = 0.6  # the mirror is used only when it covers this share of the region
 LEARNED_FILL: ContextVar = ContextVar("learned_fill", default=None)  # set by perturbations.inpaint.LearnedFill
+DEPTH_REACH = 10.0  # voxels from the brain's edge within which the mirror is moved to matched depth
 
 
 def healthy_tissue(brain: np.ndarray, lesion: np.ndarray) -> np.ndarray:
@@ -44,14 +45,41 @@ def healthy_tissue(brain: np.ndarray, lesion: np.ndarray) -> np.ndarray:
 
 
 def mirror_source(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, points: np.ndarray):
-    """(values (C, n), valid (n,)) of the contralateral voxels of `points` (n, ndim)."""
+    """(values (C, n), valid (n,)) of the contralateral voxels of `points` (n, ndim), at matched depth."""
     line = cached_mirror_line(image[0], brain, lesion)
-    coords = mirrored_points(points, line).T
+    coords = depth_matched(points, mirrored_points(points, line), brain).T
     healthy = healthy_tissue(brain, lesion).astype(np.float32)
     valid = map_coordinates(healthy, coords, order=0, mode="constant", cval=0.0) > 0.5
     # nearest voxel, not interpolated: linear interpolation at half-voxel offsets smooths the texture away
     values = np.stack([map_coordinates(c, coords, order=0, mode="nearest") for c in image])
     return values, valid
+
+
+def depth_matched(points: np.ndarray, mirrored: np.ndarray, brain: np.ndarray, reach: float = DEPTH_REACH,
+                  steps: int = 2) -> np.ndarray:
+    """The mirrored points (n, ndim) moved in-plane along the brain's depth gradient until their depth (distance to
+    the brain's edge) matches that of `points`, where either lies within `reach` voxels of the edge (fading to
+    no move at `reach`). Hemispheres differ in size and a tumour pushes its side outward, so the plain mirror of
+    cortex near the edge lands in the other side's sulcal CSF or outside the brain (dark bands, bright Poisson
+    glows where the blend corrects them); matched depth puts cortex on cortex."""
+    depth = distance_transform_edt(brain)
+    wanted = depth[tuple(points.T)]
+    out = mirrored.astype(float).copy()
+    have = map_coordinates(depth, out.T, order=1, mode="nearest")
+    near = np.minimum(wanted, have) < reach  # deep tissue keeps the plain mirror
+    if not near.any():
+        return out
+    grads = [np.asarray(g) for g in np.gradient(gaussian_filter(depth, 1.0))[-2:]]
+    moved = out[near]
+    for _ in range(steps):
+        coords = moved.T
+        have = map_coordinates(depth, coords, order=1, mode="nearest")
+        weight = np.clip(1.0 - np.minimum(wanted[near], have) / reach, 0.0, 1.0)
+        g = np.stack([map_coordinates(gr, coords, order=1, mode="nearest") for gr in grads], axis=1)
+        g /= np.maximum((g * g).sum(1, keepdims=True), 0.25)
+        moved[:, -2:] += np.clip(weight * (wanted[near] - have), -reach, reach)[:, None] * g
+    out[near] = moved
+    return out
 
 
 def correlation(big: np.ndarray, small: np.ndarray) -> np.ndarray:
@@ -192,12 +220,13 @@ def match_texture(image: np.ndarray, source: np.ndarray, ids: np.ndarray, region
     out = source.copy()
     known = ((ids >= 0) | (brain & ~region & ~lesion)).astype(np.float64)
     weight = np.maximum(gaussian_filter(known, 2.0), 1e-6)
+    taper = np.clip((distance_transform_edt(brain) - 1.0) / 3.0, 0.0, 1.0)  # no unsharp overshoot at the edge
     for c, channel in enumerate(image):
         assembled = np.where(ids >= 0, source[c], channel) * known  # no tumour, no background in the blur
         detail = assembled - gaussian_filter(assembled, 2.0) / weight
         spread = local_std(assembled)
         gain = np.clip(np.median(local_std(channel)[ring]) / max(float(np.median(spread[inside])), 1e-6), *gain_range)
-        out[c] = np.where(ids >= 0, assembled + (gain - 1.0) * detail, source[c])
+        out[c] = np.where(ids >= 0, assembled + (gain - 1.0) * taper * detail, source[c])
     return out
 
 
@@ -214,6 +243,14 @@ def typical_tissue(image: np.ndarray, candidates: np.ndarray, healthy: np.ndarra
     return keep
 
 
+def atypical_near(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, around: np.ndarray,
+                  reach: int) -> np.ndarray:
+    """Brain voxels within `reach` voxels of `around` whose intensity is atypical of the healthy tissue (more than
+    2 robust standard deviations from its median in some channel): candidates for unlabelled FLAIR halo."""
+    near = brain & (distance_transform_edt(~around) <= reach)
+    return near & ~typical_tissue(image, near, healthy_tissue(brain, lesion), spread=2.0)
+
+
 def clearance(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, removed: np.ndarray,
               reach: int) -> np.ndarray:
     """The region to refill when `removed` (lesion voxels) goes: `removed` dilated by two voxels, grown within
@@ -223,9 +260,25 @@ def clearance(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, removed:
     seed = binary_dilation(removed, iterations=2) & brain
     if reach <= 2:
         return seed
-    near = brain & (distance_transform_edt(~removed) <= reach)
-    atypical = near & ~typical_tissue(image, near, healthy_tissue(brain, lesion), spread=2.0)
-    return binary_propagation(seed, mask=seed | atypical)
+    return binary_propagation(seed, mask=seed | atypical_near(image, brain, lesion, removed, reach))
+
+
+def lesion_support(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, reach: int,
+                   soft: float = 2.0) -> np.ndarray:
+    """Where a drawn (moved, rescaled) lesion may carry its original surroundings: 1 on the lesion and on its
+    connected halo of atypical tissue within `reach` voxels, falling linearly to 0 over `soft` voxels outside,
+    0 outside the brain. Weighting the paste by it keeps normal tissue, CSF and background next to the
+    original lesion from being dragged along (they made dark bands beside a moved tumour)."""
+    near = brain & (distance_transform_edt(~lesion) <= reach)
+    healthy = healthy_tissue(brain, lesion)
+    toward = np.zeros_like(near)
+    for channel in image:  # atypical on the lesion's side of healthy tissue (FLAIR halo), not CSF or air
+        q25, q50, q75 = np.percentile(channel[healthy], [25, 50, 75]) if healthy.sum() >= 20 else (0.0, 0.0, 1.0)
+        side = np.sign(np.median(channel[lesion]) - q50) if lesion.any() else 1.0
+        toward |= near & ((channel - q50) * side > 2.0 * max(q75 - q25, 1e-6) / 1.349)
+    halo = binary_propagation(lesion, mask=lesion | toward)
+    outside = distance_transform_edt(~halo) if halo.any() else np.full(lesion.shape, np.inf)
+    return np.clip(1.0 - outside / soft, 0.0, 1.0) * brain
 
 
 def fill_healthy(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, region: np.ndarray) -> np.ndarray:

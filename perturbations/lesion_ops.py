@@ -5,6 +5,8 @@ exemplar, Poisson blend) lives in `perturbations.fill`.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from scipy.ndimage import distance_transform_edt, map_coordinates
 
@@ -58,22 +60,41 @@ def blend(base: np.ndarray, top: np.ndarray, weight: np.ndarray, brain: np.ndarr
     return np.where(brain, mixed, base).astype(base.dtype)
 
 
+_VACATED: dict[bytes, np.ndarray] = {}
+
+
 def vacate(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, region: np.ndarray, reach: int) -> np.ndarray:
     """`image` with `region` (lesion voxels to clear) and its FLAIR halo within `reach` voxels refilled with
-    healthy tissue (`perturbations.fill`); `lesion` marks every lesion voxel of the item."""
-    from perturbations.fill import clearance, fill_healthy
+    healthy tissue (`perturbations.fill`); `lesion` marks every lesion voxel of the item. Remembered by content
+    (up to 256 results, 256 MiB): shrink, move and deform clear the whole lesion, the same at every severity.
+    Not remembered while a learned fill is selected (`fill.LEARNED_FILL`): the key says nothing of the method."""
+    from perturbations.fill import LEARNED_FILL, clearance, fill_healthy
 
-    return fill_healthy(image, brain, lesion, clearance(image, brain, lesion, region, reach))
+    if LEARNED_FILL.get() is not None:
+        return fill_healthy(image, brain, lesion, clearance(image, brain, lesion, region, reach))
+
+    key = hashlib.blake2b(b"".join(np.ascontiguousarray(a).tobytes() for a in (image, brain, lesion, region)) +
+                          f"{image.shape}{image.dtype}{reach}".encode(), digest_size=16).digest()
+    if key not in _VACATED:
+        while _VACATED and (len(_VACATED) >= 256 or sum(a.nbytes for a in _VACATED.values()) > 2**28):
+            _VACATED.pop(next(iter(_VACATED)))  # oldest first; at most 256 results and 256 MiB
+        _VACATED[key] = fill_healthy(image, brain, lesion, clearance(image, brain, lesion, region, reach))
+    return _VACATED[key].copy()
 
 
 def draw_lesion(image: np.ndarray, original: np.ndarray, label: np.ndarray, brain: np.ndarray, coords: np.ndarray,
-                feather: float) -> tuple[np.ndarray, np.ndarray]:
+                feather: float, support: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Draw the lesion of `label` resampled at `coords` (pull-back) from `original` onto `image`, feathered.
 
-    Returns (image, label of the drawn lesion, clipped to the brain: a moved or grown tumour never enters air).
+    `support` (original space, 0..1; `fill.lesion_support`) limits what of the original comes along outside the
+    lesion: its halo, not the normal tissue, CSF or background next to it; None takes everything within the
+    feather. Returns (image, label of the drawn lesion, clipped to the brain: a moved or grown tumour never
+    enters air).
     """
     new_label = np.where(brain, warp_labels(label, coords), 0).astype(label.dtype)
     new = soft_mask(new_label > 0, feather) * brain
+    if support is not None:
+        new = new * np.clip(warp(support.astype(np.float32), coords, order=1), 0.0, 1.0)
     return blend(image, warp(original, coords, order=1).astype(image.dtype), new, brain), new_label
 
 
@@ -85,6 +106,10 @@ def paste_lesion(image: np.ndarray, label: np.ndarray, brain: np.ndarray, coords
     voxels of the old one the image is unchanged. `lesion` (default label > 0) marks every lesion voxel of the
     item, so that the infill never copies another tumour in.
     """
+    from perturbations.fill import lesion_support
+
     lesion = label > 0 if lesion is None else lesion
-    healthy = vacate(image, brain, lesion, label > 0, int(2 * feather) - 1)
-    return draw_lesion(healthy, image, label, brain, coords, feather)
+    reach = int(2 * feather) - 1
+    healthy = vacate(image, brain, lesion, label > 0, reach)
+    support = lesion_support(image, brain, lesion, reach)
+    return draw_lesion(healthy, image, label, brain, coords, feather, support)

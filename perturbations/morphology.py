@@ -23,7 +23,13 @@ from scipy.ndimage import label as connected_components
 from benchmark.data.imageset import ImageSet
 from benchmark.errors import ConfigError
 from perturbations.base import SamplePerturbation, at_severity, end_points
-from perturbations.fill import best_exemplar_shift, clearance, fill_healthy, match_intensity
+from perturbations.fill import (
+    best_exemplar_shift,
+    clearance,
+    fill_healthy,
+    lesion_support,
+    match_intensity,
+)
 from perturbations.lesion_ops import (
     centroid,
     draw_lesion,
@@ -32,8 +38,6 @@ from perturbations.lesion_ops import (
     paste_lesion,
     soft_mask,
     vacate,
-    warp,
-    warp_labels,
 )
 
 LABEL_MODES = ("keep", "follow")
@@ -142,11 +146,12 @@ class TumourResize(TumourEdit):
         grid = identity_grid(label.shape)
         components, count = connected_components(label > 0)
         edited, new_label = vacate(image, brain, label > 0, label > 0, self.margin - 1), np.zeros_like(label)
+        support = lesion_support(image, brain, label > 0, self.margin - 1)
         for k in range(1, count + 1):  # each tumour about its own centre
             part = np.where(components == k, label, 0)
             centre = centroid(part > 0).reshape(-1, *[1] * label.ndim)
             edited, drawn = draw_lesion(edited, image, part, brain, centre + (grid - centre) / params["scale"],
-                                        self.feather)
+                                        self.feather, support)
             new_label = np.where(drawn > 0, drawn, new_label)
         return edited, new_label
 
@@ -192,9 +197,11 @@ class TumourDeform(TumourEdit):
 
     The field is the item's fixed Gaussian-smoothed noise (smoothing about half the lesion radius, so it
     varies across the lesion and changes its shape), full strength inside the lesion and fading to zero at
-    `margin` voxels outside it; image and labels are resampled with it. amplitude: peak displacement as a
-    fraction of the lesion's equivalent radius, >= 0; default 0.1 -> 0.6; capped at 0.9 x margin voxels to
-    avoid folding.
+    `margin` voxels outside it. The lesion (with its halo) is lifted out, the place refilled with healthy tissue
+    (`fill.fill_healthy`, as for move) and the lesion drawn back resampled through the field, so a part it
+    vacates shows healthy tissue, not stretched halo (before, the whole neighbourhood was warped).
+    amplitude: peak displacement as a fraction of the lesion's equivalent radius, >= 0; default 0.1 -> 0.6;
+    capped at 0.9 x margin voxels to avoid folding.
     """
 
     def __init__(self, amplitude: Any = (0.1, 0.6), label: str = "follow", margin: int = 6) -> None:
@@ -213,10 +220,7 @@ class TumourDeform(TumourEdit):
         window = soft_mask(lesion, self.margin - 1)
         amplitude = min(params["amplitude"] * radius, 0.9 * self.margin)
         coords = identity_grid(label.shape) - amplitude * field * window
-        moved = window > 0
-        edited = np.where(moved, warp(image, coords, order=1), image).astype(image.dtype)
-        new_label = np.where(moved & brain, warp_labels(label, coords), label).astype(label.dtype)
-        return np.where(brain, edited, image), new_label
+        return paste_lesion(image, label, brain, coords, self.feather)
 
 
 class TumourTextureSwap(TumourEdit):
@@ -257,7 +261,7 @@ class TumourTextureSwap(TumourEdit):
             region = label == compartment
             donor = pick_donor([(clean, index), (train, None)], subject, compartment, rng, min(20, region.sum()))
             if donor is not None:
-                copied = copy_texture(*donor, region)
+                copied, _ = copy_texture(*donor, region)
                 swapped[:, region] = match_intensity(copied, copied, image[:, region])
         s = params["strength"]
         return np.where(label > 0, s * swapped + (1 - s) * image, image).astype(image.dtype), label.copy()
@@ -281,14 +285,15 @@ def pick_donor(pools: list[tuple[ImageSet | None, int | None]], subject: str | N
     return pool.images[j].cpu().numpy().astype(np.float64), (pool.labels[j, 0] == compartment).cpu().numpy()
 
 
-def copy_texture(donor: np.ndarray, donor_region: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """(C, n) donor values for the voxels of `region`: the donor region moved by the translations that cover
-    most of it (up to 16), the nearest donor-region voxel for the rest."""
+def copy_texture(donor: np.ndarray, donor_region: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """((C, n) donor values, (n,) tile index) for the voxels of `region`: the donor region moved by the
+    translations that cover most of it (up to 16; tile k), the nearest donor-region voxel for the rest (-1)."""
     values = np.zeros((donor.shape[0], int(region.sum())))
     points = np.argwhere(region)
     done = np.zeros(len(points), bool)
+    tiles = np.full(len(points), -1)
     empty = np.zeros_like(region)
-    for _ in range(16):
+    for k in range(16):
         todo = np.zeros_like(region)
         todo[tuple(points[~done].T)] = True
         found = best_exemplar_shift(donor, donor_region, todo, empty, 0.0) if todo.any() else None
@@ -298,9 +303,10 @@ def copy_texture(donor: np.ndarray, donor_region: np.ndarray, region: np.ndarray
         ok = ~done & np.all((origin >= 0) & (origin < np.array(region.shape)), axis=1)
         ok[ok] = donor_region[tuple(origin[ok].T)]
         values[:, ok] = donor[(slice(None), *origin[ok].T)]
+        tiles[ok] = k
         done |= ok
     if not done.all():
         nearest = distance_transform_edt(~donor_region, return_distances=False, return_indices=True)
         rest = tuple(axis[tuple(points[~done].T)] for axis in nearest)
         values[:, ~done] = donor[(slice(None), *rest)]
-    return values
+    return values, tiles

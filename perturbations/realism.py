@@ -13,7 +13,10 @@ slices, in the region where tumour became "healthy" tissue (F = lesion before an
 - `outside_brain`: edited voxels (image or label) outside the brain mask, summed over slices (target 0).
 - `auc`: a logistic regression on statistics of 32x32 patches (mean, std, percentiles, gradient, local std;
   tumour after the edit and non-brain masked out) telling patches centred in F from healthy patches far from
-  any lesion, cross-validated by patient (GroupKFold); 0.5 = indistinguishable.
+  any lesion (> 20 voxels) at the same depth below the brain's edge as the F patch (within 2 voxels),
+  cross-validated by patient (GroupKFold); 0.5 = indistinguishable. `auc_far`: the same against healthy
+  patches deep in the brain (8 or more voxels from its edge), the first definition: it also separates a
+  cortical site from deep white matter, edit or not.
 Slices with fewer than 20 filled voxels are left out of the F-based numbers (`slices` says how many count).
 """
 
@@ -88,16 +91,37 @@ def patch_features(image: np.ndarray, valid: np.ndarray, centre: np.ndarray) -> 
                      gradient_magnitude(image)[window][keep].mean(), local_std(image)[window][keep].mean()])
 
 
-def item_patches(image, clean_label, label, brain, rng, count: int = 4):
-    """([features of patches centred in F], [features of healthy patches far from any lesion])."""
+def item_patches(image, clean_label, label, brain, rng, count: int = 4, matched_rng=None):
+    """([features of patches centred in F], [features of healthy patches far from any lesion, deep in the brain],
+    [features of healthy patches far from any lesion at F's patches' depths]). The depth-matched controls lie
+    as far from the brain's edge as the filled patches (within 2 voxels; the nearest depth when none does): a
+    tumour's site is often cortical, and FLAIR cortex is brighter than deep white matter, so deep controls let a
+    detector find the site rather than the edit."""
     before, after = clean_label > 0, label > 0
     valid = binary_erosion(brain, iterations=2) & (distance_transform_edt(~after) > 2 if after.any() else True)
-    far = binary_erosion(brain, iterations=8) & (distance_transform_edt(~(before | after)) > PATCH // 2 + 4)
-    out = []
+    away = distance_transform_edt(~(before | after)) > PATCH // 2 + 4
+    far = binary_erosion(brain, iterations=8) & away
+    out, centres = [], []
     for region in (before & ~after & binary_erosion(brain, iterations=3), far):
         points = np.argwhere(region)
         picks = points[rng.choice(len(points), size=min(count, len(points)), replace=False)] if len(points) else []
+        centres.append(picks)
         out.append([f for f in (patch_features(image, valid, p) for p in picks) if f is not None])
+    pool = binary_erosion(brain, iterations=3) & away
+    controls = matched_centres(centres[0], pool, distance_transform_edt(brain), matched_rng)
+    return out[0], out[1], [f for f in (patch_features(image, valid, p) for p in controls) if f is not None]
+
+
+def matched_centres(centres, pool: np.ndarray, depth: np.ndarray, rng=None) -> list[np.ndarray]:
+    """For each centre, a random voxel of `pool` whose `depth` is within 2 voxels of the centre's (the nearest
+    depth when none is); [] when the pool is empty."""
+    points = np.argwhere(pool)
+    rng = np.random.default_rng(0) if rng is None else rng
+    out = []
+    for centre in centres if len(points) else []:
+        gap = np.abs(depth[tuple(points.T)] - depth[tuple(centre)])
+        near = points[gap <= max(2.0, float(gap.min()))]
+        out.append(near[rng.integers(len(near))])
     return out
 
 
@@ -128,9 +152,9 @@ def measure(edit, clean: ImageSet, severity: int, seed: int = 0) -> dict[str, fl
     start = time.perf_counter()
     out = edit.apply(clean, severity, seed=seed)
     seconds = time.perf_counter() - start
-    rows, features, targets, groups = [], [], [], []
-    outside = 0
-    rng = np.random.default_rng(seed)
+    rows, outside = [], 0
+    patches = {"far": ([], [], []), "matched": ([], [], [])}  # (features, targets, groups) per control kind
+    rng, matched_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
     for i in range(len(clean)):
         image, before = out.data.images[i, 0].numpy().astype(np.float64), clean.labels[i, 0].numpy()
         label, brain = out.data.labels[i, 0].numpy(), clean.brain_masks[i, 0].numpy()
@@ -140,17 +164,19 @@ def measure(edit, clean: ImageSet, severity: int, seed: int = 0) -> dict[str, fl
         if numbers is None:
             continue
         rows.append(numbers)
-        filled_patches, healthy_patches = item_patches(image, before, label, brain, rng)
-        for value, patches in ((1, filled_patches), (0, healthy_patches)):
-            features += patches
-            targets += [value] * len(patches)
-            groups += [clean.subject_ids[i]] * len(patches)
+        filled, far, matched = item_patches(image, before, label, brain, rng, matched_rng=matched_rng)
+        for kind, controls in (("far", far), ("matched", matched)):
+            features, targets, groups = patches[kind]
+            for value, found in ((1, filled), (0, controls)):
+                features += found
+                targets += [value] * len(found)
+                groups += [clean.subject_ids[i]] * len(found)
     column = {k: np.array([r[k] for r in rows], dtype=float) for k in ("wasserstein", "local_std", "seam")}
     quantile = lambda k, q: float(np.nanquantile(column[k], q)) if len(rows) else float("nan")  # noqa: E731
     return {"slices": len(rows), "wasserstein": quantile("wasserstein", 0.5),
             "local_std_p10": quantile("local_std", 0.1), "local_std_p90": quantile("local_std", 0.9),
             "seam_p90": quantile("seam", 0.9), "outside_brain": outside,
-            "auc": detector_auc(features, targets, groups), "seconds": seconds}
+            "auc": detector_auc(*patches["matched"]), "auc_far": detector_auc(*patches["far"]), "seconds": seconds}
 
 
 def load_edit(name: str):
@@ -182,7 +208,7 @@ def realism_table(datasets: dict[str, ImageSet], edits: tuple[str, ...], severit
 
 
 COLUMNS = ("data", "edit", "severity", "slices", "wasserstein", "local_std_p10", "local_std_p90", "seam_p90",
-           "outside_brain", "auc", "seconds")
+           "outside_brain", "auc", "auc_far", "seconds")
 
 
 def format_row(row: dict) -> str:

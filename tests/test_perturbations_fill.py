@@ -159,3 +159,69 @@ def test_texture_swap_takes_another_subjects_tumour_texture_at_the_items_own_bri
     assert jump(out) > 0.1 > 3 * jump(before)
     assert abs(np.median(out[region]) - np.median(before[region])) < 0.05
     assert torch.equal(swap.apply(data, 5, seed=0).data.labels, data.labels)
+
+
+def test_mirror_of_cortex_is_moved_to_the_same_depth_below_the_brains_edge():
+    from perturbations.fill import depth_matched
+
+    n = 96
+    y, x = np.mgrid[0:n, 0:n].astype(float)
+    c = (n - 1) / 2
+    half = np.where(x > c, 0.30 * n, 0.40 * n)  # the left hemisphere is wider (a tumour pushes its side out)
+    brain = ((y - c) / (0.45 * n)) ** 2 + ((x - c) / half) ** 2 < 1
+    depth = distance_transform_edt(brain)
+    points = np.argwhere(brain & (x > c) & (depth >= 1) & (depth <= 4) & (np.abs(y - c) < 20))
+    mirrored = points.astype(float).copy()
+    mirrored[:, 1] = 2 * c - mirrored[:, 1]  # the plain mirror lands deep inside the wider side
+    plain = map_coordinates(depth, mirrored.T, order=1)
+    matched = map_coordinates(depth, depth_matched(points, mirrored, brain).T, order=1)
+    wanted = depth[tuple(points.T)]
+    assert np.median(np.abs(plain - wanted)) > 5
+    assert np.median(np.abs(matched - wanted)) < 1.0 and np.abs(matched - wanted).max() < 2.5
+    deep = np.argwhere(brain & (depth > 20))[:50]
+    assert np.allclose(depth_matched(deep, deep.astype(float), brain), deep)  # deep tissue: the mirror as is
+
+
+def test_a_moved_lesion_brings_its_halo_but_not_the_csf_or_air_beside_it():
+    from perturbations.fill import lesion_support
+
+    brain = np.zeros((64, 64), bool)
+    brain[8:56, 8:56] = True
+    image = np.full((64, 64), 0.45)
+    lesion = np.zeros_like(brain)
+    lesion[20:30, 20:30] = True
+    image[lesion] = 0.9
+    image[18:20, 20:30] = 0.75  # unlabelled bright halo above the lesion
+    image[30:33, 20:30] = 0.05  # CSF below it
+    image += 0.01 * np.random.default_rng(0).standard_normal(image.shape)
+    support = lesion_support(image[None], brain, lesion, reach=5)
+    assert support[lesion].min() == 1.0 and support[18:20, 22:28].min() == 1.0
+    assert support[31:33, 20:30].max() == 0.0 and support[~brain].max() == 0.0
+    assert support[40:, :].max() == 0.0
+
+
+def test_deform_refills_the_part_the_tumour_vacates_with_healthy_tissue_not_stretched_halo():
+    from perturbations.morphology import TumourDeform
+
+    data = synthetic_imageset(n=3, size=64, seed=7)
+    images = data.images.clone()
+    halo = torch.zeros_like(data.labels, dtype=torch.bool)
+    for i in range(len(data)):
+        lesion = data.labels[i, 0].numpy() > 0
+        ring = (distance_transform_edt(~lesion) <= 3) & ~lesion & data.brain_masks[i, 0].numpy()
+        halo[i, 0] = torch.from_numpy(ring)
+    images = torch.where(halo, torch.tensor(0.8), images)  # an unlabelled bright halo round every lesion
+    data = data.with_images(images, data.labels)
+    deform = TumourDeform(amplitude=(0.1, 2.0), margin=10)
+    deform.name = "deform"
+    out = deform.apply(data, 5, seed=1).data
+    checked = 0
+    for i in range(len(data)):
+        before, after = data.labels[i, 0].numpy() > 0, out.labels[i, 0].numpy() > 0
+        brain = data.brain_masks[i, 0].numpy()
+        vacated = before & ~after & (distance_transform_edt(~after) > 2) & brain
+        healthy = data.images[i, 0].numpy()[brain & ~before & ~halo[i, 0].numpy()]
+        if vacated.sum() >= 3:
+            checked += 1
+            assert out.images[i, 0].numpy()[vacated].mean() < np.percentile(healthy, 95) + 0.05, i
+    assert checked

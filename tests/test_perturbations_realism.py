@@ -53,3 +53,19 @@ def test_real_patients_meet_the_realism_targets_for_removal():
         assert numbers["outside_brain"] == 0
         assert numbers["local_std_p10"] >= 0.7 and numbers["seam_p90"] <= 1.8, numbers
     assert torch.equal(edit.apply(slices, 3, seed=0).data.images, edit.apply(slices, 3, seed=0).data.images)
+
+
+def test_depth_matched_controls_lie_as_deep_below_the_brains_edge_as_the_filled_centres():
+    from scipy.ndimage import distance_transform_edt
+
+    from perturbations.realism import matched_centres
+
+    brain = np.zeros((80, 80), bool)
+    brain[5:75, 5:75] = True
+    depth = distance_transform_edt(brain)
+    pool = brain & (np.arange(80)[None, :] > 45)  # controls only on the right
+    centres = [np.array([40, 8]), np.array([40, 20]), np.array([12, 30])]
+    picked = matched_centres(centres, pool, depth, np.random.default_rng(0))
+    assert len(picked) == 3 and all(pool[tuple(p)] for p in picked)
+    assert all(abs(depth[tuple(p)] - depth[tuple(c)]) <= 2 for p, c in zip(picked, centres, strict=True))
+    assert matched_centres(centres, np.zeros_like(pool), depth) == []
