@@ -103,7 +103,9 @@ def run_study(cfg: DictConfig, data: Any, device: Any, output_dir: Path, perturb
     if cfg.get("generators"):  # train (or load) the configured generators; their outputs become generated sets
         from benchmark.generators.stage import add_generator_sets
 
+        start = time.perf_counter()
         add_generator_sets(cfg, data, device, output_dir, perturbations)
+        elapsed["generators"] = time.perf_counter() - start  # training (or loading) and the grid's sampling
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     start = time.perf_counter()
     runner = StudyRunner(cfg, data, device, output_dir, perturbations, suite)

@@ -82,6 +82,23 @@ def agreement_with_utility(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).sort_values("agreement_spearman", ascending=False, ignore_index=True)
 
 
+def unranked_metrics(results: pd.DataFrame) -> dict[str, str]:
+    """Metrics of the generated sets that `agreement_with_utility` cannot rank, with the reason: the same value
+    for every set (e.g. copy rate 0 when nothing is copied) or a value on fewer than three sets."""
+    rows = results[(results["family"] == GENERATED_FAMILY) & (results["quantity"] != "")
+                   & ~results["kind"].isin(DICE_KINDS)]
+    rows = rows.assign(value=rows["value"].where(rows["status"] == "ok"))  # a failed row counts as undefined
+    out = {}
+    for quantity, group in rows.groupby("quantity"):
+        values = group.groupby("perturbation")["value"].mean()
+        finite = values[np.isfinite(values)]
+        if len(finite) < 3:
+            out[str(quantity)] = f"defined on {len(finite)} of {len(values)} sets"
+        elif finite.nunique() < 2:
+            out[str(quantity)] = f"{finite.iloc[0]:.3g} for every set"
+    return out
+
+
 def sample_grid(samples: dict[str, np.ndarray], table: pd.DataFrame, info: StudyInfo, results: pd.DataFrame,
                 path: Path) -> Path:
     """Rows: the real test slices, then each generated set on the same masks; tumour outline in yellow."""
@@ -137,6 +154,10 @@ def generators_section(output_dir: Path, results: pd.DataFrame, info: StudyInfo)
                              "generators as the downstream segmenter does. With this few generators one swapped "
                              "pair moves ρ a lot: read it as a ranking check, not a precise estimate."),
                    format_table(agreement, "Agreement with utility Dice across generators")]
+        unranked = unranked_metrics(results)
+        if unranked:
+            blocks.append(Paragraph("Not ranked (no spread across the generated sets): "
+                                    + "; ".join(f"{q} ({why})" for q, why in unranked.items()) + "."))
     failures = [f"{name} seed {seed}, budget {budget}: {reason}" for name, entry in summary.items()
                 for seed, run in entry["runs"].items() for budget, reason in run.get("failures", {}).items()]
     if failures:
