@@ -54,9 +54,14 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
-def copy_worktree(target: Path) -> None:
-    """Copy the tracked and untracked-but-not-ignored files of the checkout to `target` (fresh)."""
-    if target.exists():
+def copy_worktree(target: Path, resume: bool = False) -> None:
+    """Copy the tracked and untracked-but-not-ignored files of the checkout to `target`.
+
+    Fresh by default; with `resume` the copy (and its `mutants/` results) stays and only files whose text
+    changed are copied over, with a new time stamp, so mutmut re-mutates them and keeps the verdicts of every
+    function whose source is unchanged.
+    """
+    if target.exists() and not resume:
         shutil.rmtree(target)
     listing = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, check=True,
                              capture_output=True).stdout.decode().split("\0")
@@ -64,7 +69,10 @@ def copy_worktree(target: Path) -> None:
         source = ROOT / name
         if source.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
+            if not resume:
+                shutil.copy2(source, target / name)
+            elif not (target / name).exists() or (target / name).read_bytes() != source.read_bytes():
+                shutil.copy(source, target / name)
 
 
 def configure(target: Path, files: list[str], tests: list[str]) -> None:
@@ -93,22 +101,25 @@ def results(target: Path, mutmut: Path) -> dict[str, str]:
 
 
 MUTMUT = Path(sys.executable).parent / "mutmut"
+NICE = os.environ.get("MUTATION_NICE", "15")  # niceness added to the mutmut and pytest runs
 
 
-def run_module(module: str, base: Path, workers: int) -> dict[str, object]:
-    """Copy, configure and run mutmut on one module, then summarise."""
+def run_module(module: str, base: Path, workers: int, resume: bool = False) -> dict[str, object]:
+    """Copy, configure and run mutmut on one module (or resume an interrupted run), then summarise."""
     files, tests = MODULES[module]
     missing = [t for t in tests if not (ROOT / t).exists()]
     tests = [t for t in tests if (ROOT / t).exists()]
     target = base / module
-    copy_worktree(target)
-    configure(target, files, tests)
+    resume = resume and (target / "mutants").is_dir()
+    copy_worktree(target, resume)
+    if not resume or "only_mutate" not in (target / "pyproject.toml").read_text():
+        configure(target, files, tests)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.monotonic()
     log = target / "mutmut-run.log"
     print(f"{module}: mutating {' '.join(files)} against {' '.join(tests)}; progress in {log}", flush=True)
-    with log.open("w") as stream:
-        run = subprocess.run(["nice", "-n", "15", str(MUTMUT), "run", "--max-children", str(workers)],
+    with log.open("a" if resume else "w") as stream:
+        run = subprocess.run(["nice", "-n", NICE, str(MUTMUT), "run", "--max-children", str(workers)],
                              cwd=target, env=env, stdout=stream, stderr=subprocess.STDOUT)
     elapsed = time.monotonic() - start
     if run.returncode != 0:
@@ -153,7 +164,7 @@ def recheck(module: str, target: Path) -> None:
             shutil.copy2(ROOT / path, target / path)
         subprocess.run([str(MUTMUT), "apply", name], cwd=target, check=True, capture_output=True)
         try:
-            run = subprocess.run(["nice", "-n", "15", sys.executable, "-m", "pytest", "-x", "-q", "-p",
+            run = subprocess.run(["nice", "-n", NICE, sys.executable, "-m", "pytest", "-x", "-q", "-p",
                                   "no:cacheprovider", *tests], cwd=target, env=env, capture_output=True)
         finally:
             for path, text in at_run.items():
@@ -196,6 +207,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="parallel mutant workers (default 1)")
     parser.add_argument("--recheck", action="store_true",
                         help="run the survivors of the last run again against the current test files")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run: keep its verdicts, re-test only changed functions")
     parser.add_argument("--report", action="store_true",
                         help="only summarise the last (or a still running, or interrupted) run of each module")
     args = parser.parse_args()
@@ -214,7 +227,7 @@ def main() -> None:
         elif args.report:
             summarise(module, base / module, {})
         else:
-            run_module(module, base, args.workers)
+            run_module(module, base, args.workers, args.resume)
 
 
 if __name__ == "__main__":
