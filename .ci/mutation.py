@@ -50,7 +50,8 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "radiomics": (["benchmark/metrics/radiomics/*"],
                   ["tests/test_radiomics.py", "tests/test_radiomics_filters.py", "tests/test_radiomics_frd.py"]),
     "niqe": (["benchmark/metrics/no_reference/niqe.py"], ["tests/test_no_reference.py"]),
-    "agreement": (["reports/agreement.py", "reports/sensitivity.py"], ["tests/test_analysis.py"]),
+    "agreement": (["reports/agreement.py", "reports/sensitivity.py"],
+                  ["tests/test_analysis.py", "tests/test_agreement_caveats.py", "tests/test_sensitivity_hand.py"]),
 }
 
 
