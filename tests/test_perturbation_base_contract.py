@@ -211,3 +211,25 @@ def test_a_set_perturbation_that_changes_the_set_size_is_a_bug_not_a_result(clea
 
     with pytest.raises(RuntimeError, match=r"^Drop built 1 items from 6$"):
         Drop().apply(clean, 1, seed=0)
+
+
+def test_set_draws_come_from_the_seed_and_the_perturbation_name(clean):
+    """Two set perturbations of the same class under different config keys draw independently; each draws the
+    permutation of the generator seeded by (seed, its name, the set key), as results stored earlier did."""
+    train = synthetic_imageset(n=4, size=24, seed=9)
+    first, second = Shuffle(), Shuffle()
+    second.name = "shuffle_again"
+    differ = []
+    for seed in range(4):
+        a, b = (p.apply(clean, 1, seed=seed, train=train).sources for p in (first, second))
+        for perturbation, sources in ((first, a), (second, b)):
+            order = item_rng(seed, perturbation.name, "<set>").permutation(len(clean))
+            assert sources[1:] == [f"clean:{i}" for i in order[1:]]
+        differ.append(a != b)
+    assert any(differ)
+
+
+def test_missing_training_set_message_says_how_to_pass_it(clean):
+    with pytest.raises(DataError, match=r"^perturbation 'Shuffle' builds its set from training images: call "
+                                        r"apply\(\.\.\., train=<the training ImageSet>\)$"):
+        Shuffle().apply(clean, 1, seed=0)
