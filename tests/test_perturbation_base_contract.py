@@ -221,7 +221,9 @@ def test_set_draws_come_from_the_seed_and_the_perturbation_name(clean):
     second.name = "shuffle_again"
     differ = []
     for seed in range(4):
-        a, b = (p.apply(clean, 1, seed=seed, train=train).sources for p in (first, second))
+        out_a, out_b = (p.apply(clean, 1, seed=seed, train=train) for p in (first, second))
+        assert out_a.skipped == [] and out_b.skipped == []  # a set perturbation skips nothing
+        a, b = out_a.sources, out_b.sources
         for perturbation, sources in ((first, a), (second, b)):
             order = item_rng(seed, perturbation.name, "<set>").permutation(len(clean))
             assert sources[1:] == [f"clean:{i}" for i in order[1:]]
