@@ -235,3 +235,29 @@ def test_missing_training_set_message_says_how_to_pass_it(clean):
     with pytest.raises(DataError, match=r"^perturbation 'Shuffle' builds its set from training images: call "
                                         r"apply\(\.\.\., train=<the training ImageSet>\)$"):
         Shuffle().apply(clean, 1, seed=0)
+
+
+class Recorder(SamplePerturbation):
+    """Subtracts a draw, so values go below 0; relabels the whole item to 2; records the spacing it was given."""
+
+    family = "noise"
+
+    def parameters_at(self, severity: int) -> dict[str, Any]:
+        return {}
+
+    def perturb_item(self, image, label, mask, params, rng, spacing):
+        self.spacings.append(spacing)
+        return image - 2.0 * float(rng.uniform()), torch.full_like(label, 2)
+
+
+def test_sample_items_get_their_own_draws_the_spacing_clamping_at_zero_and_new_labels(clean):
+    perturbation = Recorder()
+    perturbation.spacings = []
+    out = perturbation.apply(clean, 1, seed=0)
+    assert perturbation.spacings == [tuple(clean.spacing)] * len(clean)
+    assert out.data.images.min() == 0.0 and (out.data.images < clean.images).any()  # clamped at 0, not below
+    assert (out.data.labels == 2).all() and out.data.labels.dtype == clean.labels.dtype
+    draws = [item_rng(0, "Recorder", key).uniform() for key in item_keys(clean)]
+    assert len(set(draws)) == len(clean)  # every item its own generator
+    shifted = (clean.images - 2.0 * torch.tensor(draws)[:, None, None, None]).clamp(0.0, 1.0)
+    torch.testing.assert_close(out.data.images, shifted)
