@@ -51,7 +51,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
                   ["tests/test_radiomics.py", "tests/test_radiomics_filters.py", "tests/test_radiomics_frd.py"]),
     "niqe": (["benchmark/metrics/no_reference/niqe.py"], ["tests/test_no_reference.py"]),
     "agreement": (["reports/agreement.py", "reports/sensitivity.py"],
-                  ["tests/test_analysis.py", "tests/test_agreement_caveats.py", "tests/test_sensitivity_hand.py"]),
+                  ["tests/test_agreement_caveats.py", "tests/test_sensitivity_hand.py", "tests/test_analysis.py"]),
 }
 
 
