@@ -72,10 +72,11 @@ def test_caveats_at_their_boundaries() -> None:
         _row("edge", "all", 0.29, 0.1, 0.5),
         _row("edge", "noise", 0.5, 0.2, 0.9),
         _row("edge", "shift", -0.5, -0.9, -0.2),  # spread exactly 1.0: not a caveat
+        _row("noted", "all", -0.05, -0.3, -0.01, n_cells=5, note="from a resumed run"),  # a note comes first
     ])
     ranking = rank_metrics(table, TARGET).set_index("quantity")
-    assert ranking["rank"].tolist() == [1, 2, 3, 4, 5, 6]
-    assert ranking.index.tolist() == ["few", "ten", "spread", "edge", "zero", "wrong"]
+    assert ranking["rank"].tolist() == [1, 2, 3, 4, 5, 6, 7]
+    assert ranking.index.tolist() == ["few", "ten", "spread", "edge", "zero", "noted", "wrong"]
     assert ranking.loc["few", "caveats"] == "only 9 cells"
     assert ranking.loc["ten", "caveats"] == ""
     assert ranking.loc["wrong", "caveats"] == "wrong sign: says better where Dice is lower"
@@ -83,6 +84,8 @@ def test_caveats_at_their_boundaries() -> None:
     assert ranking.loc["spread", "caveats"] == "differs across families (ρ -0.60 to +0.60)"
     assert (ranking.loc["spread", "family_min"], ranking.loc["spread", "family_max"]) == (-0.6, 0.6)
     assert ranking.loc["edge", "caveats"] == ""
+    assert ranking.loc["noted", "caveats"] == ("from a resumed run; only 5 cells; "
+                                               "wrong sign: says better where Dice is lower")
     assert np.isnan(ranking.loc["few", "family_min"])
 
 
