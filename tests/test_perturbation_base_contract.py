@@ -211,3 +211,53 @@ def test_a_set_perturbation_that_changes_the_set_size_is_a_bug_not_a_result(clea
 
     with pytest.raises(RuntimeError, match=r"^Drop built 1 items from 6$"):
         Drop().apply(clean, 1, seed=0)
+
+
+def test_set_draws_come_from_the_seed_and_the_perturbation_name(clean):
+    """Two set perturbations of the same class under different config keys draw independently; each draws the
+    permutation of the generator seeded by (seed, its name, the set key), as results stored earlier did."""
+    train = synthetic_imageset(n=4, size=24, seed=9)
+    first, second = Shuffle(), Shuffle()
+    second.name = "shuffle_again"
+    differ = []
+    for seed in range(4):
+        out_a, out_b = (p.apply(clean, 1, seed=seed, train=train) for p in (first, second))
+        assert out_a.skipped == [] and out_b.skipped == []  # a set perturbation skips nothing
+        a, b = out_a.sources, out_b.sources
+        for perturbation, sources in ((first, a), (second, b)):
+            order = item_rng(seed, perturbation.name, "<set>").permutation(len(clean))
+            assert sources[1:] == [f"clean:{i}" for i in order[1:]]
+        differ.append(a != b)
+    assert any(differ)
+
+
+def test_missing_training_set_message_says_how_to_pass_it(clean):
+    with pytest.raises(DataError, match=r"^perturbation 'Shuffle' builds its set from training images: call "
+                                        r"apply\(\.\.\., train=<the training ImageSet>\)$"):
+        Shuffle().apply(clean, 1, seed=0)
+
+
+class Recorder(SamplePerturbation):
+    """Subtracts a draw, so values go below 0; relabels the whole item to 2; records the spacing it was given."""
+
+    family = "noise"
+
+    def parameters_at(self, severity: int) -> dict[str, Any]:
+        return {}
+
+    def perturb_item(self, image, label, mask, params, rng, spacing):
+        self.spacings.append(spacing)
+        return image - 2.0 * float(rng.uniform()), torch.full_like(label, 2)
+
+
+def test_sample_items_get_their_own_draws_the_spacing_clamping_at_zero_and_new_labels(clean):
+    perturbation = Recorder()
+    perturbation.spacings = []
+    out = perturbation.apply(clean, 1, seed=0)
+    assert perturbation.spacings == [tuple(clean.spacing)] * len(clean)
+    assert out.data.images.min() == 0.0 and (out.data.images < clean.images).any()  # clamped at 0, not below
+    assert (out.data.labels == 2).all() and out.data.labels.dtype == clean.labels.dtype
+    draws = [item_rng(0, "Recorder", key).uniform() for key in item_keys(clean)]
+    assert len(set(draws)) == len(clean)  # every item its own generator
+    shifted = (clean.images - 2.0 * torch.tensor(draws)[:, None, None, None]).clamp(0.0, 1.0)
+    torch.testing.assert_close(out.data.images, shifted)

@@ -142,3 +142,12 @@ def test_evaluate_segmenter_scores_the_model_prediction_and_drops_non_finite_ite
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match=r"^segmentation was asked to run on cuda but this machine has 0 CUDA"):
             evaluate_segmenter(model, test, device="cuda")
+
+
+def test_hd95_refuses_a_spacing_with_the_wrong_number_of_axes():
+    """A 3-axis spacing for 2D slices would silently give a wrong diagonal (the score of a missed structure)."""
+    reference = torch.zeros(1, 1, 8, 8)
+    reference[0, 0, 2, 2] = 1
+    with pytest.raises(ValueError):
+        item_hd95(torch.zeros_like(reference), reference, spacing=(1.0, 1.0, 1.0))
+    assert item_hd95(torch.zeros_like(reference), reference, spacing=(3.0, 4.0)).item() == pytest.approx(40.0)
