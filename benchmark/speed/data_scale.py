@@ -108,6 +108,7 @@ def prepare_once(cases: Path, cache: Path, workers: int, every_s: float = 0.2) -
     overrides = ["data=brats", f"data.root={cases}", f"data.cache_dir={cache}", "data.size=[128,128]",
                  "data.label_map=brats2015", f"data.workers={workers}"]
     code = PREPARE.replace("{conf}", str(REPO / "conf"))
+    load_before = os.getloadavg()[0]
     process = subprocess.Popen([sys.executable, "-c", code, *overrides], cwd=REPO, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     peak_tree = peak_parent = 0
@@ -126,7 +127,8 @@ def prepare_once(cases: Path, cache: Path, workers: int, every_s: float = 0.2) -
     _, elapsed, items, _, _, fingerprint = line.split()
     return {"seconds": float(elapsed), "items": int(items), "cpu_seconds": sum(cpu.values()),
             "peak_tree_gib": peak_tree / 2**30, "peak_parent_gib": peak_parent / 2**30,
-            "processes": len(cpu), "fingerprint": fingerprint}
+            "processes": len(cpu), "load_average_1min": [load_before, os.getloadavg()[0]],
+            "fingerprint": fingerprint}
 
 
 def main() -> None:
@@ -143,7 +145,9 @@ def main() -> None:
     build_cases(cases, sources, args.cases)
     shutil.rmtree(cache, ignore_errors=True)
     first = prepare_once(cases, cache, args.workers)
+    print("first run", json.dumps(first), flush=True)
     rerun = prepare_once(cases, cache, args.workers)
+    print("cached rerun", json.dumps(rerun), flush=True)
     report = {"cases": args.cases, "sources": len(sources), "cpus": len(os.sched_getaffinity(0)),
               "load_average": os.getloadavg(), "first_run": first, "cached_rerun": rerun,
               "speed_up": first["seconds"] / rerun["seconds"],
