@@ -139,10 +139,16 @@ def main() -> None:
     parser.add_argument("--phantom-subjects", type=int, default=24)
     parser.add_argument("--workers", type=int, default=0, help="0: every available core")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--rerun-only", action="store_true",
+                        help="keep the cache of an earlier run in --work and measure one cached run")
     args = parser.parse_args()
     sources = phantom_sources(args.work / "phantom", args.phantom_subjects) + real_sources(args.real)
     cases, cache = args.work / "cases", args.work / "cache"
     build_cases(cases, sources, args.cases)
+    if args.rerun_only:
+        rerun = prepare_once(cases, cache, args.workers)
+        print(json.dumps({"cases": args.cases, "cached_rerun": rerun, "date": time.strftime("%Y-%m-%d %H:%M")}))
+        return
     shutil.rmtree(cache, ignore_errors=True)
     first = prepare_once(cases, cache, args.workers)
     print("first run", json.dumps(first), flush=True)
