@@ -100,7 +100,7 @@ def memory_and_cpu(pid: int) -> tuple[int, float]:
     return pss, (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def prepare_once(cases: Path, cache: Path, workers: int, every_s: float = 0.2) -> dict[str, float | str]:
+def prepare_once(cases: Path, cache: Path, workers: int, every_s: float = 0.5) -> dict[str, float | str]:
     """Prepare the cases in a fresh process while sampling its process tree (the preparing process, the
     forkserver and the workers) every `every_s` seconds: wall time, items, fingerprint, the peak of the
     summed memory of the tree and of the preparing process alone (GiB), and the tree's CPU seconds (a
