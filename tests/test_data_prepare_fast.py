@@ -128,3 +128,21 @@ def test_process_tree_memory_and_cpu_of_this_process() -> None:
     memory, cpu = memory_and_cpu(os.getpid())
     assert 10 * 2**20 < memory < 64 * 2**30 and cpu > 0
     assert memory_and_cpu(2**22 + 7) == (0, 0.0)  # no such process
+
+
+def test_workers_and_a_partly_cached_rerun_stream_the_same_data(tmp_path: Path) -> None:
+    """8 subjects: the process pool (in order, streamed into the splits), one process, and a rerun with
+    half the subjects from the cache and half prepared again give the same arrays."""
+    root = niftis.write_brats(tmp_path / "data", n_cases=8)
+    base = ["data=brats", f"data.root={root}", *SMALL]
+    serial = prepare_data(data_config(*base, "data.workers=1", "data.prepared_cache=false",
+                                      f"data.cache_dir={tmp_path / 'none'}"), seed=0)
+    cfg = data_config(*base, "data.workers=2", f"data.cache_dir={tmp_path / 'cache'}")
+    parallel = prepare_data(cfg, seed=0)
+    entries = sorted((tmp_path / "cache" / "prepared").rglob("*.npz"))
+    for entry in entries[::2]:
+        entry.unlink()
+    mixed = prepare_data(cfg, seed=0)
+    assert len(entries) == 8 and len(list((tmp_path / "cache" / "prepared").rglob("*.npz"))) == 8
+    assert serial.fingerprint == parallel.fingerprint == mixed.fingerprint
+    assert serial.train.subject_ids == mixed.train.subject_ids and serial.test.labels.dtype == torch.uint8
