@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 LABEL_NAMES: dict[int, str] = {0: "background", 1: "necrotic_core", 2: "oedema", 3: "enhancing"}
@@ -22,7 +23,8 @@ REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)
 class ImageSet:
     """Images in [0, 1] with integer labels and boolean brain masks, 2D slices or 3D volumes.
 
-    Shapes: images (N, C, *spatial) float32, labels (N, 1, *spatial) int64, brain_masks
+    Shapes: images (N, C, *spatial) float32, labels (N, 1, *spatial) integer (uint8 from the data stage:
+    a quarter of the memory of int64 at BraTS scale; other sets may hold int64), brain_masks
     (N, 1, *spatial) bool, where spatial is (H, W) for slices and (D, H, W) for volumes.
     `subject_ids[i]` names the subject item i comes from; `slice_indices[i]` is its axial slice index
     in the preprocessed volume, or -1 for a whole volume. `spacing` is in mm per spatial axis.
@@ -113,7 +115,7 @@ def content_fingerprint(sets: Sequence[ImageSet]) -> str:
         for tensor in (image_set.images, image_set.labels, image_set.brain_masks):
             array = tensor.detach().cpu().contiguous().numpy()
             digest.update(f"{array.dtype}{array.shape}".encode())
-            digest.update(array.tobytes())
+            digest.update(array.reshape(-1).view(np.uint8))  # the bytes of tobytes(), without a copy
         digest.update(repr((image_set.subject_ids, image_set.slice_indices, image_set.modalities,
                             image_set.spacing)).encode())
     return digest.hexdigest()[:16]

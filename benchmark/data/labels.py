@@ -77,7 +77,7 @@ def resolve_label_map(value: Any) -> dict[int, int] | None:
 def map_labels(data: np.ndarray, label_map: dict[int, int] | None, path: Path) -> np.ndarray:
     """Map a label volume's values onto ours; every value present must be in the map (DataError naming
     the file otherwise). None detects BraTS 2021 (4 enhancing) or 2023 (3 enhancing)."""
-    values = set(np.unique(data).tolist())
+    values = set(present_values(data).tolist())
     if label_map is None:
         if {3, 4} <= values:
             raise DataError(f"{path}: holds both 3 and 4; BraTS uses 4 (2021) or 3 (2023) for enhancing. For "
@@ -94,3 +94,11 @@ def map_labels(data: np.ndarray, label_map: dict[int, int] | None, path: Path) -
     for source, target in label_map.items():
         lookup[source] = target
     return lookup[data]
+
+
+def present_values(data: np.ndarray) -> np.ndarray:
+    """The distinct values of an integer volume, sorted: counted with `bincount` when they are small
+    non-negative integers (label maps; several times faster than `np.unique`), else `np.unique`."""
+    if data.size and np.can_cast(data.dtype, np.intp) and data.min() >= 0 and data.max() < 1 << 16:
+        return np.flatnonzero(np.bincount(data.ravel(order="K")))  # memory order: no strided copy
+    return np.unique(data)

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,31 +260,38 @@ def _cache_key(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfig,
                        {k: settings.get(k) for k in CACHED_SETTINGS} | {"modalities": list(modalities)}, draw)
 
 
-def _image_set(parts: list[tuple[str, dict[str, np.ndarray]]], modalities: tuple[str, ...], split: str
-               ) -> ImageSet:
-    """Join the subjects' compact arrays into one ImageSet, freeing each as it is copied (low peak memory)."""
-    parts = [(sid, arrays) for sid, arrays in parts if len(arrays["indices"])]
-    if not parts:
-        raise DataError(f"the {split} split is empty after slice selection; relax data.slices "
-                        "(policy, min_brain_fraction) or add subjects.")
-    n = sum(len(arrays["indices"]) for _, arrays in parts)
-    shape = parts[0][1]["images"].shape[1:]
-    images = torch.empty((n, *shape), dtype=torch.float32)
-    labels = torch.empty((n, 1, *shape[1:]), dtype=torch.int64)
-    brains = torch.empty((n, 1, *shape[1:]), dtype=torch.bool)
-    owners, indices, spacing, at = [], [], tuple(parts[0][1]["spacing"].tolist()), 0
-    while parts:
-        subject_id, arrays = parts.pop(0)
-        k = len(arrays["indices"])
-        images[at:at + k] = torch.from_numpy(arrays["images"])
-        labels[at:at + k, 0] = torch.from_numpy(arrays["labels"])
-        brains[at:at + k, 0] = torch.from_numpy(arrays["brain"])
-        owners += [subject_id] * k
-        indices += arrays["indices"].tolist()
-        at += k
-        del arrays
-    return ImageSet(images=images, labels=labels, brain_masks=brains, subject_ids=owners, slice_indices=indices,
-                    modalities=modalities, spacing=spacing)
+class SplitArrays:
+    """One split's items, written subject by subject into tensors sized for the most items the split can
+    hold (memory never written is never resident), so a subject's arrays are freed as soon as they are
+    copied and no subject is held twice: the peak is about the final arrays."""
+
+    def __init__(self, capacity: int, channels: int, spatial: Sequence[int]) -> None:
+        self.images = torch.empty((capacity, channels, *spatial), dtype=torch.float32)
+        self.labels = torch.empty((capacity, 1, *spatial), dtype=torch.uint8)  # 0-3: int64 would take 8x
+        self.brains = torch.empty((capacity, 1, *spatial), dtype=torch.bool)
+        self.owners: list[str] = []
+        self.indices: list[int] = []
+        self.spacing: tuple[float, ...] | None = None
+
+    def add(self, subject_id: str, arrays: dict[str, np.ndarray]) -> None:
+        at, k = len(self.indices), len(arrays["indices"])
+        if k == 0:
+            return
+        self.spacing = self.spacing or tuple(arrays["spacing"].tolist())
+        self.images[at:at + k] = torch.from_numpy(arrays["images"])
+        self.labels[at:at + k, 0] = torch.from_numpy(arrays["labels"])
+        self.brains[at:at + k, 0] = torch.from_numpy(arrays["brain"])
+        self.owners += [subject_id] * k
+        self.indices += arrays["indices"].tolist()
+
+    def image_set(self, modalities: tuple[str, ...], split: str) -> ImageSet:
+        n = len(self.indices)
+        if n == 0:
+            raise DataError(f"the {split} split is empty after slice selection; relax data.slices "
+                            "(policy, min_brain_fraction) or add subjects.")
+        tensors = [t if n == len(t) else t[:n].clone() for t in (self.images, self.labels, self.brains)]
+        return ImageSet(images=tensors[0], labels=tensors[1], brain_masks=tensors[2], subject_ids=self.owners,
+                        slice_indices=self.indices, modalities=modalities, spacing=self.spacing)
 
 
 def available_cores() -> int:
@@ -298,44 +306,54 @@ def _workers(data_cfg: DictConfig, n_jobs: int) -> int:
 
 
 def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple[str, ...], data_cfg: DictConfig
-                 ) -> dict[str, list[tuple[str, dict[str, np.ndarray]]]]:
-    """Prepare every subject (in parallel when there are many), remembering the files' digests."""
+                 ) -> dict[str, ImageSet]:
+    """Prepare every subject (in parallel when there are many) and stream it, in order, into its split's
+    arrays; cached subjects are read when their turn comes. Remembers the files' digests."""
     cache_dir = str(Path(data_cfg.cache_dir).expanduser()) if data_cfg.get("prepared_cache", True) else None
     cache = SubjectCache(Path(cache_dir) if cache_dir else None)  # a ConfigError if it cannot be made
     digests = FileDigests(Path(cache_dir) / "prepared" / "file_digests.json" if cache_dir else None)
-    known = {}
-    for _, case, _ in jobs:
-        for path in case.files():
-            entry = digests.known.get(str(Path(path).absolute()))
-            if path.is_file() and entry is not None and entry[0] == stamp(path):
-                known[str(path)] = entry[1]
-    args = [(case, modalities, data_cfg, draw, cache_dir, {str(p): known[str(p)] for p in case.files()
-                                                           if str(p) in known}) for _, case, draw in jobs]
-    results: dict[int, tuple] = {}
-    for index, (case, _, _, draw, _, case_digests) in enumerate(args):  # cached subjects: no worker needed
-        if cache_dir and len(case_digests) == len(case.files()):
-            cached = cache.load(_cache_key(case, modalities, data_cfg, draw, case_digests))
-            if cached is not None:
-                results[index] = (cached, case_digests)
-    pending = [index for index in range(len(args)) if index not in results]
+    args = [(case, modalities, data_cfg, draw, cache_dir, _known_digests(digests, case)) for _, case, draw in jobs]
+    keys = {index: _cache_key(case, modalities, data_cfg, draw, known)
+            for index, (case, _, _, draw, _, known) in enumerate(args)
+            if cache_dir and len(known) == len(case.files())}
+    pending = [index for index in range(len(args)) if index not in keys or not cache.path(keys[index]).is_file()]
+    per_subject = int(data_cfg.slices.per_subject) if data_cfg.mode == "2d" else 1
+    counts = {split: sum(1 for s, _, _ in jobs if s == split) for split in SPLITS}
+    outputs = {split: SplitArrays(counts[split] * per_subject, len(modalities), [int(n) for n in data_cfg.size])
+               for split in SPLITS}
     workers = _workers(data_cfg, len(pending))
-    if workers > 1:
-        with ProcessPoolExecutor(workers, mp_context=process_context()) as pool:
-            for index, result in zip(pending, pool.map(_prepare_star, [args[i] for i in pending], chunksize=2),
-                                     strict=True):
-                results[index] = result
-    else:
-        for index in pending:
-            results[index] = prepare_subject(*args[index])
-    out: dict[str, list] = {split: [] for split in SPLITS}
-    for index, (split, case, _) in enumerate(jobs):
-        arrays, case_digests = results.pop(index)
-        out[split].append((case.subject_id, arrays))
-        _remember(digests, case_digests)
+    with ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=process_context()))
+            stack.callback(pool.shutdown, cancel_futures=True)  # on an error, drop the subjects not started
+            stream = pool.map(_prepare_star, [args[i] for i in pending], chunksize=2)
+        else:
+            stream = (prepare_subject(*args[i]) for i in pending)
+        waiting = set(pending)
+        for index, (split, case, _) in enumerate(jobs):
+            cached = None if index in waiting else cache.load(keys[index])
+            if index in waiting:
+                arrays, case_digests = next(stream)
+            elif cached is None:  # damaged entry: prepare it here
+                arrays, case_digests = prepare_subject(*args[index])
+            else:
+                arrays, case_digests = cached, args[index][5]
+            outputs[split].add(case.subject_id, arrays)
+            _remember(digests, case_digests)
     digests.save()
     log.info("prepared %d subjects (%d from the cache) with %d worker(s)", len(jobs), len(jobs) - len(pending),
              workers)
-    return out
+    return {split: outputs[split].image_set(modalities, split) for split in SPLITS}
+
+
+def _known_digests(digests: FileDigests, case: CaseFiles) -> dict[str, str]:
+    """The remembered content digests of the case's files that are still valid (same size and mtime)."""
+    known = {}
+    for path in case.files():
+        entry = digests.known.get(str(Path(path).absolute()))
+        if path.is_file() and entry is not None and entry[0] == stamp(path):
+            known[str(path)] = entry[1]
+    return known
 
 
 def _prepare_star(arg: tuple) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -372,10 +390,8 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
     splits = split_subjects(sorted(by_id), data_cfg.split, seed)
     jobs = [(split, by_id[subject_id], [seed, 2, SPLITS.index(split), index])
             for split, ids in splits.items() for index, subject_id in enumerate(ids)]
-    prepared = _prepare_all(jobs, modalities, data_cfg)
-    sets = {}
+    sets = _prepare_all(jobs, modalities, data_cfg)
     for split in SPLITS:
-        sets[split] = _image_set(prepared.pop(split), modalities, split)
         log.info("%s: %d subjects, %d items", split, len(splits[split]), len(sets[split]))
     data = PreparedData(sets["train"], sets["val"], sets["test"], summary={})
     data.summary = summarise(data, data_cfg, splits, root)

@@ -15,9 +15,9 @@ def constant_background(channel: np.ndarray) -> float | None:
     """The value of every border voxel of a 3D channel when they all share it (0 for skull-stripped data,
     a negative constant for data z-scored inside the brain), else None. Axes of length 1 or 2 (a slice
     stored as a volume) have no border of their own."""
-    faces = [np.take(channel, index, axis=axis) for axis in range(channel.ndim) if channel.shape[axis] > 2
-             for index in (0, -1)]
     value = channel.flat[0]
+    faces = (np.moveaxis(channel, axis, 0)[index] for axis in range(channel.ndim) if channel.shape[axis] > 2
+             for index in (0, -1))  # views, compared lazily: most volumes fail on the first face
     return float(value) if all((face == value).all() for face in faces) else None
 
 
@@ -33,23 +33,54 @@ def brain_mask_from_image(image: np.ndarray) -> np.ndarray:
         if foreground.mean() < 0.9:
             return foreground
     mean = image.mean(axis=0)
-    mask = ndimage.binary_fill_holes(mean > threshold_otsu(mean))
-    components, count = ndimage.label(mask)
+    mask = np.zeros(mean.shape, dtype=bool)
+    threshold = threshold_otsu(mean)
+    box = _padded_box(mean > threshold)
+    inside = fill_holes(mean[box] > threshold)
+    components, count = ndimage.label(inside)
     if count > 1:
-        sizes = ndimage.sum(mask, components, index=range(1, count + 1))
-        mask = components == (1 + int(np.argmax(sizes)))
+        sizes = np.bincount(components.ravel(), minlength=count + 1)[1:]
+        inside = components == (1 + int(np.argmax(sizes)))
+    mask[box] = inside
     return mask
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """`mask` with its holes filled: background not face-connected to the array's border becomes foreground.
+    Equal to `scipy.ndimage.binary_fill_holes` (tested), by one labelling of the background instead of a
+    dilation repeated until it converges (seconds on a 240x240x155 volume)."""
+    background, count = ndimage.label(~mask)
+    outside = np.zeros(count + 1, dtype=bool)
+    for axis in range(mask.ndim):
+        for index in (0, -1):
+            outside[np.moveaxis(background, axis, 0)[index]] = True
+    outside[0] = False  # label 0: the foreground itself
+    return ~outside[background]
+
+
+def _padded_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The bounding box of `mask` grown by one voxel per side (clipped to the array): filling holes and
+    labelling components inside it gives what they give on the whole array, since everything outside is
+    background connected to the border, at a fraction of the cost."""
+    if not mask.any():
+        return tuple(slice(0, 0) for _ in mask.shape)
+    box = []
+    for axis in range(mask.ndim):
+        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(max(int(present[0]) - 1, 0), int(present[-1]) + 2))
+    return tuple(box)
 
 
 def normalise_intensity(image: np.ndarray, brain: np.ndarray, percentiles: Sequence[float]) -> np.ndarray:
     """Clip each channel at its `percentiles` (low, high) inside the brain, scale to [0, 1], zero outside."""
     out = np.zeros_like(image, dtype=np.float32)
     low_q, high_q = percentiles
+    box = _padded_box(brain)  # outside it the result is 0: scale only the brain's bounding box
     for channel, data in enumerate(image):
         values = data[brain] if brain.any() else data.ravel()
         low, high = np.percentile(values, [low_q, high_q])
         scale = high - low if high > low else 1.0
-        out[channel] = np.clip((data - low) / scale, 0.0, 1.0) * brain
+        out[channel][box] = np.clip((data[box] - low) / scale, 0.0, 1.0) * brain[box]
     return out
 
 

@@ -160,7 +160,9 @@ def load_case(case: CaseFiles, modalities: Sequence[str]
     reference = None
     for modality in modalities:
         path = case.images[modality]
-        volume = cache.setdefault(path, load_volume(path))
+        if path not in cache:  # several modalities may share one 4D file: decode it once
+            cache[path] = load_volume(path)
+        volume = cache[path]
         if reference is None:
             reference = volume
         check_same_grid(reference, volume)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
@@ -18,12 +19,12 @@ REGION_COLOURS = {"WT": "#ffd400", "TC": "#ff3b30", "ET": "#00e5ff"}
 
 
 def _label_statistics(images: ImageSet) -> dict[str, Any]:
-    labels = images.labels
-    brain_voxels = int(images.brain_masks.sum())
+    labels = images.labels  # count_nonzero: `.sum()` of a bool tensor makes an int64 copy (8 bytes a voxel)
+    brain_voxels = int(torch.count_nonzero(images.brain_masks))
     return {
         "items_with_tumour": int(images.tumour_present.sum()),
-        "voxels_per_label": {LABEL_NAMES[k]: int((labels == k).sum()) for k in LABEL_NAMES},
-        "tumour_fraction_of_brain": float((labels > 0).sum()) / max(brain_voxels, 1),
+        "voxels_per_label": {LABEL_NAMES[k]: int(torch.count_nonzero(labels == k)) for k in LABEL_NAMES},
+        "tumour_fraction_of_brain": int(torch.count_nonzero(labels > 0)) / max(brain_voxels, 1),
     }
 
 
