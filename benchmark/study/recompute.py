@@ -81,21 +81,6 @@ def _nearest_train(train: torch.Tensor, candidate: torch.Tensor) -> tuple[torch.
     return nearest.values, nearest.indices
 
 
-_NEAREST: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, tuple[torch.Tensor, torch.Tensor]]] = {}
-
-
-def stored_nearest_train(train: np.ndarray, stored: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each stored candidate row's nearest training sample (distance, index), computed once per cell: a
-    resample only picks rows, so the distances to the training set never change (the arrays are kept with
-    the entry, so their ids stay theirs while cached)."""
-    key = (id(train), id(stored))
-    if key not in _NEAREST:
-        if len(_NEAREST) >= 256:
-            _NEAREST.clear()
-        _NEAREST[key] = (train, stored, _nearest_train(torch.from_numpy(train), torch.from_numpy(stored)))
-    return _NEAREST[key][2]
-
-
 _DISTANCES: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, torch.Tensor]] = {}
 
 
@@ -110,6 +95,13 @@ def stored_distances(first: np.ndarray, second: np.ndarray) -> torch.Tensor:
         b = a if second is first else check_features(torch.from_numpy(second), "candidate", "prdc")
         _DISTANCES[key] = (first, second, euclidean(a, b))
     return _DISTANCES[key][2]
+
+
+def stored_nearest_train(train: np.ndarray, stored: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each stored candidate row's nearest training sample (distance, index), read off the stored distance
+    matrix: a resample only picks rows, so the distances to the training set never change."""
+    nearest = stored_distances(stored, train).min(1)
+    return nearest.values, nearest.indices
 
 
 Nearest = Callable[[str], tuple[torch.Tensor, torch.Tensor]]
