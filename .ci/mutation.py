@@ -28,6 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.md"
 
+RADIOMICS_TESTS = ["tests/test_radiomics.py", "tests/test_radiomics_filters.py", "tests/test_radiomics_frd.py",
+                   "tests/test_radiomics_frd_score.py", "tests/test_radiomics_reference.py"]
+
 # module -> (files to mutate, test files that exercise them). Keep the test files targeted: every mutant
 # runs the tests of this list that call the mutated function.
 MODULES: dict[str, tuple[list[str], list[str]]] = {
@@ -47,9 +50,11 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "perturbations_base": (["perturbations/base.py"], ["tests/test_perturbation_base_contract.py"]),
     "distribution": (["benchmark/metrics/distribution.py"],
                      ["tests/test_metrics_distribution.py", "tests/test_feature_statistics.py"]),
-    "radiomics": (["benchmark/metrics/radiomics/*"],
-                  ["tests/test_radiomics.py", "tests/test_radiomics_filters.py", "tests/test_radiomics_frd.py"]),
-    "niqe": (["benchmark/metrics/no_reference/niqe.py"], ["tests/test_no_reference.py"]),
+    "radiomics_texture": ([f"benchmark/metrics/radiomics/{name}.py" for name in
+                           ("discretise", "first_order", "glcm", "glrlm", "glszm", "ngtdm")], RADIOMICS_TESTS),
+    "radiomics_pipeline": ([f"benchmark/metrics/radiomics/{name}.py" for name in
+                            ("extractor", "filters", "recursive_gaussian", "frd", "frd_v1")], RADIOMICS_TESTS),
+    "niqe": (["benchmark/metrics/no_reference/niqe.py"], ["tests/test_no_reference.py", "tests/test_niqe_items.py"]),
     "agreement": (["reports/agreement.py", "reports/sensitivity.py"],
                   ["tests/test_agreement_caveats.py", "tests/test_sensitivity_hand.py", "tests/test_analysis.py"]),
 }
