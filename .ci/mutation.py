@@ -43,7 +43,8 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
                   ["tests/test_metrics_memorisation.py", "tests/test_memorisation_ties.py"]),
     "sharpness": (["benchmark/metrics/no_reference/sharpness.py", "benchmark/metrics/no_reference/checks.py"],
                   ["tests/test_no_reference_mri.py", "tests/test_no_reference.py"]),
-    "snr": (["benchmark/metrics/no_reference/snr.py"], ["tests/test_no_reference.py"]),
+    "snr": (["benchmark/metrics/no_reference/snr.py"],
+            ["tests/test_no_reference.py", "tests/test_snr_cnr_contract.py"]),
     "natural_scene": (["benchmark/metrics/no_reference/natural_scene.py"], ["tests/test_no_reference.py"]),
     "segmentation_evaluation": (["segmentation/evaluation.py"],
                                 ["tests/test_segmentation_metrics.py", "tests/test_segmentation_regions.py"]),
@@ -195,7 +196,8 @@ for name in names:
 def recheck_in_one_process(module: str, target: Path) -> None:
     """As `recheck`, but all survivors in one pytest process (imports paid once): the current test files are
     copied into the run's `mutants/` folder and each survivor is switched on through mutmut's trampoline
-    (MUTANT_UNDER_TEST), on the mutated source as it was at the run. Survivors whose function changed since
+    (MUTANT_UNDER_TEST), on the mutated source as it was at the run. The test files run in reverse order, so
+    the targeted files written for survivors (listed last) fail first. Survivors whose function changed since
     the run are "stale"."""
     files, tests = MODULES[module]
     sources = [p.relative_to(target) for pattern in files for p in target.glob(pattern)]
@@ -213,7 +215,7 @@ def recheck_in_one_process(module: str, target: Path) -> None:
             names.append(name)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     run = subprocess.run(["nice", "-n", NICE, sys.executable, "-c", ONE_PROCESS_RECHECK, json.dumps(names),
-                          json.dumps(tests)], cwd=target / "mutants", env=env, capture_output=True, text=True)
+                          json.dumps(tests[::-1])], cwd=target / "mutants", env=env, capture_output=True, text=True)
     for line in run.stdout.splitlines():
         if line.startswith("RECHECK "):
             name, code = json.loads(line.removeprefix("RECHECK "))
