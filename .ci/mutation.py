@@ -42,7 +42,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "diversity": (["benchmark/metrics/diversity.py"],
                   ["tests/test_metrics_memorisation.py", "tests/test_memorisation_ties.py"]),
     "sharpness": (["benchmark/metrics/no_reference/sharpness.py", "benchmark/metrics/no_reference/checks.py"],
-                  ["tests/test_no_reference_mri.py", "tests/test_no_reference.py"]),
+                  ["tests/test_no_reference_mri.py", "tests/test_no_reference.py", "tests/test_sharpness_contract.py"]),
     "snr": (["benchmark/metrics/no_reference/snr.py"],
             ["tests/test_no_reference.py", "tests/test_snr_cnr_contract.py"]),
     "natural_scene": (["benchmark/metrics/no_reference/natural_scene.py"], ["tests/test_no_reference.py"]),

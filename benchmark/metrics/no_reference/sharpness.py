@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.errors import BenchmarkError
+from benchmark.errors import BenchmarkError, DataError
 from benchmark.metrics.no_reference.checks import check_images, check_mask
 
 EPSILON = torch.finfo(torch.float64).eps
 
 
 def _symmetric_pad(x: torch.Tensor, axis: int, left: int, right: int) -> torch.Tensor:
-    """Pad one axis by mirroring with the edge repeated (scipy mode 'reflect': d c b a | a b c d)."""
-    parts = [x.narrow(axis, 0, left).flip(axis), x] if left else [x]
-    if right:
-        parts.append(x.narrow(axis, x.shape[axis] - right, right).flip(axis))
-    return torch.cat(parts, axis)
+    """Pad one axis by mirroring with the edge repeated (scipy mode 'reflect': d c b a | a b c d), repeating
+    the reflection when the pad is longer than the axis (a 3D volume of a few slices under an 11-box)."""
+    length = x.shape[axis]
+    index = torch.arange(-left, length + right, device=x.device) % (2 * length)
+    return x.index_select(axis, torch.where(index >= length, 2 * length - 1 - index, index))
 
 
 def _correlate1d(x: torch.Tensor, weights: list[float], axis: int) -> torch.Tensor:
@@ -58,6 +58,11 @@ def blur_effect(images: torch.Tensor, masks: torch.Tensor | None = None, h_size:
         raise BenchmarkError(f"blur_effect: h_size must be >= 1, got {h_size}")
     x = check_images(images, "blur_effect")
     m = check_mask(masks, images, "blur_effect")
+    if min(x.shape[1:]) < 4:
+        raise DataError(
+            f"blur_effect: every spatial axis needs at least 4 voxels (the gradient sums skip 2 at the start and 1 "
+            f"at the end, as scikit-image does, which returns NaN here), got images {tuple(images.shape)}"
+        )
     interior = torch.zeros_like(m)
     interior[(slice(None), *[slice(2, s - 1) for s in x.shape[1:]])] = True
     weight = (m & interior).flatten(1).double()
