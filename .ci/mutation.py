@@ -58,7 +58,8 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
                             ("extractor", "filters", "recursive_gaussian", "frd", "frd_v1")], RADIOMICS_TESTS),
     "niqe": (["benchmark/metrics/no_reference/niqe.py"], ["tests/test_no_reference.py", "tests/test_niqe_items.py"]),
     "agreement": (["reports/agreement.py", "reports/sensitivity.py"],
-                  ["tests/test_agreement_caveats.py", "tests/test_sensitivity_hand.py", "tests/test_analysis.py"]),
+                  ["tests/test_agreement_caveats.py", "tests/test_sensitivity_hand.py", "tests/test_analysis.py",
+                    "tests/test_agreement_contract.py"]),
 }
 
 

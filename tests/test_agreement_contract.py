@@ -1,0 +1,105 @@
+"""The agreement table's contract where the synthetic study is silent: default bootstrap, which quantities are
+metrics (not Dice, not HD95), which groups exist, the flat-Dice note per family, the kind column, and the
+memorisation table's columns and missing deltas. Expected values come from scipy and hand-built tables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from reports.agreement import cell_table, correlate, correlations
+from reports.schema import normalise_results
+from reports.sensitivity import memorisation_table
+
+
+def _row(perturbation: str, family: str, severity: int, seed: int, quantity: str, value: float, kind: str,
+         higher_is_better: bool) -> dict[str, object]:
+    return {"stage": "metrics", "perturbation": perturbation, "family": family, "severity": severity, "seed": seed,
+            "quantity": quantity, "value": value, "kind": kind, "higher_is_better": higher_is_better,
+            "feature_extractor": "", "n_reference": 4, "n_candidate": 4, "config_hash": "0" * 16,
+            "elapsed_s": 0.1, "status": "ok", "error": ""}
+
+
+def _study(seeds: int = 1) -> pd.DataFrame:
+    """Two families: under noise Dice falls with severity; under shift it stays flat (seed jitter only).
+    Metrics: ssim (reference, higher better), fid (distribution, lower better); targets dice_WT and hd95_WT."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for perturbation, family, slope in (("noise", "noise", -0.1), ("shift", "shift", 0.0)):
+        for severity in range(4):
+            for seed in range(seeds):
+                dice = 0.9 + slope * severity + rng.normal(0, 0.01)
+                rows += [_row(perturbation, family, severity, seed, "robustness/dice_WT", dice, "dice", True),
+                         _row(perturbation, family, severity, seed, "robustness/hd95_WT", 10 - 20 * dice, "hd95",
+                              False),
+                         _row(perturbation, family, severity, seed, "ssim", 1 - 0.05 * severity + rng.normal(0, 0.02),
+                              "reference", True),
+                         _row(perturbation, family, severity, seed, "fid", 5 * severity + rng.normal(0, 1.0),
+                              "distribution", False)]
+    return normalise_results(pd.DataFrame(rows))
+
+
+def test_default_bootstrap_is_1000_draws_with_seed_0():
+    results = _study()
+    table = correlations(results)
+    cells = cell_table(results)
+    row = table[(table.group == "all") & (table.quantity == "ssim")].iloc[0]
+    expected = correlate(cells["ssim"].to_numpy(), cells["robustness/dice_WT"].to_numpy(), n_boot=1000, seed=0)
+    for key in ("spearman_lo", "spearman_hi", "pearson_lo", "kendall_hi"):
+        assert row[key] == expected[key]
+    assert correlate(cells["ssim"].to_numpy(), cells["robustness/dice_WT"].to_numpy(), n_boot=1001, seed=0) != \
+        expected and correlate(cells["ssim"].to_numpy(), cells["robustness/dice_WT"].to_numpy(), seed=1) != expected
+
+
+def test_metrics_exclude_dice_and_hd95_and_keep_their_kind():
+    table = correlations(_study(), n_boot=50)
+    assert sorted(set(table["quantity"])) == ["fid", "ssim"]
+    assert set(table["target"]) == {"robustness/dice_WT"}
+    kinds = table.drop_duplicates("quantity").set_index("quantity")["kind"].to_dict()
+    assert kinds == {"fid": "distribution", "ssim": "reference"}
+    assert table.set_index(["group", "quantity"]).loc[("all", "fid"), "higher_is_better"].item() is False
+
+
+def test_groups_are_all_and_each_named_family_never_the_empty_family():
+    results = _study()
+    extra = pd.DataFrame([_row("baseline", "", 0, 0, "ssim", 1.0, "reference", True)])
+    table = correlations(pd.concat([results, normalise_results(extra)], ignore_index=True), n_boot=50)
+    assert sorted(set(table["group"])) == ["all", "noise", "shift"]
+
+
+def test_a_family_whose_dice_does_not_move_is_noted_with_the_anova_p():
+    results = _study(seeds=3)
+    table = correlations(results, n_boot=50).set_index(["group", "quantity"])
+    rows = results[(results.quantity == "robustness/dice_WT") & (results.family == "shift")]
+    p = stats.f_oneway(*[g.to_numpy(float) for _, g in rows.groupby(["perturbation", "severity"])["value"]]).pvalue
+    assert p > 0.05
+    note = f"robustness/dice_WT does not change detectably in this family (one-way ANOVA over cells, p = {p:.2g})"
+    assert table.loc[("shift", "ssim"), "note"] == note and table.loc[("shift", "fid"), "note"] == note
+    assert table.loc[("noise", "ssim"), "note"] == "" and table.loc[("all", "ssim"), "note"] == ""
+
+
+def _memorisation_rows(**overrides: object) -> pd.DataFrame:
+    base = {"quantity": "fid", "perturbation": "memorisation_copies", "family": "memorisation",
+            "kind": "distribution", "higher_is_better": False, "n_levels": 5, "n_seeds": 1, "n_nonfinite": 0,
+            "spearman_rho": -0.9, "spearman_p": 0.04, "direction": "better", "right_direction": False,
+            "monotone": True, "delta_at_max": -3.0, "effect_at_max": np.nan, "noise_source": "unavailable",
+            "first_detected": np.nan}
+    rows = [dict(base, **overrides), dict(base, quantity="ssim", kind="reference", higher_is_better=True)]
+    return pd.DataFrame(rows, index=[7, 9])  # an index that is not 0..n-1, as after filtering a larger table
+
+
+def test_memorisation_table_has_exactly_its_columns_and_a_missing_delta_never_counts_as_moved():
+    table = memorisation_table(_memorisation_rows())
+    assert list(table.columns) == ["quantity", "kind", "perturbation", "higher_is_better", "delta_at_max",
+                                   "effect_at_max", "spearman_rho", "spearman_p", "verdict", "evidence"]
+    assert list(table.index) == [0, 1] and list(table["verdict"]) == ["rewards copies", "rewards copies"]
+    missing = memorisation_table(_memorisation_rows(delta_at_max=np.nan))
+    assert list(missing["verdict"]) == ["insensitive", "rewards copies"]
+
+
+@pytest.mark.parametrize("delta", [0.0, -0.0])
+def test_memorisation_table_zero_delta_is_insensitive_even_with_a_large_rho(delta):
+    assert memorisation_table(_memorisation_rows(delta_at_max=delta))["verdict"].iloc[0] == "insensitive"
