@@ -208,12 +208,34 @@ def local_std(image: np.ndarray, size: int = 5) -> np.ndarray:
     return np.sqrt(np.clip(uniform_filter(image * image, size) - mean * mean, 0.0, None))
 
 
+def masked_local_std(values: np.ndarray, mask: np.ndarray, size: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """(standard deviation over the `mask` voxels of the size^ndim window around each voxel, share of the window
+    in `mask`): the texture of one source without the steps where it meets another."""
+    share = uniform_filter(mask.astype(np.float64), size)
+    safe = np.maximum(share, 1e-9)
+    mean = uniform_filter(np.where(mask, values, 0.0), size) / safe
+    square = uniform_filter(np.where(mask, values * values, 0.0), size) / safe
+    return np.sqrt(np.clip(square - mean * mean, 0.0, None)), share
+
+
+def spread_inward(values: np.ndarray, known: np.ndarray, sigma: float, fallback: float) -> np.ndarray:
+    """Gaussian-weighted mean of `values` over the `known` voxels near each voxel (normalised convolution),
+    tending to `fallback` where no known voxel lies within about two sigma."""
+    weight = gaussian_filter(known.astype(np.float64), sigma)
+    total = gaussian_filter(np.where(known, values, 0.0), sigma)
+    return (total + 0.05 * fallback) / (weight + 0.05)
+
+
 def match_texture(image: np.ndarray, source: np.ndarray, ids: np.ndarray, region: np.ndarray, brain: np.ndarray,
-                  lesion: np.ndarray, gain_range: tuple[float, float] = (0.8, 2.0)) -> np.ndarray:
-    """Scale the fine detail of the source (minus its Gaussian blur, sigma 2 voxels) so that its median 5x5 local
-    standard deviation matches that of the healthy tissue around the hole (the contralateral side is often
-    smoother than peritumoural tissue); the gain is limited to `gain_range`."""
-    ring = healthy_tissue(brain, lesion) & ~region & (distance_transform_edt(~region) <= 3 * RING_WIDTH)
+                  lesion: np.ndarray, gain_range: tuple[float, float] = (0.5, 2.5), sigma: float = 4.0) -> np.ndarray:
+    """Scale the fine detail of the source (minus its Gaussian blur, sigma 2 voxels) voxel by voxel so that its 5x5
+    local standard deviation matches that of the healthy tissue nearest it: the tissue 3..12 voxels around the
+    hole (windows clear of it and of the brain's edge), spread inwards by a Gaussian of `sigma` voxels (its
+    median deep inside a large hole). The source's own texture is measured within each source (not across the
+    steps between mirror and exemplar copies) and smoothed alike; the gain is limited to `gain_range`. One gain
+    for the whole hole (as before) left thin fills beside remaining tumour flat and cortical fills too busy."""
+    away = distance_transform_edt(~region)
+    ring = healthy_tissue(brain, lesion) & (away >= 3) & (away <= 3 * RING_WIDTH) & (distance_transform_edt(brain) >= 3)
     inside = region & binary_erosion(brain, iterations=2) & (ids >= 0)
     if ring.sum() < 20 or inside.sum() < 20:
         return source
@@ -224,8 +246,17 @@ def match_texture(image: np.ndarray, source: np.ndarray, ids: np.ndarray, region
     for c, channel in enumerate(image):
         assembled = np.where(ids >= 0, source[c], channel) * known  # no tumour, no background in the blur
         detail = assembled - gaussian_filter(assembled, 2.0) / weight
-        spread = local_std(assembled)
-        gain = np.clip(np.median(local_std(channel)[ring]) / max(float(np.median(spread[inside])), 1e-6), *gain_range)
+        wanted = local_std(channel)
+        wanted = spread_inward(wanted, ring, sigma, float(np.median(wanted[ring])))
+        have, measured = np.zeros(region.shape), np.zeros(region.shape, bool)
+        for k in np.unique(ids[inside]):
+            spread, share = masked_local_std(source[c], ids == k)
+            mine = inside & (ids == k) & (share >= 0.4)
+            have[mine], measured[mine] = spread[mine], True
+        if measured.sum() < 20:
+            continue
+        have = spread_inward(have, measured, 2.0, float(np.median(have[measured])))
+        gain = np.clip(wanted / np.maximum(have, 1e-6), *gain_range)
         out[c] = np.where(ids >= 0, assembled + (gain - 1.0) * taper * detail, source[c])
     return out
 
