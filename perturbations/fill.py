@@ -34,6 +34,7 @@ from scipy.sparse.linalg import spsolve
 from perturbations.symmetry import cached_mirror_line, mirrored_points
 
 RING_WIDTH = 4  # voxels of healthy tissue around the hole used for intensity matching and exemplar scoring
+MAX_PIECES = 8  # exemplar copies per hole at most
 MIN_MIRROR_SHARE = 0.6  # the mirror is used only when it covers this share of the region
 LEARNED_FILL: ContextVar = ContextVar("learned_fill", default=None)  # set by perturbations.inpaint.LearnedFill
 DEPTH_REACH = 10.0  # voxels from the brain's edge within which the mirror is moved to matched depth
@@ -124,6 +125,13 @@ def match_intensity(source: np.ndarray, source_ring: np.ndarray, target_ring: np
     return (source - q_s[1]) * ratio + q_t[1]
 
 
+def min_shift(todo: np.ndarray) -> float:
+    """Shortest exemplar translation for `todo`: its equivalent diameter (2D disc, 3D cube side x 2), so a copy
+    never comes from the tissue right beside the hole it fills."""
+    n = float(todo.sum())
+    return 2 * float(np.sqrt(n / np.pi)) if todo.ndim == 2 else 2 * n ** (1 / 3)
+
+
 def fill_sources(image, brain, lesion, region) -> tuple[np.ndarray, np.ndarray]:
     """(source image (C, *spatial), source id (*spatial): 0 mirror, k > 0 exemplar k, -1 none) on the
     region and its one-voxel outer shell, each source intensity-matched to the ring around the region."""
@@ -142,12 +150,11 @@ def fill_sources(image, brain, lesion, region) -> tuple[np.ndarray, np.ndarray]:
     if valid[region[tuple(points.T)]].mean() >= MIN_MIRROR_SHARE:  # else one coherent exemplar beats a patchwork
         source[(slice(None), *points[valid].T)] = matched[:, valid]
         ids[tuple(points[valid].T)] = 0
-    min_shift = 2 * float(np.sqrt(region.sum() / np.pi)) if region.ndim == 2 else 2 * (region.sum()) ** (1 / 3)
-    for k in range(1, 9):
+    for k in range(1, MAX_PIECES + 1):
         todo = region & (ids < 0)
         if not todo.any():
             break
-        found = best_exemplar_shift(image, interior, todo, ring, min_shift)
+        found = best_exemplar_shift(image, interior, todo, ring, min_shift(todo))
         if found is None:
             break
         shift = found[0]
