@@ -225,22 +225,39 @@ def masked_local_std(values: np.ndarray, mask: np.ndarray, size: int = 5) -> tup
     return np.sqrt(np.clip(square - mean * mean, 0.0, None)), share
 
 
-def spread_inward(values: np.ndarray, known: np.ndarray, sigma: float, fallback: float) -> np.ndarray:
-    """Gaussian-weighted mean of `values` over the `known` voxels near each voxel (normalised convolution),
-    tending to `fallback` where no known voxel lies within about two sigma."""
+def spread_inward(values: np.ndarray, known: np.ndarray, sigma: float, prior: float = 0.05) -> np.ndarray:
+    """Gaussian-weighted mean of `values` over the `known` voxels near each voxel (normalised convolution,
+    `sigma` voxels), drawn towards their median where few known voxels are near (`prior`: the weight of the
+    median, against 1 for a voxel amid known ones). Carrying the nearest known value instead, deep into a hole,
+    made fills too busy on real patients (the tissue just outside a hole is often the busiest)."""
     weight = gaussian_filter(known.astype(np.float64), sigma)
     total = gaussian_filter(np.where(known, values, 0.0), sigma)
-    return (total + 0.05 * fallback) / (weight + 0.05)
+    return (total + prior * float(np.median(values[known]))) / (weight + prior)
+
+
+def source_texture(values: np.ndarray, ids: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
+    """5x5 local standard deviation of `values` within each source (ids) at the `inside` voxels, smoothed over
+    them (Gaussian, 2 voxels); None when fewer than 20 voxels have enough of their own source around them."""
+    have, measured = np.zeros(ids.shape), np.zeros(ids.shape, bool)
+    for k in np.unique(ids[inside]):
+        spread, share = masked_local_std(values, ids == k)
+        mine = inside & (ids == k) & (share >= 0.4)
+        have[mine], measured[mine] = spread[mine], True
+    if measured.sum() < 20:
+        return None
+    return spread_inward(have, measured, 2.0)
 
 
 def match_texture(image: np.ndarray, source: np.ndarray, ids: np.ndarray, region: np.ndarray, brain: np.ndarray,
-                  lesion: np.ndarray, gain_range: tuple[float, float] = (0.5, 2.5), sigma: float = 4.0) -> np.ndarray:
+                  lesion: np.ndarray, gain_range: tuple[float, float] = (0.5, 2.5), sigma: float = 4.0,
+                  passes: int = 2) -> np.ndarray:
     """Scale the fine detail of the source (minus its Gaussian blur, sigma 2 voxels) voxel by voxel so that its 5x5
     local standard deviation matches that of the healthy tissue nearest it: the tissue 3..12 voxels around the
     hole (windows clear of it and of the brain's edge), spread inwards by a Gaussian of `sigma` voxels (its
-    median deep inside a large hole). The source's own texture is measured within each source (not across the
-    steps between mirror and exemplar copies) and smoothed alike; the gain is limited to `gain_range`. One gain
-    for the whole hole (as before) left thin fills beside remaining tumour flat and cortical fills too busy."""
+    median deep inside a large hole: `spread_inward`). The source's own texture is measured within each source
+    (not across the steps between mirror and exemplar copies), smoothed alike, and measured again after a first
+    gain (`passes`); the gain is limited to `gain_range`. One gain for the whole hole (as before) left thin fills
+    beside remaining tumour flat and cortical fills too busy."""
     away = distance_transform_edt(~region)
     ring = healthy_tissue(brain, lesion) & (away >= 3) & (away <= 3 * RING_WIDTH) & (distance_transform_edt(brain) >= 3)
     inside = region & binary_erosion(brain, iterations=2) & (ids >= 0)
@@ -254,16 +271,14 @@ def match_texture(image: np.ndarray, source: np.ndarray, ids: np.ndarray, region
         assembled = np.where(ids >= 0, source[c], channel) * known  # no tumour, no background in the blur
         detail = assembled - gaussian_filter(assembled, 2.0) / weight
         wanted = local_std(channel)
-        wanted = spread_inward(wanted, ring, sigma, float(np.median(wanted[ring])))
-        have, measured = np.zeros(region.shape), np.zeros(region.shape, bool)
-        for k in np.unique(ids[inside]):
-            spread, share = masked_local_std(source[c], ids == k)
-            mine = inside & (ids == k) & (share >= 0.4)
-            have[mine], measured[mine] = spread[mine], True
-        if measured.sum() < 20:
-            continue
-        have = spread_inward(have, measured, 2.0, float(np.median(have[measured])))
-        gain = np.clip(wanted / np.maximum(have, 1e-6), *gain_range)
+        wanted = spread_inward(wanted, ring, sigma)
+        gain = np.ones(region.shape)
+        for _ in range(passes):  # the detail is not all of the local spread: a second pass corrects the first
+            trial = assembled + (gain - 1.0) * taper * detail
+            have = source_texture(trial, ids, inside)
+            if have is None:
+                break
+            gain = np.clip(gain * wanted / np.maximum(have, 1e-6), *gain_range)
         out[c] = np.where(ids >= 0, assembled + (gain - 1.0) * taper * detail, source[c])
     return out
 

@@ -225,3 +225,45 @@ def test_deform_refills_the_part_the_tumour_vacates_with_healthy_tissue_not_stre
             checked += 1
             assert out.images[i, 0].numpy()[vacated].mean() < np.percentile(healthy, 95) + 0.05, i
     assert checked
+
+
+def test_fill_texture_follows_the_tissue_nearest_each_part_of_the_hole():
+    """The mirrored side has one texture; around the hole the tissue is busy above and smooth below. One gain for
+    the whole hole (the old fill) gave both parts the same texture (top / bottom 0.8); the gain now follows the
+    nearest tissue."""
+    n = 112
+    c = (n - 1) / 2
+    y, x = np.mgrid[0:n, 0:n].astype(float)
+    brain = ((y - c) / (0.45 * n)) ** 2 + ((x - c) / (0.36 * n)) ** 2 < 1
+    texture = gaussian_filter(np.random.default_rng(0).standard_normal((n, n)), 1.0)
+    amplitude = np.where(x < c, 0.05, np.where(y < c, 0.10, 0.025)) / texture.std()
+    image = np.where(brain, 0.45 + amplitude * texture, 0.0)
+    lesion = np.zeros_like(brain)
+    m = int(c)
+    lesion[m - 20:m + 20, m + 10:m + 30] = True
+    out = fill_healthy(np.where(lesion, 0.95, image)[None], brain, lesion, lesion)[0]
+    top = np.median(local_std(out)[m - 17:m - 5, m + 13:m + 27])
+    bottom = np.median(local_std(out)[m + 5:m + 17, m + 13:m + 27])
+    smooth_tissue = np.median(local_std(image)[m + 5:m + 17, m + 33:m + 38])
+    assert top > 1.3 * bottom, (top, bottom)
+    assert bottom < 2.0 * smooth_tissue, (bottom, smooth_tissue)
+    assert np.array_equal(out[~lesion], image[~lesion])
+
+
+def test_a_large_hole_the_mirror_covers_only_in_part_gets_exemplar_copies_everywhere():
+    """Where the mirror lands in the lesion, exemplar copies fill in; their shortest shift follows the part still
+    to fill (the old one, the whole hole's diameter, left 725 voxels of this hole to a flat nearest-value patch)."""
+    from perturbations.fill import fill_sources
+
+    image, brain = symmetric_brain()
+    lesion = np.zeros_like(brain)
+    lesion[20:92, 18:56] = True
+    lesion[45:70, 56:70] = True  # across the midline: part of the mirror is lesion
+    lesion &= brain
+    data = np.where(lesion, 0.95, image)[None]
+    _, ids = fill_sources(data, brain, lesion, lesion)
+    assert (ids[lesion] == 0).mean() > 0.6 and (ids[lesion] >= 0).all()
+    out = fill_healthy(data, brain, lesion, lesion)[0]
+    copied = lesion & (ids > 0) & (distance_transform_edt(lesion) > 3)
+    healthy = brain & ~lesion & (distance_transform_edt(brain) > 3)
+    assert np.median(local_std(out)[copied]) > 0.6 * np.median(local_std(image)[healthy])
