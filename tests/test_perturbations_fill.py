@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy.ndimage import distance_transform_edt, gaussian_filter, map_coordinates
+from scipy.ndimage import binary_dilation, distance_transform_edt, gaussian_filter, map_coordinates
 
 from perturbations.fill import fill_healthy, local_std
 from perturbations.morphology import TumourMove, TumourRemove, TumourResize, peel
@@ -267,3 +267,21 @@ def test_a_large_hole_the_mirror_covers_only_in_part_gets_exemplar_copies_everyw
     copied = lesion & (ids > 0) & (distance_transform_edt(lesion) > 3)
     healthy = brain & ~lesion & (distance_transform_edt(brain) > 3)
     assert np.median(local_std(out)[copied]) > 0.6 * np.median(local_std(image)[healthy])
+
+
+def test_exemplar_copies_leave_unlabelled_hyperintensities_behind():
+    """Bright unlabelled spots in healthy tissue (periventricular caps, small FLAIR lesions) are not copied into the
+    fill: a copied one reads as a new lesion. Spots every 14 voxels: any large copy of the old fill held some."""
+    from perturbations.fill import fill_sources
+
+    image, brain = symmetric_brain(seed=3)
+    spots = np.zeros_like(brain)
+    spots[5::14, 5::14] = True
+    spots = binary_dilation(spots) & brain
+    lesion = np.zeros_like(brain)
+    lesion[40:72, 38:74] = True  # across the midline: exemplar copies fill it
+    spots &= ~binary_dilation(lesion, iterations=3)
+    data = np.where(lesion, 0.95, np.where(spots, 0.9, image))[None]
+    source, ids = fill_sources(data, brain, lesion, lesion)
+    assert (ids[lesion] > 0).all()
+    assert source[0][lesion].max() < np.median(image[brain]) + 0.15  # the old fill copied spots in at 0.75
