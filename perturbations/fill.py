@@ -137,7 +137,7 @@ def fill_sources(image, brain, lesion, region) -> tuple[np.ndarray, np.ndarray]:
     region and its one-voxel outer shell, each source intensity-matched to the ring around the region."""
     healthy = healthy_tissue(brain, lesion)
     interior = healthy & binary_erosion(brain, iterations=3)  # exemplars: no dark partial-volume brain edge
-    interior &= ~brighter_than_typical(image, interior)  # nor unlabelled hyperintensity (a new lesion-like spot)
+    interior &= ~brighter_than_typical(image, interior, lesion)  # nor unlabelled hyperintensity (a new lesion)
     shell = binary_dilation(region) & brain
     distance = distance_transform_edt(~region)
     ring = typical_tissue(image, healthy & ~region & (distance <= RING_WIDTH + 1), healthy)  # no halo
@@ -297,17 +297,23 @@ def typical_tissue(image: np.ndarray, candidates: np.ndarray, healthy: np.ndarra
     return keep
 
 
-def brighter_than_typical(image: np.ndarray, healthy: np.ndarray, spread: float = 2.5,
+def brighter_than_typical(image: np.ndarray, healthy: np.ndarray, lesion: np.ndarray, spread: float = 2.5,
                           grow: int = 1) -> np.ndarray:
-    """Voxels brighter than `spread` robust standard deviations above the healthy tissue's median in some channel
-    (periventricular caps, unlabelled FLAIR hyperintensity), grown by `grow` voxels; none when little is healthy."""
-    bright = np.zeros(healthy.shape, bool)
-    if healthy.sum() < 20:
-        return bright
+    """Lesion-like voxels: more than `spread` robust standard deviations above the healthy tissue's median in every
+    channel where the lesion is brighter than it (FLAIR: periventricular caps, unlabelled hyperintensity; CSF
+    bright in T2 alone is not lesion-like next to FLAIR), grown by `grow` voxels; none without such a channel."""
+    bright = np.ones(healthy.shape, bool)
+    used = False
+    if healthy.sum() < 20 or not lesion.any():
+        return np.zeros(healthy.shape, bool)
     for channel in image:
         q25, q50, q75 = np.percentile(channel[healthy], [25, 50, 75])
-        bright |= channel - q50 > spread * max(q75 - q25, 1e-6) / 1.349
-    return binary_dilation(bright, iterations=grow) if grow and bright.any() else bright
+        if np.median(channel[lesion]) > q50:
+            bright &= channel - q50 > spread * max(q75 - q25, 1e-6) / 1.349
+            used = True
+    if not used or not bright.any():
+        return np.zeros(healthy.shape, bool)
+    return binary_dilation(bright, iterations=grow) if grow else bright
 
 
 def atypical_near(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, around: np.ndarray,

@@ -285,3 +285,20 @@ def test_exemplar_copies_leave_unlabelled_hyperintensities_behind():
     source, ids = fill_sources(data, brain, lesion, lesion)
     assert (ids[lesion] > 0).all()
     assert source[0][lesion].max() < np.median(image[brain]) + 0.15  # the old fill copied spots in at 0.75
+
+
+def test_lesion_like_brightness_needs_every_channel_where_the_lesion_is_bright():
+    """A cap bright in both channels is lesion-like; CSF bright only in a T2-like channel, dark in FLAIR, is not."""
+    from perturbations.fill import brighter_than_typical
+
+    rng = np.random.default_rng(0)
+    flair, t2 = 0.45 + 0.02 * rng.standard_normal((2, 40, 40))
+    lesion = np.zeros((40, 40), bool)
+    lesion[5:10, 5:10] = True
+    flair[lesion], t2[lesion] = 0.9, 0.9
+    flair[20:23, 20:23], t2[20:23, 20:23] = 0.85, 0.85  # periventricular cap
+    flair[30:33, 10:13], t2[30:33, 10:13] = 0.05, 0.95  # CSF
+    healthy = ~binary_dilation(lesion, iterations=2)
+    found = brighter_than_typical(np.stack([flair, t2]), healthy, lesion, grow=0)
+    assert found[20:23, 20:23].all() and not found[30:33, 10:13].any()
+    assert not brighter_than_typical(np.stack([flair, t2]), healthy, np.zeros_like(lesion)).any()
