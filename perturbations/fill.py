@@ -5,12 +5,14 @@ two voxels): (1) the contralateral hemisphere, mirrored about the mid-sagittal l
 (`perturbations.symmetry`); (2) exemplar copies: the translation of the patient's healthy tissue that covers
 what is left and best matches the healthy ring around the hole (sum of squared differences, all shifts at
 once by FFT correlation; Efros-Leung / Criminisi in spirit, one large exemplar per piece rather than many
-small patches). Each source's intensities are matched (mean, std) to the ring of healthy tissue around the
-hole, then the fill is blended in the gradient domain (Poisson image editing, Perez et al. 2003): inside
-the region the result keeps the source's gradients and meets the surrounding healthy tissue exactly, with
-free (Neumann) borders at remaining tumour and at the brain's edge. OpenCV's `seamlessClone` would do the
-blend, but only on 8-bit 3-channel images (quantising [0, 1] MRI to 256 levels, 2D only), so the float
-Poisson system is solved here with scipy.sparse (a few thousand unknowns per slice: milliseconds).
+small patches; never of lesion-like bright tissue). Each source's intensities are matched (median, IQR) to
+the ring of healthy tissue around the hole, its fine texture scaled voxel by voxel to that of the healthy
+tissue nearest it (`match_texture`), then the fill is blended in the gradient domain (Poisson image editing,
+Perez et al. 2003): inside the region the result keeps the source's gradients and meets the surrounding healthy
+tissue exactly, with free (Neumann) borders at remaining tumour and at the brain's edge. OpenCV's
+`seamlessClone` would do the blend, but only on 8-bit 3-channel images (quantising [0, 1] MRI to 256 levels,
+2D only), so the float Poisson system is solved here with scipy.sparse (a few thousand unknowns per slice:
+milliseconds).
 """
 
 from __future__ import annotations
