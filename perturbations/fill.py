@@ -23,6 +23,7 @@ import numpy as np
 from scipy.ndimage import (
     binary_dilation,
     binary_erosion,
+    binary_opening,
     binary_propagation,
     distance_transform_edt,
     gaussian_filter,
@@ -140,6 +141,7 @@ def fill_sources(image, brain, lesion, region) -> tuple[np.ndarray, np.ndarray]:
     healthy = healthy_tissue(brain, lesion)
     interior = healthy & binary_erosion(brain, iterations=3)  # exemplars: no dark partial-volume brain edge
     interior &= ~brighter_than_typical(image, interior, lesion)  # nor unlabelled hyperintensity (a new lesion)
+    interior &= ~wide_csf(image, interior, lesion)  # nor a ventricle (a new cavity); thin sulci stay
     shell = binary_dilation(region) & brain
     distance = distance_transform_edt(~region)
     ring = typical_tissue(image, healthy & ~region & (distance <= RING_WIDTH + 1), healthy)  # no halo
@@ -316,6 +318,23 @@ def brighter_than_typical(image: np.ndarray, healthy: np.ndarray, lesion: np.nda
     if not used or not bright.any():
         return np.zeros(healthy.shape, bool)
     return binary_dilation(bright, iterations=grow) if grow else bright
+
+
+def wide_csf(image: np.ndarray, healthy: np.ndarray, lesion: np.ndarray, spread: float = 2.5) -> np.ndarray:
+    """Fluid wider than a sulcus: voxels more than `spread` robust standard deviations below the healthy tissue's
+    median in every channel where the lesion is brighter than it (FLAIR), that survive a one-voxel opening
+    (ventricles, cysts; sulci are 1-2 voxels wide), grown by one voxel. A copied ventricle reads as a new cavity."""
+    dark = np.ones(healthy.shape, bool)
+    used = False
+    if healthy.sum() < 20 or not lesion.any():
+        return np.zeros(healthy.shape, bool)
+    for channel in image:
+        q25, q50, q75 = np.percentile(channel[healthy], [25, 50, 75])
+        if np.median(channel[lesion]) > q50:
+            dark &= q50 - channel > spread * max(q75 - q25, 1e-6) / 1.349
+            used = True
+    wide = binary_opening(dark) if used else np.zeros(healthy.shape, bool)
+    return binary_dilation(wide) if wide.any() else wide
 
 
 def atypical_near(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, around: np.ndarray,

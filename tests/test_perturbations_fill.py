@@ -302,3 +302,26 @@ def test_lesion_like_brightness_needs_every_channel_where_the_lesion_is_bright()
     found = brighter_than_typical(np.stack([flair, t2]), healthy, lesion, grow=0)
     assert found[20:23, 20:23].all() and not found[30:33, 10:13].any()
     assert not brighter_than_typical(np.stack([flair, t2]), healthy, np.zeros_like(lesion)).any()
+
+
+def test_exemplar_copies_take_sulci_but_not_ventricles():
+    """A copied ventricle reads as a new cavity in white matter: fluid wider than a sulcus is not copied, thin sulci
+    are (the texture of cortex needs them)."""
+    from perturbations.fill import fill_sources, wide_csf
+
+    image, brain = symmetric_brain(seed=4)
+    fluid = np.zeros_like(brain)
+    fluid[8::16, 8::16] = True
+    fluid = binary_dilation(fluid, iterations=2) & brain  # 5x5 ventricles every 16 voxels
+    lesion = np.zeros_like(brain)
+    lesion[40:72, 38:74] = True
+    fluid &= ~binary_dilation(lesion, iterations=3)
+    sulcus = np.zeros_like(brain)
+    sulcus[20:30, 80] = True
+    data = np.where(lesion, 0.95, np.where(fluid | sulcus, 0.02, image))[None]
+    healthy = brain & ~binary_dilation(lesion, iterations=2)
+    wide = wide_csf(data, healthy, lesion)
+    assert wide[fluid].all() and not wide[sulcus].any()
+    source, ids = fill_sources(data, brain, lesion, lesion)
+    assert (ids[lesion] > 0).all()
+    assert source[0][lesion].min() > np.median(image[brain]) - 0.2  # the old fill copied ventricles in
