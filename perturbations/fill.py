@@ -5,12 +5,14 @@ two voxels): (1) the contralateral hemisphere, mirrored about the mid-sagittal l
 (`perturbations.symmetry`); (2) exemplar copies: the translation of the patient's healthy tissue that covers
 what is left and best matches the healthy ring around the hole (sum of squared differences, all shifts at
 once by FFT correlation; Efros-Leung / Criminisi in spirit, one large exemplar per piece rather than many
-small patches). Each source's intensities are matched (mean, std) to the ring of healthy tissue around the
-hole, then the fill is blended in the gradient domain (Poisson image editing, Perez et al. 2003): inside
-the region the result keeps the source's gradients and meets the surrounding healthy tissue exactly, with
-free (Neumann) borders at remaining tumour and at the brain's edge. OpenCV's `seamlessClone` would do the
-blend, but only on 8-bit 3-channel images (quantising [0, 1] MRI to 256 levels, 2D only), so the float
-Poisson system is solved here with scipy.sparse (a few thousand unknowns per slice: milliseconds).
+small patches; never of lesion-like bright tissue). Each source's intensities are matched (median, IQR) to
+the ring of healthy tissue around the hole, its fine texture scaled voxel by voxel to that of the healthy
+tissue nearest it (`match_texture`), then the fill is blended in the gradient domain (Poisson image editing,
+Perez et al. 2003): inside the region the result keeps the source's gradients and meets the surrounding healthy
+tissue exactly, with free (Neumann) borders at remaining tumour and at the brain's edge. OpenCV's
+`seamlessClone` would do the blend, but only on 8-bit 3-channel images (quantising [0, 1] MRI to 256 levels,
+2D only), so the float Poisson system is solved here with scipy.sparse (a few thousand unknowns per slice:
+milliseconds).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from scipy.ndimage import (
     binary_dilation,
     binary_erosion,
+    binary_opening,
     binary_propagation,
     distance_transform_edt,
     gaussian_filter,
@@ -34,6 +37,7 @@ from scipy.sparse.linalg import spsolve
 from perturbations.symmetry import cached_mirror_line, mirrored_points
 
 RING_WIDTH = 4  # voxels of healthy tissue around the hole used for intensity matching and exemplar scoring
+MAX_PIECES = 8  # exemplar copies per hole at most
 MIN_MIRROR_SHARE = 0.6  # the mirror is used only when it covers this share of the region
 LEARNED_FILL: ContextVar = ContextVar("learned_fill", default=None)  # set by perturbations.inpaint.LearnedFill
 DEPTH_REACH = 10.0  # voxels from the brain's edge within which the mirror is moved to matched depth
@@ -124,11 +128,20 @@ def match_intensity(source: np.ndarray, source_ring: np.ndarray, target_ring: np
     return (source - q_s[1]) * ratio + q_t[1]
 
 
+def min_shift(todo: np.ndarray) -> float:
+    """Shortest exemplar translation for `todo`: its equivalent diameter (2D disc, 3D cube side x 2), so a copy
+    never comes from the tissue right beside the hole it fills."""
+    n = float(todo.sum())
+    return 2 * float(np.sqrt(n / np.pi)) if todo.ndim == 2 else 2 * n ** (1 / 3)
+
+
 def fill_sources(image, brain, lesion, region) -> tuple[np.ndarray, np.ndarray]:
     """(source image (C, *spatial), source id (*spatial): 0 mirror, k > 0 exemplar k, -1 none) on the
     region and its one-voxel outer shell, each source intensity-matched to the ring around the region."""
     healthy = healthy_tissue(brain, lesion)
     interior = healthy & binary_erosion(brain, iterations=3)  # exemplars: no dark partial-volume brain edge
+    interior &= ~brighter_than_typical(image, interior, lesion)  # nor unlabelled hyperintensity (a new lesion)
+    interior &= ~wide_csf(image, interior, lesion)  # nor a ventricle (a new cavity); thin sulci stay
     shell = binary_dilation(region) & brain
     distance = distance_transform_edt(~region)
     ring = typical_tissue(image, healthy & ~region & (distance <= RING_WIDTH + 1), healthy)  # no halo
@@ -142,12 +155,11 @@ def fill_sources(image, brain, lesion, region) -> tuple[np.ndarray, np.ndarray]:
     if valid[region[tuple(points.T)]].mean() >= MIN_MIRROR_SHARE:  # else one coherent exemplar beats a patchwork
         source[(slice(None), *points[valid].T)] = matched[:, valid]
         ids[tuple(points[valid].T)] = 0
-    min_shift = 2 * float(np.sqrt(region.sum() / np.pi)) if region.ndim == 2 else 2 * (region.sum()) ** (1 / 3)
-    for k in range(1, 9):
+    for k in range(1, MAX_PIECES + 1):
         todo = region & (ids < 0)
         if not todo.any():
             break
-        found = best_exemplar_shift(image, interior, todo, ring, min_shift)
+        found = best_exemplar_shift(image, interior, todo, ring, min_shift(todo))
         if found is None:
             break
         shift = found[0]
@@ -208,12 +220,51 @@ def local_std(image: np.ndarray, size: int = 5) -> np.ndarray:
     return np.sqrt(np.clip(uniform_filter(image * image, size) - mean * mean, 0.0, None))
 
 
+def masked_local_std(values: np.ndarray, mask: np.ndarray, size: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """(standard deviation over the `mask` voxels of the size^ndim window around each voxel, share of the window
+    in `mask`): the texture of one source without the steps where it meets another."""
+    share = uniform_filter(mask.astype(np.float64), size)
+    safe = np.maximum(share, 1e-9)
+    mean = uniform_filter(np.where(mask, values, 0.0), size) / safe
+    square = uniform_filter(np.where(mask, values * values, 0.0), size) / safe
+    return np.sqrt(np.clip(square - mean * mean, 0.0, None)), share
+
+
+def spread_inward(values: np.ndarray, known: np.ndarray, sigma: float, prior: float = 0.05) -> np.ndarray:
+    """Gaussian-weighted mean of `values` over the `known` voxels near each voxel (normalised convolution,
+    `sigma` voxels), drawn towards their median where few known voxels are near (`prior`: the weight of the
+    median, against 1 for a voxel amid known ones). Carrying the nearest known value instead, deep into a hole,
+    made fills too busy on real patients (the tissue just outside a hole is often the busiest)."""
+    weight = gaussian_filter(known.astype(np.float64), sigma)
+    total = gaussian_filter(np.where(known, values, 0.0), sigma)
+    return (total + prior * float(np.median(values[known]))) / (weight + prior)
+
+
+def source_texture(values: np.ndarray, ids: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
+    """5x5 local standard deviation of `values` within each source (ids) at the `inside` voxels, smoothed over
+    them (Gaussian, 2 voxels); None when fewer than 20 voxels have enough of their own source around them."""
+    have, measured = np.zeros(ids.shape), np.zeros(ids.shape, bool)
+    for k in np.unique(ids[inside]):
+        spread, share = masked_local_std(values, ids == k)
+        mine = inside & (ids == k) & (share >= 0.4)
+        have[mine], measured[mine] = spread[mine], True
+    if measured.sum() < 20:
+        return None
+    return spread_inward(have, measured, 2.0)
+
+
 def match_texture(image: np.ndarray, source: np.ndarray, ids: np.ndarray, region: np.ndarray, brain: np.ndarray,
-                  lesion: np.ndarray, gain_range: tuple[float, float] = (0.8, 2.0)) -> np.ndarray:
-    """Scale the fine detail of the source (minus its Gaussian blur, sigma 2 voxels) so that its median 5x5 local
-    standard deviation matches that of the healthy tissue around the hole (the contralateral side is often
-    smoother than peritumoural tissue); the gain is limited to `gain_range`."""
-    ring = healthy_tissue(brain, lesion) & ~region & (distance_transform_edt(~region) <= 3 * RING_WIDTH)
+                  lesion: np.ndarray, gain_range: tuple[float, float] = (0.5, 2.5), sigma: float = 4.0,
+                  passes: int = 2) -> np.ndarray:
+    """Scale the fine detail of the source (minus its Gaussian blur, sigma 2 voxels) voxel by voxel so that its 5x5
+    local standard deviation matches that of the healthy tissue nearest it: the tissue 3..12 voxels around the
+    hole (windows clear of it and of the brain's edge), spread inwards by a Gaussian of `sigma` voxels (its
+    median deep inside a large hole: `spread_inward`). The source's own texture is measured within each source
+    (not across the steps between mirror and exemplar copies), smoothed alike, and measured again after a first
+    gain (`passes`); the gain is limited to `gain_range`. One gain for the whole hole (as before) left thin fills
+    beside remaining tumour flat and cortical fills too busy."""
+    away = distance_transform_edt(~region)
+    ring = healthy_tissue(brain, lesion) & (away >= 3) & (away <= 3 * RING_WIDTH) & (distance_transform_edt(brain) >= 3)
     inside = region & binary_erosion(brain, iterations=2) & (ids >= 0)
     if ring.sum() < 20 or inside.sum() < 20:
         return source
@@ -224,8 +275,15 @@ def match_texture(image: np.ndarray, source: np.ndarray, ids: np.ndarray, region
     for c, channel in enumerate(image):
         assembled = np.where(ids >= 0, source[c], channel) * known  # no tumour, no background in the blur
         detail = assembled - gaussian_filter(assembled, 2.0) / weight
-        spread = local_std(assembled)
-        gain = np.clip(np.median(local_std(channel)[ring]) / max(float(np.median(spread[inside])), 1e-6), *gain_range)
+        wanted = local_std(channel)
+        wanted = spread_inward(wanted, ring, sigma)
+        gain = np.ones(region.shape)
+        for _ in range(passes):  # the detail is not all of the local spread: a second pass corrects the first
+            trial = assembled + (gain - 1.0) * taper * detail
+            have = source_texture(trial, ids, inside)
+            if have is None:
+                break
+            gain = np.clip(gain * wanted / np.maximum(have, 1e-6), *gain_range)
         out[c] = np.where(ids >= 0, assembled + (gain - 1.0) * taper * detail, source[c])
     return out
 
@@ -241,6 +299,42 @@ def typical_tissue(image: np.ndarray, candidates: np.ndarray, healthy: np.ndarra
         q25, q50, q75 = np.percentile(channel[healthy], [25, 50, 75])
         keep &= np.abs(channel - q50) <= spread * max(q75 - q25, 1e-6) / 1.349
     return keep
+
+
+def brighter_than_typical(image: np.ndarray, healthy: np.ndarray, lesion: np.ndarray, spread: float = 2.5,
+                          grow: int = 1) -> np.ndarray:
+    """Lesion-like voxels: more than `spread` robust standard deviations above the healthy tissue's median in every
+    channel where the lesion is brighter than it (FLAIR: periventricular caps, unlabelled hyperintensity; CSF
+    bright in T2 alone is not lesion-like next to FLAIR), grown by `grow` voxels; none without such a channel."""
+    bright = np.ones(healthy.shape, bool)
+    used = False
+    if healthy.sum() < 20 or not lesion.any():
+        return np.zeros(healthy.shape, bool)
+    for channel in image:
+        q25, q50, q75 = np.percentile(channel[healthy], [25, 50, 75])
+        if np.median(channel[lesion]) > q50:
+            bright &= channel - q50 > spread * max(q75 - q25, 1e-6) / 1.349
+            used = True
+    if not used or not bright.any():
+        return np.zeros(healthy.shape, bool)
+    return binary_dilation(bright, iterations=grow) if grow else bright
+
+
+def wide_csf(image: np.ndarray, healthy: np.ndarray, lesion: np.ndarray, spread: float = 2.5) -> np.ndarray:
+    """Fluid wider than a sulcus: voxels more than `spread` robust standard deviations below the healthy tissue's
+    median in every channel where the lesion is brighter than it (FLAIR), that survive a one-voxel opening
+    (ventricles, cysts; sulci are 1-2 voxels wide), grown by one voxel. A copied ventricle reads as a new cavity."""
+    dark = np.ones(healthy.shape, bool)
+    used = False
+    if healthy.sum() < 20 or not lesion.any():
+        return np.zeros(healthy.shape, bool)
+    for channel in image:
+        q25, q50, q75 = np.percentile(channel[healthy], [25, 50, 75])
+        if np.median(channel[lesion]) > q50:
+            dark &= q50 - channel > spread * max(q75 - q25, 1e-6) / 1.349
+            used = True
+    wide = binary_opening(dark) if used else np.zeros(healthy.shape, bool)
+    return binary_dilation(wide) if wide.any() else wide
 
 
 def atypical_near(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, around: np.ndarray,

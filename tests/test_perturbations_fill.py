@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy.ndimage import distance_transform_edt, gaussian_filter, map_coordinates
+from scipy.ndimage import binary_dilation, distance_transform_edt, gaussian_filter, map_coordinates
 
 from perturbations.fill import fill_healthy, local_std
 from perturbations.morphology import TumourMove, TumourRemove, TumourResize, peel
@@ -225,3 +225,103 @@ def test_deform_refills_the_part_the_tumour_vacates_with_healthy_tissue_not_stre
             checked += 1
             assert out.images[i, 0].numpy()[vacated].mean() < np.percentile(healthy, 95) + 0.05, i
     assert checked
+
+
+def test_fill_texture_follows_the_tissue_nearest_each_part_of_the_hole():
+    """The mirrored side has one texture; around the hole the tissue is busy above and smooth below. One gain for
+    the whole hole (the old fill) gave both parts the same texture (top / bottom 0.8); the gain now follows the
+    nearest tissue."""
+    n = 112
+    c = (n - 1) / 2
+    y, x = np.mgrid[0:n, 0:n].astype(float)
+    brain = ((y - c) / (0.45 * n)) ** 2 + ((x - c) / (0.36 * n)) ** 2 < 1
+    texture = gaussian_filter(np.random.default_rng(0).standard_normal((n, n)), 1.0)
+    amplitude = np.where(x < c, 0.05, np.where(y < c, 0.10, 0.025)) / texture.std()
+    image = np.where(brain, 0.45 + amplitude * texture, 0.0)
+    lesion = np.zeros_like(brain)
+    m = int(c)
+    lesion[m - 20:m + 20, m + 10:m + 30] = True
+    out = fill_healthy(np.where(lesion, 0.95, image)[None], brain, lesion, lesion)[0]
+    top = np.median(local_std(out)[m - 17:m - 5, m + 13:m + 27])
+    bottom = np.median(local_std(out)[m + 5:m + 17, m + 13:m + 27])
+    smooth_tissue = np.median(local_std(image)[m + 5:m + 17, m + 33:m + 38])
+    assert top > 1.3 * bottom, (top, bottom)
+    assert bottom < 2.0 * smooth_tissue, (bottom, smooth_tissue)
+    assert np.array_equal(out[~lesion], image[~lesion])
+
+
+def test_a_large_hole_the_mirror_covers_only_in_part_gets_exemplar_copies_everywhere():
+    """Where the mirror lands in the lesion, exemplar copies fill in; their shortest shift follows the part still
+    to fill (the old one, the whole hole's diameter, left 725 voxels of this hole to a flat nearest-value patch)."""
+    from perturbations.fill import fill_sources
+
+    image, brain = symmetric_brain()
+    lesion = np.zeros_like(brain)
+    lesion[20:92, 18:56] = True
+    lesion[45:70, 56:70] = True  # across the midline: part of the mirror is lesion
+    lesion &= brain
+    data = np.where(lesion, 0.95, image)[None]
+    _, ids = fill_sources(data, brain, lesion, lesion)
+    assert (ids[lesion] == 0).mean() > 0.6 and (ids[lesion] >= 0).all()
+    out = fill_healthy(data, brain, lesion, lesion)[0]
+    copied = lesion & (ids > 0) & (distance_transform_edt(lesion) > 3)
+    healthy = brain & ~lesion & (distance_transform_edt(brain) > 3)
+    assert np.median(local_std(out)[copied]) > 0.6 * np.median(local_std(image)[healthy])
+
+
+def test_exemplar_copies_leave_unlabelled_hyperintensities_behind():
+    """Bright unlabelled spots in healthy tissue (periventricular caps, small FLAIR lesions) are not copied into the
+    fill: a copied one reads as a new lesion. Spots every 14 voxels: any large copy of the old fill held some."""
+    from perturbations.fill import fill_sources
+
+    image, brain = symmetric_brain(seed=3)
+    spots = np.zeros_like(brain)
+    spots[5::14, 5::14] = True
+    spots = binary_dilation(spots) & brain
+    lesion = np.zeros_like(brain)
+    lesion[40:72, 38:74] = True  # across the midline: exemplar copies fill it
+    spots &= ~binary_dilation(lesion, iterations=3)
+    data = np.where(lesion, 0.95, np.where(spots, 0.9, image))[None]
+    source, ids = fill_sources(data, brain, lesion, lesion)
+    assert (ids[lesion] > 0).all()
+    assert source[0][lesion].max() < np.median(image[brain]) + 0.15  # the old fill copied spots in at 0.75
+
+
+def test_lesion_like_brightness_needs_every_channel_where_the_lesion_is_bright():
+    """A cap bright in both channels is lesion-like; CSF bright only in a T2-like channel, dark in FLAIR, is not."""
+    from perturbations.fill import brighter_than_typical
+
+    rng = np.random.default_rng(0)
+    flair, t2 = 0.45 + 0.02 * rng.standard_normal((2, 40, 40))
+    lesion = np.zeros((40, 40), bool)
+    lesion[5:10, 5:10] = True
+    flair[lesion], t2[lesion] = 0.9, 0.9
+    flair[20:23, 20:23], t2[20:23, 20:23] = 0.85, 0.85  # periventricular cap
+    flair[30:33, 10:13], t2[30:33, 10:13] = 0.05, 0.95  # CSF
+    healthy = ~binary_dilation(lesion, iterations=2)
+    found = brighter_than_typical(np.stack([flair, t2]), healthy, lesion, grow=0)
+    assert found[20:23, 20:23].all() and not found[30:33, 10:13].any()
+    assert not brighter_than_typical(np.stack([flair, t2]), healthy, np.zeros_like(lesion)).any()
+
+
+def test_exemplar_copies_take_sulci_but_not_ventricles():
+    """A copied ventricle reads as a new cavity in white matter: fluid wider than a sulcus is not copied, thin sulci
+    are (the texture of cortex needs them)."""
+    from perturbations.fill import fill_sources, wide_csf
+
+    image, brain = symmetric_brain(seed=4)
+    fluid = np.zeros_like(brain)
+    fluid[8::16, 8::16] = True
+    fluid = binary_dilation(fluid, iterations=2) & brain  # 5x5 ventricles every 16 voxels
+    lesion = np.zeros_like(brain)
+    lesion[40:72, 38:74] = True
+    fluid &= ~binary_dilation(lesion, iterations=3)
+    sulcus = np.zeros_like(brain)
+    sulcus[20:30, 80] = True
+    data = np.where(lesion, 0.95, np.where(fluid | sulcus, 0.02, image))[None]
+    healthy = brain & ~binary_dilation(lesion, iterations=2)
+    wide = wide_csf(data, healthy, lesion)
+    assert wide[fluid].all() and not wide[sulcus].any()
+    source, ids = fill_sources(data, brain, lesion, lesion)
+    assert (ids[lesion] > 0).all()
+    assert source[0][lesion].min() > np.median(image[brain]) - 0.2  # the old fill copied ventricles in
