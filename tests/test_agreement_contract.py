@@ -103,3 +103,47 @@ def test_memorisation_table_has_exactly_its_columns_and_a_missing_delta_never_co
 @pytest.mark.parametrize("delta", [0.0, -0.0])
 def test_memorisation_table_zero_delta_is_insensitive_even_with_a_large_rho(delta):
     assert memorisation_table(_memorisation_rows(delta_at_max=delta))["verdict"].iloc[0] == "insensitive"
+
+
+def _cells_study(ssim: list[float], dice: list[float]) -> pd.DataFrame:
+    """One perturbation with len(values) - 1 severities, one seed: cell k has ssim[k], dice[k]."""
+    rows = []
+    for severity, (s, d) in enumerate(zip(ssim, dice, strict=True)):
+        rows += [_row("noise", "noise", severity, 0, "robustness/dice_WT", d, "dice", True),
+                 _row("noise", "noise", severity, 0, "ssim", s, "reference", True)]
+    return normalise_results(pd.DataFrame([r for r in rows if np.isfinite(r["value"])]))
+
+
+def test_three_cells_are_enough_and_only_cells_with_both_values_count():
+    table = correlations(_cells_study([0.9, 0.7, 0.8], [0.8, 0.5, 0.7]), n_boot=50)
+    row = table[table.group == "all"].iloc[0]
+    assert row["n_cells"] == 3 and row["note"] == ""
+    assert row["spearman"] == pytest.approx(stats.spearmanr([0.9, 0.7, 0.8], [0.8, 0.5, 0.7]).statistic, abs=1e-12)
+    gaps = _cells_study([0.9, np.nan, 0.8, 0.6, 0.5], [0.8, 0.5, np.nan, 0.4, 0.45])
+    row = correlations(gaps, n_boot=50).query("group == 'all'").iloc[0]
+    assert row["n_cells"] == 3  # cells 0, 3, 4 have both
+    assert row["pearson"] == pytest.approx(stats.pearsonr([0.9, 0.6, 0.5], [0.8, 0.4, 0.45]).statistic, abs=1e-12)
+
+
+def test_a_constant_metric_or_target_is_named_and_two_values_are_not_constant():
+    constant_metric = correlations(_cells_study([0.5] * 4, [0.9, 0.8, 0.6, 0.7]), n_boot=50).iloc[0]
+    assert (constant_metric["n_cells"], constant_metric["note"]) == (4, "ssim is constant over these cells")
+    constant_target = correlations(_cells_study([0.9, 0.8, 0.6, 0.7], [0.5] * 4), n_boot=50).iloc[0]
+    assert constant_target["note"] == "robustness/dice_WT is constant over these cells"
+    two_values = correlations(_cells_study([0.9, 0.9, 0.6, 0.6], [0.9, 0.8, 0.6, 0.7]), n_boot=50).iloc[0]
+    assert two_values["note"] == "" and np.isfinite(two_values["spearman"])
+    both = correlations(_cells_study([0.5] * 4, [0.5] * 4), n_boot=50).iloc[0]
+    assert both["note"] == "ssim is constant over these cells"
+
+
+def test_the_seed_reaches_every_interval_and_the_columns_are_fixed():
+    results = _study()
+    cells = cell_table(results)
+    table = correlations(results, n_boot=200, seed=5)
+    row = table[(table.group == "all") & (table.quantity == "fid")].iloc[0]
+    expected = correlate(cells["fid"].to_numpy(), cells["robustness/dice_WT"].to_numpy(), n_boot=200, seed=5)
+    assert (row["spearman_lo"], row["spearman_hi"]) == (expected["spearman_lo"], expected["spearman_hi"])
+    assert list(table.columns) == [
+        "target", "group", "quantity", "kind", "higher_is_better", "n_cells",
+        *[f"{m}{s}" for m in ("pearson", "spearman", "kendall") for s in ("", "_p", "_lo", "_hi")],
+        "agreement", "agreement_lo", "agreement_hi", "note"]
