@@ -147,3 +147,28 @@ def test_the_seed_reaches_every_interval_and_the_columns_are_fixed():
         "target", "group", "quantity", "kind", "higher_is_better", "n_cells",
         *[f"{m}{s}" for m in ("pearson", "spearman", "kendall") for s in ("", "_p", "_lo", "_hi")],
         "agreement", "agreement_lo", "agreement_hi", "note"]
+
+
+def test_correlate_defaults_to_1000_draws_from_seed_0():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=9)
+    y = x + rng.normal(size=9)
+    idx = np.random.default_rng(0).integers(0, 9, size=(1000, 9))
+    values = np.array([stats.pearsonr(x[i], y[i]).statistic for i in idx])
+    lo, hi = np.percentile(values[np.isfinite(values)], [2.5, 97.5])
+    out = correlate(x, y)
+    assert (out["pearson_lo"], out["pearson_hi"]) == (pytest.approx(lo, abs=1e-12), pytest.approx(hi, abs=1e-12))
+
+
+def test_correlate_reads_flags_and_integers_as_numbers():
+    flags = [True, False, True, True, False, False, True]
+    counts = [3, 1, 4, 4, 0, 2, 5]
+    as_float = correlate(np.array(flags, float), np.array(counts, float), n_boot=100)
+    assert correlate(flags, counts, n_boot=100) == as_float
+    assert correlate(counts, flags, n_boot=100) == correlate(np.array(counts, float), np.array(flags, float),
+                                                             n_boot=100)
+
+
+def test_correlate_of_a_constant_input_is_nan_with_no_interval():
+    out = correlate(np.ones(6), np.arange(6.0), n_boot=50)
+    assert all(np.isnan(out[f"{m}{s}"]) for m in ("pearson", "spearman", "kendall") for s in ("", "_lo", "_hi"))
