@@ -1,7 +1,7 @@
-"""The agreement table's contract where the synthetic study is silent: default bootstrap, which quantities are
-metrics (not Dice, not HD95), which groups exist, the flat-Dice note per family, the kind column, and the
-memorisation table's columns and missing deltas. Expected values come from scipy and hand-built tables.
-"""
+"""The agreement and sensitivity tables' contract where the synthetic study is silent: default bootstrap, which
+quantities are metrics (not Dice, not HD95), which groups exist, the flat-Dice note per family, the kind column,
+the memorisation table's columns and missing deltas, what `sensitivity` passes on to the effect sizes, and tables
+with lonely quantities. Expected values come from scipy and hand-built tables."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from scipy import stats
 
 from reports.agreement import cell_table, correlate, correlations
 from reports.schema import normalise_results
-from reports.sensitivity import memorisation_table
+from reports.sensitivity import effect_sizes, memorisation_table, sensitivity
 
 
 def _row(perturbation: str, family: str, severity: int, seed: int, quantity: str, value: float, kind: str,
@@ -172,3 +172,60 @@ def test_correlate_reads_flags_and_integers_as_numbers():
 def test_correlate_of_a_constant_input_is_nan_with_no_interval():
     out = correlate(np.ones(6), np.arange(6.0), n_boot=50)
     assert all(np.isnan(out[f"{m}{s}"]) for m in ("pearson", "spearman", "kendall") for s in ("", "_lo", "_hi"))
+
+
+# --- reports.sensitivity.sensitivity: what it passes on and the tables it must survive ---
+
+def _levels(values: dict[str, dict[int, list[float]]], perturbation: str = "p") -> list[dict[str, object]]:
+    return [_row(perturbation, "noise", severity, seed, quantity, value, "reference", True)
+            for quantity, levels in values.items() for severity, per_seed in levels.items()
+            for seed, value in enumerate(per_seed)]
+
+
+def _item_cases(results: pd.DataFrame) -> pd.DataFrame:
+    """Four items per stored value (one seed), spread so that the bootstrap std depends on the seed."""
+    rows = []
+    for r in results.itertuples(index=False):
+        for k, offset in enumerate((-0.3, -0.1, 0.05, 0.35)):
+            rows.append({"stage": "metrics", "perturbation": r.perturbation, "severity": r.severity, "seed": r.seed,
+                         "quantity": r.quantity, "case_id": str(k), "case_kind": "item", "value": r.value + offset,
+                         "config_hash": "0" * 16})
+    return pd.DataFrame(rows)
+
+
+def test_sensitivity_uses_the_cases_seed_and_given_noise_it_is_passed():
+    results = normalise_results(pd.DataFrame(_levels({"m": {0: [1.0], 1: [0.8], 2: [0.5], 3: [0.1]}})))
+    cases = _item_cases(results)
+    for seed in (0, 3):
+        effects = effect_sizes(results, cases, seed=seed).set_index("severity")
+        row = sensitivity(results, cases, seed=seed).iloc[0]
+        assert row["effect_at_max"] == effects.loc[3, "effect"] and row["noise_source"] == "bootstrap"
+    assert sensitivity(results, cases).iloc[0]["effect_at_max"] == \
+        effect_sizes(results, cases, seed=0).set_index("severity").loc[3, "effect"]
+    assert sensitivity(results, cases, seed=3).iloc[0]["effect_at_max"] != \
+        sensitivity(results, cases, seed=0).iloc[0]["effect_at_max"]
+    given = pd.DataFrame({"quantity": ["m"] * 3, "perturbation": ["p"] * 3, "severity": [1, 2, 3],
+                          "noise": [0.1, 0.25, 0.45], "noise_source": ["floor"] * 3})
+    row = sensitivity(results, cases, noise=given).iloc[0]
+    assert (row["effect_at_max"], row["noise_source"], row["first_detected"]) == (pytest.approx(2.0), "floor", 2)
+
+
+def test_an_effect_of_exactly_two_noise_units_is_detected():
+    results = normalise_results(pd.DataFrame(_levels({"m": {0: [3.0], 1: [2.0]}})))
+    given = pd.DataFrame({"quantity": ["m"], "perturbation": ["p"], "severity": [1], "noise": [0.5],
+                          "noise_source": ["floor"]})
+    row = sensitivity(results, noise=given).iloc[0]
+    assert row["effect_at_max"] == 2.0 and row["first_detected"] == 1
+
+
+def test_sensitivity_rows_are_sorted_and_survive_quantities_without_severities():
+    rows = _levels({"z_metric": {0: [1.0], 1: [0.5], 2: [0.2]}}, "b_pert") + _levels({"a_metric": {0: [2.0]}}, "b_pert")
+    rows += _levels({"z_metric": {0: [1.0], 1: [0.9], 2: [0.7]}}, "a_pert")
+    table = sensitivity(normalise_results(pd.DataFrame(rows)))
+    assert list(zip(table.quantity, table.perturbation, strict=True)) == [
+        ("a_metric", "b_pert"), ("z_metric", "a_pert"), ("z_metric", "b_pert")]
+    lonely = table.iloc[0]
+    assert np.isnan(lonely["spearman_rho"]) and np.isnan(lonely["effect_at_max"])
+    assert (lonely["noise_source"], lonely["n_levels"]) == ("unavailable", 1) and np.isnan(lonely["first_detected"])
+    only_baselines = sensitivity(normalise_results(pd.DataFrame(_levels({"m": {0: [1.0, 1.1]}}))))
+    assert len(only_baselines) == 1 and np.isnan(only_baselines.iloc[0]["delta_at_max"])
