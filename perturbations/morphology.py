@@ -17,14 +17,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.ndimage import distance_transform_edt, gaussian_filter
+from scipy.ndimage import distance_transform_edt, gaussian_filter, map_coordinates
 from scipy.ndimage import label as connected_components
 
 from benchmark.data.imageset import ImageSet
 from benchmark.errors import ConfigError
 from perturbations.base import SamplePerturbation, at_severity, end_points
 from perturbations.fill import (
-    best_exemplar_shift,
     clearance,
     fill_healthy,
     lesion_support,
@@ -229,11 +228,12 @@ class TumourTextureSwap(TumourEdit):
     Each compartment (necrotic core, oedema, enhancing rim) takes the texture of the same compartment of
     another subject's tumour in the set or the training set (first in the item's fixed random order; another
     slice of the same subject when no other subject has it; left as is when nothing has it): the donor
-    compartment is copied in by the translations that cover the region (`fill.best_exemplar_shift`), its
-    intensities mapped (median, interquartile range) onto the item's own compartment, so brightness stays and
-    texture changes; the result is blended with the original by `strength`. Shape and label unchanged in both
-    label modes. strength: 0..1; default 0.2 -> 1.0. Before, ranks were mapped onto another compartment's
-    values (salt-and-pepper noise).
+    compartment, taken whole, is scaled onto the region's bounding box (`resample_texture`; its own voxels only),
+    its intensities mapped (median, interquartile range) onto the item's own compartment, so brightness stays and
+    texture changes; the result is blended with the original by `strength` (half of it on the lesion's outermost
+    voxels). Shape and label unchanged in both label modes. strength: 0..1; default 0.2 -> 1.0. Before, ranks
+    were mapped onto another compartment's values (salt-and-pepper noise), then the donor was copied in up to
+    16 translated tiles, whose seams showed as a checkerboard on real patients.
     """
 
     def __init__(self, strength: Any = (0.2, 1.0), label: str = "follow", margin: int = 6) -> None:
@@ -256,57 +256,87 @@ class TumourTextureSwap(TumourEdit):
         clean, train, order = self._donors if self._donors is not None else (None, None, iter(()))
         index = next(order, None)
         subject = clean.subject_ids[index] if clean is not None and index is not None else None
-        swapped = image.astype(np.float64).copy()
+        lesion = label > 0
+        total, norm = np.zeros((image.shape[0], int(lesion.sum()))), np.zeros(int(lesion.sum()))
         for compartment in (int(v) for v in np.unique(label) if v > 0):
             region = label == compartment
-            donor = pick_donor([(clean, index), (train, None)], subject, compartment, rng, min(20, region.sum()))
-            if donor is not None:
-                copied, _ = copy_texture(*donor, region)
-                swapped[:, region] = match_intensity(copied, copied, image[:, region])
-        s = params["strength"]
-        return np.where(label > 0, s * swapped + (1 - s) * image, image).astype(image.dtype), label.copy()
+            donor = pick_donor([(clean, index), (train, None)], subject, compartment, rng, min(20, region.sum()),
+                               span(region))
+            values = image[:, lesion].astype(np.float64)
+            if donor is not None:  # sampled over the whole lesion, so neighbouring compartments can overlap softly
+                copied = resample_texture(*donor, region, lesion)
+                values = match_intensity(copied, copied[:, region[lesion]], image[:, region])
+            # compartments meet over about a voxel, as in the scan (a hard step between them looked pasted)
+            share = gaussian_filter(region.astype(np.float64), 0.8)[lesion]
+            total += share * values
+            norm += share
+        swapped = image.astype(np.float64).copy()
+        swapped[:, lesion] = total / np.maximum(norm, 1e-12)
+        # strength inside the lesion, half of it on its outermost voxels: a soft 1-voxel edge to healthy tissue
+        weight = params["strength"] * np.clip(distance_transform_edt(label > 0) / 2, 0.0, 1.0)
+        return (weight * swapped + (1 - weight) * image).astype(image.dtype), label.copy()
 
 
 def pick_donor(pools: list[tuple[ImageSet | None, int | None]], subject: str | None, compartment: int,
-               rng: np.random.Generator, min_voxels: int = 20):
+               rng: np.random.Generator, min_voxels: int = 20, extent: np.ndarray | None = None):
     """(image (C, *spatial), region) of the same compartment in another subject's item (the set first, then the
     training set; another slice of the same subject when no other subject has it) with at least `min_voxels`
-    voxels of it, or None."""
+    voxels of it, or None. Given the target's bounding-box `extent` (voxels per axis), a donor whose compartment
+    spans at least that much is preferred: a smaller one must be magnified, which blurs its texture."""
     holders = []
     for rank, (pool, own) in enumerate(pools):
         if pool is None:
             continue
         for j in rng.permutation(len(pool)).tolist():
-            if j != own and int((pool.labels[j, 0] == compartment).sum()) >= min_voxels:
-                holders.append((pool.subject_ids[j] == subject, rank, pool, j))
+            region = pool.labels[j, 0] == compartment
+            if j != own and int(region.sum()) >= min_voxels:
+                small = extent is not None and bool(np.any(span(region.cpu().numpy()) < extent))
+                holders.append((pool.subject_ids[j] == subject, small, rank, pool, j))
     if not holders:
         return None
-    _, _, pool, j = min(holders, key=lambda h: (h[0], h[1]))  # stable: the first in the random order wins
+    *_, pool, j = min(holders, key=lambda h: h[:3])  # stable: the first in the random order wins
     return pool.images[j].cpu().numpy().astype(np.float64), (pool.labels[j, 0] == compartment).cpu().numpy()
 
 
-def copy_texture(donor: np.ndarray, donor_region: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """((C, n) donor values, (n,) tile index) for the voxels of `region`: the donor region moved by the
-    translations that cover most of it (up to 16; tile k), the nearest donor-region voxel for the rest (-1)."""
-    values = np.zeros((donor.shape[0], int(region.sum())))
-    points = np.argwhere(region)
-    done = np.zeros(len(points), bool)
-    tiles = np.full(len(points), -1)
-    empty = np.zeros_like(region)
-    for k in range(16):
-        todo = np.zeros_like(region)
-        todo[tuple(points[~done].T)] = True
-        found = best_exemplar_shift(donor, donor_region, todo, empty, 0.0) if todo.any() else None
-        if found is None:
-            break
-        origin = points + found[0]
-        ok = ~done & np.all((origin >= 0) & (origin < np.array(region.shape)), axis=1)
-        ok[ok] = donor_region[tuple(origin[ok].T)]
-        values[:, ok] = donor[(slice(None), *origin[ok].T)]
-        tiles[ok] = k
-        done |= ok
-    if not done.all():
-        nearest = distance_transform_edt(~donor_region, return_distances=False, return_indices=True)
-        rest = tuple(axis[tuple(points[~done].T)] for axis in nearest)
-        values[:, ~done] = donor[(slice(None), *rest)]
-    return values, tiles
+def span(mask: np.ndarray) -> np.ndarray:
+    """Bounding-box size of `mask` per axis, voxels."""
+    low, high = bounding_box(mask)
+    return high - low + 1
+
+
+def resample_texture(donor: np.ndarray, donor_region: np.ndarray, region: np.ndarray,
+                     where: np.ndarray | None = None) -> np.ndarray:
+    """(C, n) donor values for the n voxels of `where` (default `region`): the donor compartment as one piece,
+    its bounding box centred on the region's and scaled (isotropically, magnified only: <= 1 donor voxel per
+    target voxel) so it covers the region's bounding box, sampled linearly. Donor voxels outside the donor
+    compartment are first refilled from the compartment alone (`donor_only`), so no healthy donor tissue leaks
+    in. One coherent piece instead of the old tiles, whose seams showed as a checkerboard on real patients."""
+    target_lo, target_hi = bounding_box(region)
+    donor_lo, donor_hi = bounding_box(donor_region)
+    step = min(1.0, float(np.min(span(donor_region) / span(region))))
+    # integer offset at step 1, so an unscaled copy is exact (a half-voxel shift would smooth the texture away)
+    offset = np.round((donor_lo + donor_hi) / 2 - step * (target_lo + target_hi) / 2)
+    points = np.argwhere(region if where is None else where)
+    coords = (points * step + offset).T
+    source = donor_only(donor, donor_region)
+    return np.stack([map_coordinates(channel, coords, order=1, mode="nearest") for channel in source])
+
+
+def bounding_box(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lowest, highest) voxel index of `mask` per axis."""
+    points = np.argwhere(mask)
+    return points.min(0).astype(float), points.max(0).astype(float)
+
+
+def donor_only(donor: np.ndarray, donor_region: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+    """The donor with every voxel outside `donor_region` replaced by a normalised convolution of the region's
+    own voxels (Gaussian `sigma` voxels), or the nearest region voxel where the region is too far away."""
+    weight = donor_region.astype(np.float64)
+    reach = gaussian_filter(weight, sigma)
+    nearest = distance_transform_edt(~donor_region, return_distances=False, return_indices=True)
+    out = donor.copy()
+    for c, channel in enumerate(donor):
+        smooth = gaussian_filter(channel * weight, sigma) / np.maximum(reach, 1e-12)
+        filled = np.where(reach > 0.05, smooth, channel[tuple(nearest)])
+        out[c] = np.where(donor_region, channel, filled)
+    return out
