@@ -51,7 +51,8 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
                                 ["tests/test_segmentation_metrics.py", "tests/test_segmentation_regions.py"]),
     "perturbations_base": (["perturbations/base.py"], ["tests/test_perturbation_base_contract.py"]),
     "distribution": (["benchmark/metrics/distribution.py"],
-                     ["tests/test_metrics_distribution.py", "tests/test_feature_statistics.py"]),
+                     ["tests/test_metrics_distribution.py", "tests/test_feature_statistics.py",
+                      "tests/test_distribution_contract.py"]),
     "radiomics_texture": ([f"benchmark/metrics/radiomics/{name}.py" for name in
                            ("discretise", "first_order", "glcm", "glrlm", "glszm", "ngtdm")], RADIOMICS_TESTS),
     "radiomics_pipeline": ([f"benchmark/metrics/radiomics/{name}.py" for name in
