@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmark.checks import MetricInputError
-from benchmark.metrics.distribution import FeatureStatistics, mmd
+from benchmark.metrics.distribution import FeatureStatistics, inception_score, mmd
 
 
 def test_mmd_with_two_samples_each_equals_the_direct_formula():
@@ -48,3 +48,13 @@ def test_covariance_of_exactly_two_samples_and_refusal_of_one():
     one = r"^FeatureStatistics: 1 sample\(s\) seen; a covariance needs at least 2\.$"
     with pytest.raises(MetricInputError, match=one):
         FeatureStatistics().update(torch.from_numpy(x[:1])).covariance()
+
+
+def test_inception_score_splits_default_to_ten_and_one_sample_is_a_legal_split():
+    logits = torch.from_numpy(np.random.default_rng(1).normal(size=(10, 5)))
+    assert inception_score(logits) == inception_score(logits, splits=10)  # ten samples, ten splits: legal
+    assert inception_score(logits[:1], splits=1) == (pytest.approx(1.0, abs=1e-12), 0.0)  # KL of p with itself
+    with pytest.raises(MetricInputError, match=r"^inception_score: logits has 3 samples; at least 10 are needed\.$"):
+        inception_score(logits[:3])
+    with pytest.raises(MetricInputError, match=r"^inception_score: splits must be >= 1, got 0\.$"):
+        inception_score(logits, splits=0)
