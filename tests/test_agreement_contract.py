@@ -12,7 +12,7 @@ from scipy import stats
 
 from reports.agreement import cell_table, correlate, correlations
 from reports.schema import normalise_results
-from reports.sensitivity import effect_sizes, memorisation_table, sensitivity
+from reports.sensitivity import case_noise, effect_sizes, memorisation_table, sensitivity
 
 
 def _row(perturbation: str, family: str, severity: int, seed: int, quantity: str, value: float, kind: str,
@@ -229,3 +229,77 @@ def test_sensitivity_rows_are_sorted_and_survive_quantities_without_severities()
     assert (lonely["noise_source"], lonely["n_levels"]) == ("unavailable", 1) and np.isnan(lonely["first_detected"])
     only_baselines = sensitivity(normalise_results(pd.DataFrame(_levels({"m": {0: [1.0, 1.1]}}))))
     assert len(only_baselines) == 1 and np.isnan(only_baselines.iloc[0]["delta_at_max"])
+
+
+# --- effect sizes, pooled noise and the shared baseline ---
+
+def test_effect_sizes_columns_values_and_case_noise_from_the_seed():
+    results = normalise_results(pd.DataFrame(_levels({"m": {0: [1.0], 1: [1.0], 2: [0.5]}})))
+    cases = _item_cases(results)
+    effects = effect_sizes(results, cases, seed=3)
+    assert list(effects.columns) == ["quantity", "perturbation", "family", "kind", "higher_is_better", "severity",
+                                     "n_seeds", "mean", "baseline", "delta", "worse", "noise", "noise_source",
+                                     "effect"]
+    assert list(effects["severity"]) == [1, 2]  # never the baseline itself
+    first, second = effects.iloc[0], effects.iloc[1]
+    assert (first["family"], first["kind"], bool(first["higher_is_better"]), first["n_seeds"]) == \
+        ("noise", "reference", True, 1)
+    assert (first["delta"], bool(first["worse"]), first["effect"]) == (0.0, False, 0.0)  # no change is not worse
+    noise = case_noise(cases, seed=3).set_index("severity")["case_std"]
+    pooled = np.sqrt((noise[2] ** 2 + noise[0] ** 2) / 2)
+    assert (second["mean"], second["baseline"]) == (0.5, 1.0)
+    assert second["noise"] == pytest.approx(pooled, rel=1e-12) and second["effect"] == pytest.approx(0.5 / pooled)
+    default = case_noise(cases, seed=0).set_index("severity")["case_std"]
+    assert effect_sizes(results, cases).iloc[1]["noise"] == pytest.approx(
+        np.sqrt((default[2] ** 2 + default[0] ** 2) / 2), rel=1e-12)
+
+
+def test_noise_is_pooled_only_when_both_levels_have_it():
+    seeds = normalise_results(pd.DataFrame(_levels({"m": {0: [1.0], 1: [0.5, 0.7]}})))
+    assert effect_sizes(seeds).iloc[0]["noise_source"] == "unavailable"  # baseline has one seed
+    results = normalise_results(pd.DataFrame(_levels({"m": {0: [1.0], 1: [0.5]}})))
+    cases = _item_cases(results)
+    only_level = cases[cases.severity == 1]
+    assert effect_sizes(results, only_level).iloc[0]["noise_source"] == "unavailable"  # baseline has no cases
+
+
+def test_quantities_without_any_baseline_do_not_stop_the_others():
+    rows = _levels({"a_no_baseline": {1: [0.4], 2: [0.3]}, "m": {0: [1.0], 1: [0.5]}})
+    effects = effect_sizes(normalise_results(pd.DataFrame(rows)))
+    assert list(effects["quantity"]) == ["m"]
+
+
+def test_every_perturbation_without_a_baseline_borrows_one_with_its_family():
+    rows = _levels({"m": {0: [1.0], 1: [0.8]}}, "a_pert")
+    rows += [dict(r, family="shift") for r in _levels({"m": {1: [0.6], 2: [0.2]}}, "b_pert")]
+    effects = effect_sizes(normalise_results(pd.DataFrame(rows))).set_index(["perturbation", "severity"])
+    assert effects.loc[("b_pert", 2), "baseline"] == 1.0 and effects.loc[("b_pert", 2), "family"] == "shift"
+    assert effects.loc[("b_pert", 1), "delta"] == pytest.approx(-0.4)
+
+
+def test_spearman_needs_three_points_and_any_spread_in_severity():
+    three = sensitivity(normalise_results(pd.DataFrame(_levels({"m": {0: [1.0], 1: [0.8], 2: [0.9]}})))).iloc[0]
+    assert three["spearman_rho"] == pytest.approx(stats.spearmanr([0, 1, 2], [1.0, 0.8, 0.9]).statistic, abs=1e-12)
+    two = sensitivity(normalise_results(pd.DataFrame(_levels({"m": {0: [1.0], 1: [0.8]}})))).iloc[0]
+    assert np.isnan(two["spearman_rho"]) and np.isnan(two["spearman_p"])
+    unit = sensitivity(normalise_results(pd.DataFrame(_levels({"m": {0: [1.0, 1.1], 1: [0.8, 0.7]}})))).iloc[0]
+    assert unit["spearman_rho"] == pytest.approx(stats.spearmanr([0, 0, 1, 1], [1.0, 1.1, 0.8, 0.7]).statistic)
+
+
+def test_rowwise_correlations_are_silent_on_constant_rows_and_cover_every_chunk():
+    import warnings
+
+    from reports.agreement import _rowwise_kendall_b, _rowwise_pearson
+
+    rng = np.random.default_rng(2)
+    a = np.round(rng.normal(size=(450, 6)), 1)
+    b = np.round(a + rng.normal(size=(450, 6)), 1)
+    a[3], b[5] = 1.0, 2.0  # constant rows: no correlation, and no warning either
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tau, r = _rowwise_kendall_b(a, b), _rowwise_pearson(a, b)
+    assert np.isnan(tau[3]) and np.isnan(tau[5]) and np.isnan(r[3]) and np.isnan(r[5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = [stats.kendalltau(a[i], b[i]).statistic for i in range(400, 450)]
+    np.testing.assert_allclose(tau[400:], expected, atol=1e-12)
