@@ -11,6 +11,8 @@ of K2 by >= 6e-4, far above every tolerance (checked below), so the constants ar
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -240,3 +242,12 @@ def test_every_metric_returns_the_input_precision():
         for metric in (ssim, ms_ssim, mse, mae, nmse, nmi):
             assert metric(a, b).dtype == dtype, metric.__name__
         assert psnr(a, b, data_range=1.0).dtype == dtype
+
+
+@pytest.mark.parametrize("shape", [(8, 40), (40, 8), (4, 40, 40)])
+def test_ssim_refuses_images_shorter_than_the_window_along_any_axis(shape):
+    """Every spatial axis counts, the first included (a wide but short slab is still too small)."""
+    x = torch.rand(1, 1, *shape, dtype=torch.float64)
+    message = rf"^ssim: images of spatial shape {re.escape(str(tuple(shape)))} are smaller than the 11-voxel "
+    with pytest.raises(BenchmarkError, match=message):
+        ssim(x, x, data_range=1.0)
