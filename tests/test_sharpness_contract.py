@@ -96,3 +96,10 @@ def test_sharpness_on_cuda_equals_the_cpu_values():
         for mask in (None, masks):
             torch.testing.assert_close(metric(images.cuda(), None if mask is None else mask.cuda()).cpu(),
                                        metric(images, mask), rtol=1e-10, atol=1e-12)
+
+
+def test_each_item_is_scored_alone_whatever_the_rest_of_the_batch():
+    """A batch of identical images must not look 'blurred along the batch': every axis is spatial."""
+    image = _edge_to_edge((24, 20), n=1, seed=4)
+    alone = skimage_blur_effect(image[0, 0].numpy())
+    np.testing.assert_allclose(blur_effect(image.expand(4, -1, -1, -1)).numpy(), [alone] * 4, rtol=1e-10)
