@@ -296,9 +296,26 @@ def typical_tissue(image: np.ndarray, candidates: np.ndarray, healthy: np.ndarra
         return candidates
     keep = candidates.copy()
     for channel in image:
-        q25, q50, q75 = np.percentile(channel[healthy], [25, 50, 75])
-        keep &= np.abs(channel - q50) <= spread * max(q75 - q25, 1e-6) / 1.349
+        q50, iqr = median_and_iqr(channel[healthy])
+        keep &= np.abs(channel - q50) <= spread * iqr / 1.349
     return keep
+
+
+def median_and_iqr(values: np.ndarray) -> tuple[float, float]:
+    """Median and interquartile range (at least 1e-6) of `values`: the robust centre and spread the tissue tests
+    compare against (robust standard deviation = IQR / 1.349)."""
+    q25, q50, q75 = np.percentile(values, [25, 50, 75])
+    return q50, max(q75 - q25, 1e-6)
+
+
+def lesion_bright_channels(image: np.ndarray, healthy: np.ndarray, lesion: np.ndarray
+                           ) -> list[tuple[np.ndarray, float, float]]:
+    """(channel, healthy median, healthy IQR) for every channel where the lesion's median is above the healthy
+    tissue's (FLAIR); none with fewer than 20 healthy voxels or no lesion."""
+    if healthy.sum() < 20 or not lesion.any():
+        return []
+    stats = [(channel, *median_and_iqr(channel[healthy])) for channel in image]
+    return [(channel, q50, iqr) for channel, q50, iqr in stats if np.median(channel[lesion]) > q50]
 
 
 def brighter_than_typical(image: np.ndarray, healthy: np.ndarray, lesion: np.ndarray, spread: float = 2.5,
@@ -306,16 +323,11 @@ def brighter_than_typical(image: np.ndarray, healthy: np.ndarray, lesion: np.nda
     """Lesion-like voxels: more than `spread` robust standard deviations above the healthy tissue's median in every
     channel where the lesion is brighter than it (FLAIR: periventricular caps, unlabelled hyperintensity; CSF
     bright in T2 alone is not lesion-like next to FLAIR), grown by `grow` voxels; none without such a channel."""
+    channels = lesion_bright_channels(image, healthy, lesion)
     bright = np.ones(healthy.shape, bool)
-    used = False
-    if healthy.sum() < 20 or not lesion.any():
-        return np.zeros(healthy.shape, bool)
-    for channel in image:
-        q25, q50, q75 = np.percentile(channel[healthy], [25, 50, 75])
-        if np.median(channel[lesion]) > q50:
-            bright &= channel - q50 > spread * max(q75 - q25, 1e-6) / 1.349
-            used = True
-    if not used or not bright.any():
+    for channel, q50, iqr in channels:
+        bright &= channel - q50 > spread * iqr / 1.349
+    if not channels or not bright.any():
         return np.zeros(healthy.shape, bool)
     return binary_dilation(bright, iterations=grow) if grow else bright
 
@@ -324,16 +336,11 @@ def wide_csf(image: np.ndarray, healthy: np.ndarray, lesion: np.ndarray, spread:
     """Fluid wider than a sulcus: voxels more than `spread` robust standard deviations below the healthy tissue's
     median in every channel where the lesion is brighter than it (FLAIR), that survive a one-voxel opening
     (ventricles, cysts; sulci are 1-2 voxels wide), grown by one voxel. A copied ventricle reads as a new cavity."""
+    channels = lesion_bright_channels(image, healthy, lesion)
     dark = np.ones(healthy.shape, bool)
-    used = False
-    if healthy.sum() < 20 or not lesion.any():
-        return np.zeros(healthy.shape, bool)
-    for channel in image:
-        q25, q50, q75 = np.percentile(channel[healthy], [25, 50, 75])
-        if np.median(channel[lesion]) > q50:
-            dark &= q50 - channel > spread * max(q75 - q25, 1e-6) / 1.349
-            used = True
-    wide = binary_opening(dark) if used else np.zeros(healthy.shape, bool)
+    for channel, q50, iqr in channels:
+        dark &= q50 - channel > spread * iqr / 1.349
+    wide = binary_opening(dark) if channels else np.zeros(healthy.shape, bool)
     return binary_dilation(wide) if wide.any() else wide
 
 
@@ -367,9 +374,9 @@ def lesion_support(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, rea
     healthy = healthy_tissue(brain, lesion)
     toward = np.zeros_like(near)
     for channel in image:  # atypical on the lesion's side of healthy tissue (FLAIR halo), not CSF or air
-        q25, q50, q75 = np.percentile(channel[healthy], [25, 50, 75]) if healthy.sum() >= 20 else (0.0, 0.0, 1.0)
+        q50, iqr = median_and_iqr(channel[healthy]) if healthy.sum() >= 20 else (0.0, 1.0)
         side = np.sign(np.median(channel[lesion]) - q50) if lesion.any() else 1.0
-        toward |= near & ((channel - q50) * side > 2.0 * max(q75 - q25, 1e-6) / 1.349)
+        toward |= near & ((channel - q50) * side > 2.0 * iqr / 1.349)
     halo = binary_propagation(lesion, mask=lesion | toward)
     outside = distance_transform_edt(~halo) if halo.any() else np.full(lesion.shape, np.inf)
     return np.clip(1.0 - outside / soft, 0.0, 1.0) * brain

@@ -257,12 +257,13 @@ class TumourTextureSwap(TumourEdit):
         index = next(order, None)
         subject = clean.subject_ids[index] if clean is not None and index is not None else None
         lesion = label > 0
-        total, norm = np.zeros((image.shape[0], int(lesion.sum()))), np.zeros(int(lesion.sum()))
+        original = image[:, lesion].astype(np.float64)
+        total, norm = np.zeros_like(original), np.zeros(original.shape[1])
         for compartment in (int(v) for v in np.unique(label) if v > 0):
             region = label == compartment
             donor = pick_donor([(clean, index), (train, None)], subject, compartment, rng, min(20, region.sum()),
                                span(region))
-            values = image[:, lesion].astype(np.float64)
+            values = original
             if donor is not None:  # sampled over the whole lesion, so neighbouring compartments can overlap softly
                 copied = resample_texture(*donor, region, lesion)
                 values = match_intensity(copied, copied[:, region[lesion]], image[:, region])
@@ -273,7 +274,7 @@ class TumourTextureSwap(TumourEdit):
         swapped = image.astype(np.float64).copy()
         swapped[:, lesion] = total / np.maximum(norm, 1e-12)
         # strength inside the lesion, half of it on its outermost voxels: a soft 1-voxel edge to healthy tissue
-        weight = params["strength"] * np.clip(distance_transform_edt(label > 0) / 2, 0.0, 1.0)
+        weight = params["strength"] * np.clip(distance_transform_edt(lesion) / 2, 0.0, 1.0)
         return (weight * swapped + (1 - weight) * image).astype(image.dtype), label.copy()
 
 
