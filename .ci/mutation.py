@@ -110,6 +110,11 @@ def results(target: Path, mutmut: Path) -> dict[str, str]:
     return {m[1]: m[2] for line in out.splitlines() if (m := re.match(r"^\s+(\S+): (.+)$", line))}
 
 
+def test_helpers() -> list[str]:
+    """The shared test helper modules (tests/*.py that are not test files), copied in with the tests."""
+    return sorted(f"tests/{p.name}" for p in (ROOT / "tests").glob("*.py") if not p.name.startswith("test_"))
+
+
 MUTMUT = Path(sys.executable).parent / "mutmut"
 NICE = os.environ.get("MUTATION_NICE", "15")  # niceness added to the mutmut and pytest runs
 
@@ -159,7 +164,7 @@ def recheck(module: str, target: Path) -> None:
     sources = [p.relative_to(target) for pattern in files for p in target.glob(pattern)]
     at_run = {path: (target / path).read_text() for path in sources}
     tests = [t for t in tests if (ROOT / t).exists()]
-    for name in [*tests, "tests/mri_like.py"]:
+    for name in [*tests, *test_helpers()]:
         shutil.copy2(ROOT / name, target / name)
     verdicts = json.loads((target / "recheck.json").read_text()) if (target / "recheck.json").exists() else {}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -205,7 +210,7 @@ def recheck_in_one_process(module: str, target: Path) -> None:
     files, tests = MODULES[module]
     sources = [p.relative_to(target) for pattern in files for p in target.glob(pattern)]
     tests = [t for t in tests if (ROOT / t).exists()]
-    for name in [*tests, "tests/mri_like.py"]:
+    for name in [*tests, *test_helpers()]:
         shutil.copy2(ROOT / name, target / "mutants" / name)
     verdicts = json.loads((target / "recheck.json").read_text()) if (target / "recheck.json").exists() else {}
     names = []

@@ -29,6 +29,15 @@ QUANTITIES = [
 ]
 
 
+def result_row(perturbation: str, family: str, severity: int, seed: int, quantity: str, value: float, kind: str,
+               higher_is_better: bool) -> dict[str, object]:
+    """One finished row of the results table (the columns of `reports.schema.RESULT_COLUMNS`), for tables
+    built by hand in the tests."""
+    return {"stage": "metrics", "perturbation": perturbation, "family": family, "severity": severity, "seed": seed,
+            "quantity": quantity, "value": value, "kind": kind, "higher_is_better": higher_is_better,
+            "feature_extractor": "", "n_reference": 4, "n_candidate": 4, "config_hash": "0" * 16,
+            "elapsed_s": 0.1, "status": "ok", "error": ""}
+
 def expected_value(quantity: str, perturbation: str, severity: int) -> float:
     """The noise-free value of a quantity for a perturbation at a severity."""
     family = PERTURBATIONS[perturbation]

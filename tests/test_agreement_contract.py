@@ -13,14 +13,7 @@ from scipy import stats
 from reports.agreement import cell_table, correlate, correlations
 from reports.schema import normalise_results
 from reports.sensitivity import case_noise, effect_sizes, memorisation_table, sensitivity
-
-
-def _row(perturbation: str, family: str, severity: int, seed: int, quantity: str, value: float, kind: str,
-         higher_is_better: bool) -> dict[str, object]:
-    return {"stage": "metrics", "perturbation": perturbation, "family": family, "severity": severity, "seed": seed,
-            "quantity": quantity, "value": value, "kind": kind, "higher_is_better": higher_is_better,
-            "feature_extractor": "", "n_reference": 4, "n_candidate": 4, "config_hash": "0" * 16,
-            "elapsed_s": 0.1, "status": "ok", "error": ""}
+from tests.synthetic_study import result_row
 
 
 def _study(seeds: int = 1) -> pd.DataFrame:
@@ -32,13 +25,13 @@ def _study(seeds: int = 1) -> pd.DataFrame:
         for severity in range(4):
             for seed in range(seeds):
                 dice = 0.9 + slope * severity + rng.normal(0, 0.01)
-                rows += [_row(perturbation, family, severity, seed, "robustness/dice_WT", dice, "dice", True),
-                         _row(perturbation, family, severity, seed, "robustness/hd95_WT", 10 - 20 * dice, "hd95",
-                              False),
-                         _row(perturbation, family, severity, seed, "ssim", 1 - 0.05 * severity + rng.normal(0, 0.02),
-                              "reference", True),
-                         _row(perturbation, family, severity, seed, "fid", 5 * severity + rng.normal(0, 1.0),
-                              "distribution", False)]
+                ssim = 1 - 0.05 * severity + rng.normal(0, 0.02)
+                fid_value = 5 * severity + rng.normal(0, 1.0)
+                cell = (perturbation, family, severity, seed)
+                rows += [result_row(*cell, "robustness/dice_WT", dice, "dice", True),
+                         result_row(*cell, "robustness/hd95_WT", 10 - 20 * dice, "hd95", False),
+                         result_row(*cell, "ssim", ssim, "reference", True),
+                         result_row(*cell, "fid", fid_value, "distribution", False)]
     return normalise_results(pd.DataFrame(rows))
 
 
@@ -65,7 +58,7 @@ def test_metrics_exclude_dice_and_hd95_and_keep_their_kind():
 
 def test_groups_are_all_and_each_named_family_never_the_empty_family():
     results = _study()
-    extra = pd.DataFrame([_row("baseline", "", 0, 0, "ssim", 1.0, "reference", True)])
+    extra = pd.DataFrame([result_row("baseline", "", 0, 0, "ssim", 1.0, "reference", True)])
     table = correlations(pd.concat([results, normalise_results(extra)], ignore_index=True), n_boot=50)
     assert sorted(set(table["group"])) == ["all", "noise", "shift"]
 
@@ -109,8 +102,8 @@ def _cells_study(ssim: list[float], dice: list[float]) -> pd.DataFrame:
     """One perturbation with len(values) - 1 severities, one seed: cell k has ssim[k], dice[k]."""
     rows = []
     for severity, (s, d) in enumerate(zip(ssim, dice, strict=True)):
-        rows += [_row("noise", "noise", severity, 0, "robustness/dice_WT", d, "dice", True),
-                 _row("noise", "noise", severity, 0, "ssim", s, "reference", True)]
+        rows += [result_row("noise", "noise", severity, 0, "robustness/dice_WT", d, "dice", True),
+                 result_row("noise", "noise", severity, 0, "ssim", s, "reference", True)]
     return normalise_results(pd.DataFrame([r for r in rows if np.isfinite(r["value"])]))
 
 
@@ -177,7 +170,7 @@ def test_correlate_of_a_constant_input_is_nan_with_no_interval():
 # --- reports.sensitivity.sensitivity: what it passes on and the tables it must survive ---
 
 def _levels(values: dict[str, dict[int, list[float]]], perturbation: str = "p") -> list[dict[str, object]]:
-    return [_row(perturbation, "noise", severity, seed, quantity, value, "reference", True)
+    return [result_row(perturbation, "noise", severity, seed, quantity, value, "reference", True)
             for quantity, levels in values.items() for severity, per_seed in levels.items()
             for seed, value in enumerate(per_seed)]
 

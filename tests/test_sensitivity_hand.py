@@ -15,14 +15,12 @@ from scipy import stats
 
 from reports.schema import normalise_results
 from reports.sensitivity import case_noise, effect_sizes, memorisation_table, sensitivity
+from tests.synthetic_study import result_row
 
 
 def table(values: dict[str, tuple[bool, dict[int, list[float]]]], family: str = "noise") -> pd.DataFrame:
     """Results rows: quantity -> (higher_is_better, severity -> one value per seed)."""
-    rows = [{"stage": "metrics", "perturbation": "p", "family": family, "severity": severity, "seed": seed,
-             "quantity": quantity, "value": value, "kind": "reference", "higher_is_better": hib,
-             "feature_extractor": "", "n_reference": 4, "n_candidate": 4, "config_hash": "0" * 16,
-             "elapsed_s": 0.1, "status": "ok", "error": ""}
+    rows = [result_row("p", family, severity, seed, quantity, value, "reference", hib)
             for quantity, (hib, levels) in values.items()
             for severity, per_seed in levels.items() for seed, value in enumerate(per_seed)]
     return normalise_results(pd.DataFrame(rows))
