@@ -7,7 +7,9 @@ local mean and std under a 7x7 Gaussian window (sigma 7/6), replicated borders, 
 both diagonals), the AGGD fit (shape, mean, left variance, right variance). Fits use the moment-matching
 lookup of the reference MATLAB code (alpha on a 0.2:0.001:10 grid). Statistics can be restricted to a mask
 (products: both pixels inside). Features are pooled over non-overlapping patches ("patch" mode, NIQE)
-or over the whole image (patch = whole image, BRISQUE).
+or over the whole image (patch = whole image, BRISQUE). A product x(p) x(p + shift) belongs to the patch of p,
+its partner anywhere in the image; unlike MATLAB's circshift, products never wrap around the image (or, in
+NIQE's blkproc, around a block), so a patch's statistics are those of its real neighbourhood.
 """
 
 from __future__ import annotations
