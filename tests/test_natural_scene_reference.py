@@ -182,3 +182,15 @@ def test_a_patch_needs_a_fit_at_both_scales():
     assert valid1.any()
     _, valid, _ = nss_features(torch.from_numpy(images), torch.from_numpy(blobs), (16, 16))
     assert not valid.any() and nss_features(torch.from_numpy(images), torch.from_numpy(blobs), None)[1].all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_features_on_cuda_equal_the_cpu_values():
+    """The Gaussian window and the alpha lookup tables follow the images' device."""
+    images, masks = (torch.from_numpy(a) for a in _slices(2, (48, 40), seed=9))
+    for patch in (None, (8, 8)):
+        cpu = nss_features(images, masks, patch)
+        gpu = nss_features(images.cuda(), masks.cuda(), patch)
+        for ours, expected in zip(gpu, cpu, strict=True):
+            torch.testing.assert_close(ours.cpu(), expected, rtol=1e-9, atol=1e-9)

@@ -125,8 +125,11 @@ def test_cnr_matches_numpy_and_tumour_cnr_needs_tumour():
 
 def test_mscn_matches_scipy():
     images, _ = _images(2, (30, 26), seed=6)
+    images = images + 0.1 * torch.rand(images.shape, generator=torch.Generator().manual_seed(6))  # non-zero borders
     ours, _ = mscn(images[:, 0].double())
-    window = gaussian_window().numpy()
+    g = np.exp(-((np.arange(7) - 3.0) ** 2) / (2 * (7 / 6) ** 2))  # MATLAB fspecial('gaussian', 7, 7/6)
+    window = np.outer(g, g) / np.outer(g, g).sum()
+    np.testing.assert_allclose(gaussian_window().numpy(), window, rtol=1e-14)
     for k in range(2):
         x = images[k, 0].double().numpy() * 255
         mu = ndi.correlate(x, window, mode="nearest")
