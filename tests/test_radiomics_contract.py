@@ -20,14 +20,14 @@ RTOL, ATOL = 1e-6, 1e-9
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
     """Three 12x12 items in one batch with different level counts: a 2x2 block (runs of two along the diagonal),
-    five voxels where one level is held by a single voxel, and an 11-voxel blob."""
+    six voxels where two levels are held by a single voxel and one voxel has one neighbour, and an 11-voxel blob."""
     rng = np.random.default_rng(40)
     images = rng.random((3, 12, 12))
     masks = np.zeros((3, 12, 12), dtype=bool)
     masks[0, 5:7, 5:7] = True
     images[0, 5, 5] = images[0, 6, 6] = 0.40
-    masks[1, 4, 4:7] = masks[1, 5, 4:6] = True
-    images[1, 4, 4:7], images[1, 5, 4:6] = [0.10, 0.10, 0.90], [0.12, 0.50]
+    masks[1, 4, 4:7] = masks[1, 5, 4:6] = masks[1, 6, 6] = True  # (6, 6): a tail voxel with one neighbour
+    images[1, 4, 4:7], images[1, 5, 4:6], images[1, 6, 6] = [0.10, 0.10, 0.90], [0.12, 0.50], 0.3
     masks[2, 3:6, 3:7] = True
     masks[2, 3, 3] = False  # 11 voxels
     return torch.from_numpy(images)[:, None], torch.from_numpy(masks)[:, None]
@@ -38,6 +38,18 @@ def test_tiny_regions_in_one_batch_match_pyradiomics_item_by_item():
     ours, names = radiomics_features(images, masks, image_types=("original",), spacing=(1.0, 1.0))
     for k in range(3):
         reference = pyradiomics_features(images[k, 0].numpy(), masks[k, 0].numpy(), DEFAULT_BIN_WIDTH, {"Original": {}})
+        assert_features_match(ours[k].numpy(), names, reference, RTOL, ATOL)
+
+
+def test_whole_images_of_different_level_counts_in_one_batch_match_pyradiomics():
+    """No mask: no voxel outside, and the last item holds fewer grey levels than the batch's highest."""
+    rng = np.random.default_rng(42)
+    images = torch.from_numpy(np.stack([rng.random((10, 10)), 0.4 * rng.random((10, 10))]))[:, None]
+    ours, names = radiomics_features(images, None, image_types=("original",))
+    for k in range(2):  # pyradiomics needs a background: one zero row outside the mask
+        image = np.pad(images[k, 0].numpy(), [(0, 1), (0, 0)])
+        mask = np.pad(np.ones((10, 10), dtype=bool), [(0, 1), (0, 0)])
+        reference = pyradiomics_features(image, mask, DEFAULT_BIN_WIDTH, {"Original": {}})
         assert_features_match(ours[k].numpy(), names, reference, RTOL, ATOL)
 
 
