@@ -211,15 +211,16 @@ for name in names:
 """
 
 
-def recheck_in_one_process(module: str, target: Path) -> None:
+def recheck_in_one_process(module: str, target: Path, only: list[str] | None = None) -> None:
     """As `recheck`, but all survivors in one pytest process (imports paid once): the current test files are
     copied into the run's `mutants/` folder and each survivor is switched on through mutmut's trampoline
     (MUTANT_UNDER_TEST), on the mutated source as it was at the run. The test files run in reverse order, so
     the targeted files written for survivors (listed last) fail first. Survivors whose function changed since
-    the run are "stale"."""
+    the run are "stale". `only`: run just these test files (those written since the run; a survivor already
+    passed the others, whose files have not changed since)."""
     files, tests = MODULES[module]
     sources = [p.relative_to(target) for pattern in files for p in target.glob(pattern)]
-    tests = [t for t in tests if (ROOT / t).exists()]
+    tests = [t for t in (only or tests) if (ROOT / t).exists()]
     for name in [*tests, *test_helpers()]:
         shutil.copy2(ROOT / name, target / "mutants" / name)
     verdicts = json.loads((target / "recheck.json").read_text()) if (target / "recheck.json").exists() else {}
@@ -277,6 +278,8 @@ def main() -> None:
                         help="run the survivors of the last run again against the current test files")
     parser.add_argument("--one-process", action="store_true",
                         help="with --recheck: all survivors in one pytest process (much faster on a loaded machine)")
+    parser.add_argument("--only-tests", nargs="+", metavar="FILE",
+                        help="with --recheck --one-process: run only these (new) test files")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run: keep its verdicts, re-test only changed functions")
     parser.add_argument("--report", action="store_true",
@@ -292,7 +295,10 @@ def main() -> None:
     base = Path(os.environ.get("MUTATION_DIR", "/tmp/mribench-mutation"))
     for module in args.modules:
         if args.recheck:
-            (recheck_in_one_process if args.one_process else recheck)(module, base / module)
+            if args.one_process:
+                recheck_in_one_process(module, base / module, args.only_tests)
+            else:
+                recheck(module, base / module)
             summarise(module, base / module, {})
         elif args.report:
             summarise(module, base / module, {})

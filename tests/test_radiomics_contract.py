@@ -114,3 +114,57 @@ def test_a_direction_whose_lines_cross_the_region_once_counts_its_single_voxel_r
     assert values["original_glrlm_RunPercentage"] == pytest.approx(0.875, rel=1e-12)
     reference = pyradiomics_features(image, mask, DEFAULT_BIN_WIDTH, {"Original": {}})
     assert reference["original_glrlm_LongRunEmphasis"] == pytest.approx(4.0)
+
+
+def test_glcm_without_mcc_leaves_only_mcc_out():
+    """frd_v1 skips MCC (an eigendecomposition per matrix): every other GLCM feature is the same."""
+    from benchmark.metrics.radiomics.discretise import discretise
+    from benchmark.metrics.radiomics.glcm import glcm_features
+
+    images, masks = _batch()
+    levels = discretise(images[:, 0].double(), masks[:, 0])
+    full, fast = glcm_features(levels), glcm_features(levels, with_mcc=False)
+    assert full.shape == fast.shape and torch.isnan(fast).any()
+    torch.testing.assert_close(fast[~torch.isnan(fast)], full[~torch.isnan(fast)], rtol=0, atol=0)
+    assert int(torch.isnan(fast).sum()) == 3 and torch.isfinite(full).all()  # one MCC per item
+
+
+def test_flat_region_coarseness_is_pyradiomics_cap_exactly():
+    image, mask = np.full((8, 8), 0.5), np.zeros((8, 8), dtype=bool)
+    mask[2:6, 2:6] = True
+    ours, names = radiomics_features(torch.from_numpy(image)[None, None], torch.from_numpy(mask)[None, None],
+                                     image_types=("original",))  # fmt: skip
+    assert dict(zip(names, ours[0].tolist(), strict=True))["original_ngtdm_Coarseness"] == 1e6
+
+
+def test_a_flat_item_beside_textured_ones_and_a_two_level_batch_match_pyradiomics():
+    """MCC's special cases: an item with one grey level in a batch that has many (MCC 1), and a batch whose
+    items together hold only two levels (the eigen-decomposition still runs)."""
+    rng = np.random.default_rng(43)
+    flat = np.full((10, 10), 0.5)
+    textured = rng.random((10, 10))
+    two_levels = np.where(rng.random((2, 10, 10)) < [[[0.4]], [[0.05]]], 0.2, 0.7)  # item 1: one level dominates
+    mask = np.zeros((10, 10), dtype=bool)
+    mask[2:8, 1:9] = True
+    for batch in (np.stack([flat, textured]), two_levels):
+        images = torch.from_numpy(batch)[:, None]
+        masks = torch.from_numpy(np.broadcast_to(mask, batch.shape).copy())[:, None]
+        ours, names = radiomics_features(images, masks, image_types=("original",))
+        for k in range(len(batch)):
+            reference = pyradiomics_features(batch[k], mask, DEFAULT_BIN_WIDTH, {"Original": {}})
+            assert_features_match(ours[k].numpy(), names, reference, RTOL, ATOL)
+
+
+def test_bin_width_and_level_limits():
+    from benchmark.metrics.radiomics.discretise import MAX_LEVELS, discretise
+
+    ramp = torch.arange(MAX_LEVELS, dtype=torch.float64).view(1, 32, 32)  # exactly MAX_LEVELS bins of width 1
+    inside = torch.ones_like(ramp, dtype=torch.bool)
+    assert int(discretise(ramp, inside, 1.0).max()) == MAX_LEVELS
+    with pytest.raises(DataError, match=rf"^radiomics: the images span {MAX_LEVELS + 1} bins of width 1 \(more than "
+                                        rf"{MAX_LEVELS}\); scale the images to \[0, 1\] or choose a larger bin_width$"):
+        discretise(torch.cat([ramp.flatten(), torch.tensor([float(MAX_LEVELS)])]).view(1, 25, 41), inside.new_ones(
+            1, 25, 41), 1.0)
+    for width in (0.0, -0.5):
+        with pytest.raises(ValueError, match=rf"^discretise: bin_width must be > 0, got {width}$"):
+            discretise(ramp, inside, width)
