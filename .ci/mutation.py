@@ -30,7 +30,7 @@ EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.md"
 
 RADIOMICS_TESTS = ["tests/test_radiomics.py", "tests/test_radiomics_filters.py", "tests/test_radiomics_frd.py",
                    "tests/test_radiomics_frd_score.py", "tests/test_radiomics_reference.py",
-                   "tests/test_radiomics_contract.py"]
+                   "tests/test_radiomics_contract.py", "tests/test_radiomics_pipeline_contract.py"]
 # Features, filters and FRD are checked against pyradiomics, SimpleITK and closed forms by these; the frd-score
 # end-to-end tests (9 of the 14 s a surviving mutant costs) exercise them again only through FRDv1, whose own
 # module is run against them.

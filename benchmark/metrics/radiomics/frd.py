@@ -56,6 +56,8 @@ def frd(
     ref, cand = zscore_with_reference(reference_feats, candidate_feats, drop_constant)
     if ref.shape[1] == 0:
         raise DataError("frd: every feature is constant over the reference set; FRD is undefined")
-    distance = frechet_distance(ref.mean(0), torch.cov(ref.T), cand.mean(0), torch.cov(cand.T))
+    # atleast_2d: torch.cov of a single feature column is 0-d
+    distance = frechet_distance(ref.mean(0), torch.atleast_2d(torch.cov(ref.T)), cand.mean(0),
+                                torch.atleast_2d(torch.cov(cand.T)))
     log_distance = math.log(max(distance, FD_FLOOR))
     return log_distance / 2 if paper_log else log_distance
