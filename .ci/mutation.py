@@ -8,7 +8,8 @@ Each module is run in its own scratch copy of the working tree (`$MUTATION_DIR/<
 /tmp/mribench-mutation), so the checkout never gets a `mutants/` folder and several modules can run side
 by side. mutmut (configured under [tool.mutmut] in pyproject.toml) mutates only the module's files and runs
 only the module's test files, with one worker at low priority. At the end the script prints the score:
-killed / (mutants - recorded equivalents), counting timeouts as killed and "no tests" as survived, and the
+killed / (mutants - recorded equivalents), counting timeouts and crashes (segfault) as killed and "no tests" as
+survived, and the
 diff of every survivor not recorded as equivalent in tests/mutation_equivalents.md.
 """
 
@@ -63,9 +64,11 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "radiomics_texture": ([f"benchmark/metrics/radiomics/{name}.py" for name in
                            ("discretise", "first_order", "glcm", "glrlm", "glszm", "ngtdm")], RADIOMICS_FAST_TESTS),
     "radiomics_pipeline": ([f"benchmark/metrics/radiomics/{name}.py" for name in
-                            ("extractor", "filters", "recursive_gaussian", "frd")], RADIOMICS_FAST_TESTS),
+                            ("extractor", "filters", "recursive_gaussian")], RADIOMICS_FAST_TESTS),
+    "radiomics_frd": (["benchmark/metrics/radiomics/frd.py"], RADIOMICS_FAST_TESTS),
     "radiomics_frd_v1": (["benchmark/metrics/radiomics/frd_v1.py"],
-                         ["tests/test_radiomics_frd_score.py", "tests/test_radiomics_frd.py"]),
+                         ["tests/test_radiomics_frd_score.py", "tests/test_radiomics_frd.py",
+                          "tests/test_radiomics_frd_v1_contract.py"]),
     "niqe": (["benchmark/metrics/no_reference/niqe.py"], ["tests/test_no_reference.py", "tests/test_niqe_items.py",
                                                              "tests/test_niqe_contract.py"]),
     "agreement": (["reports/agreement.py", "reports/sensitivity.py"],
@@ -126,6 +129,7 @@ def test_helpers() -> list[str]:
 
 
 MUTMUT = Path(sys.executable).parent / "mutmut"
+SHARED_DATA = os.environ.get("MRIBENCH_SHARED_DATA", str(ROOT.parent / "shared" / "data"))  # real-data tests run too
 NICE = os.environ.get("MUTATION_NICE", "15")  # niceness added to the mutmut and pytest runs
 
 
@@ -139,7 +143,8 @@ def run_module(module: str, base: Path, workers: int, resume: bool = False) -> d
     copy_worktree(target, resume)
     if not resume or "only_mutate" not in (target / "pyproject.toml").read_text():
         configure(target, files, tests)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
+           "MRIBENCH_SHARED_DATA": SHARED_DATA}  # the scratch copy has no ../shared beside it
     start = time.monotonic()
     log = target / "mutmut-run.log"
     print(f"{module}: mutating {' '.join(files)} against {' '.join(tests)}; progress in {log}", flush=True)
@@ -177,7 +182,7 @@ def recheck(module: str, target: Path) -> None:
     for name in [*tests, *test_helpers()]:
         shutil.copy2(ROOT / name, target / name)
     verdicts = json.loads((target / "recheck.json").read_text()) if (target / "recheck.json").exists() else {}
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "MRIBENCH_SHARED_DATA": SHARED_DATA}
     for name in summarise(module, target, {}, quiet=True)["survivors"]:
         function = re.sub(r"__mutmut_\d+$", "", name.rpartition(".")[2]).removeprefix("x_").split("ǁ")[-1]
         if any(function_source(text, function) != function_source((ROOT / path).read_text(), function)
@@ -232,7 +237,7 @@ def recheck_in_one_process(module: str, target: Path, only: list[str] | None = N
             verdicts[name] = "stale"
         else:
             names.append(name)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "MRIBENCH_SHARED_DATA": SHARED_DATA}
     run = subprocess.run(["nice", "-n", NICE, sys.executable, "-c", ONE_PROCESS_RECHECK, json.dumps(names),
                           json.dumps(tests[::-1])], cwd=target / "mutants", env=env, capture_output=True, text=True)
     for line in run.stdout.splitlines():
@@ -249,7 +254,8 @@ def summarise(module: str, target: Path, extra: dict[str, object], quiet: bool =
     rechecked = json.loads((target / "recheck.json").read_text()) if (target / "recheck.json").exists() else {}
     status.update({n: "killed (recheck)" for n, v in rechecked.items() if v == "killed" and n in status})
     equivalents = recorded_equivalents()
-    killed = [n for n, s in status.items() if s in ("killed", "killed (recheck)", "timeout", "caught by type check")]
+    killed = [n for n, s in status.items()
+              if s in ("killed", "killed (recheck)", "timeout", "segfault", "caught by type check")]
     unchecked = [n for n, s in status.items() if s == "not checked"]
     equivalent = [n for n in status if n in equivalents and n not in killed]
     open_survivors = sorted(n for n in status if n not in killed and n not in equivalent and n not in unchecked)
