@@ -30,3 +30,58 @@ def test_anisotropic_volume_with_a_one_slice_thick_mask(tmp_path):
 def test_anisotropic_volume_resampled_on_every_axis(tmp_path):
     image, mask = _generated(1, (8, 22, 20), seed=62)[0]
     _assert_features_equal(tmp_path, image, mask, (2.0, 0.7, 1.4))
+
+
+def test_two_blobs_touching_at_a_corner_are_one_component_as_in_frd_score(tmp_path):
+    image, mask = _generated(1, (40, 36), seed=63)[0]
+    corner = np.zeros_like(mask)
+    corner[8:18, 6:16] = corner[18:28, 16:26] = True  # joined only diagonally: one 8-connected component
+    _assert_features_equal(tmp_path, image, corner, (1.5, 1.5))
+
+
+def test_batches_of_different_mask_sizes_and_input_types_give_the_same_features():
+    import torch
+
+    from benchmark.metrics.radiomics.frd_v1 import frd_v1_features
+
+    items = [_generated(1, (40, 36), seed=64 + k)[0] for k in range(3)]
+    masks = np.stack([m for _, m in items])
+    masks[1, :12] = False  # a smaller region: a smaller resampled grid, padded in the stack
+    images = torch.from_numpy(np.stack([i for i, _ in items]).astype(np.float32))[:, None]
+    masks = torch.from_numpy(masks)[:, None]
+    batched, _ = frd_v1_features(images, masks)
+    for k in range(3):
+        alone, _ = frd_v1_features(images[k : k + 1], masks[k : k + 1], (1.0, 1.0), batch_size=1)
+        torch.testing.assert_close(batched[k : k + 1], alone, rtol=0, atol=0)
+    torch.testing.assert_close(frd_v1_features(images.double(), masks.long(), batch_size=2)[0], batched, rtol=0, atol=0)
+
+
+def test_frd_v1_input_errors_name_the_problem():
+    import torch
+
+    from benchmark.errors import ConfigError, DataError
+    from benchmark.metrics.radiomics.frd_v1 import frd_v1_features
+
+    image, mask = _generated(1, (16, 16), seed=67)[0]
+    images, masks = torch.from_numpy(image)[None, None], torch.from_numpy(mask)[None, None]
+    prefix = r"^frd_v1: images \(N, 1, H, W\) or \(N, 1, D, H, W\) and masks of the same shape are needed, got "
+    with pytest.raises(ConfigError, match=prefix + r"\(1, 1, 16, 16\) and None$"):
+        frd_v1_features(images, None)
+    with pytest.raises(ConfigError, match=prefix + r"\(1, 1, 16, 16\) and \(1, 1, 16, 8\)$"):
+        frd_v1_features(images, masks[..., :8])
+    with pytest.raises(ConfigError, match=prefix + r"\(1, 16, 16\) and \(1, 16, 16\)$"):
+        frd_v1_features(images[0], masks[0])
+    speck = torch.zeros_like(masks)
+    speck[..., 5, 5] = True
+    with pytest.raises(DataError, match=r"hold fewer than 2 voxels"):
+        frd_v1_features(images, speck)
+    apart = torch.zeros_like(masks)
+    apart[..., 2, 2] = apart[..., 12, 12] = True
+    with pytest.raises(DataError, match=r"^frd_v1: a mask of 2 voxels is empty after resampling to 2 mm \(its voxels "
+                                        r"fall between the grid's nearest neighbours\); use larger masks$"):
+        frd_v1_features(images, apart)
+    apart = torch.zeros_like(masks)
+    apart[..., 2:4, 2:4] = apart[..., 10:12, 10:12] = True  # one voxel each at 2 mm: no two neighbours
+    with pytest.raises(DataError, match=r"^frd_v1: radiomics features are undefined for some items \(a mask with no "
+                                        r"two neighbouring voxels after resampling to 2 mm\); use larger masks$"):
+        frd_v1_features(images, apart)

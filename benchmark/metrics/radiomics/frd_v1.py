@@ -112,6 +112,9 @@ def preprocess(image: np.ndarray, mask: np.ndarray, spacing: Sequence[float]) ->
     resampled, resampled_mask = _resample(normalised, sitk_mask, target)
     array = sitk.GetArrayFromImage(resampled).astype(np.float64)
     inside = sitk.GetArrayFromImage(resampled_mask) == 1
+    if not inside.any():
+        raise DataError(f"frd_v1: a mask of {int(mask.sum())} voxels is empty after resampling to {TARGET_MM:g} mm "
+                        "(its voxels fall between the grid's nearest neighbours); use larger masks")
     diagnostics += [float(array.mean()), float(array.min()), float(array.max()), float(inside.sum()),
                     float(_components(inside)), float(array[inside].mean()), float(array[inside].min()),
                     float(array[inside].max())]  # fmt: skip
