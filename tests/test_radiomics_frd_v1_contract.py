@@ -54,6 +54,8 @@ def test_batches_of_different_mask_sizes_and_input_types_give_the_same_features(
         alone, _ = frd_v1_features(images[k : k + 1], masks[k : k + 1], (1.0, 1.0), batch_size=1)
         torch.testing.assert_close(batched[k : k + 1], alone, rtol=0, atol=0)
     torch.testing.assert_close(frd_v1_features(images.double(), masks.long(), batch_size=2)[0], batched, rtol=0, atol=0)
+    fine = images.double() + 1e-9  # not float32 values: rounded to float32 first, as frd-score reads its files
+    torch.testing.assert_close(frd_v1_features(fine, masks)[0], frd_v1_features(fine.float(), masks)[0], rtol=0, atol=0)
 
 
 def test_frd_v1_input_errors_name_the_problem():
