@@ -9,8 +9,7 @@ Each module is run in its own scratch copy of the working tree (`$MUTATION_DIR/<
 by side. mutmut (configured under [tool.mutmut] in pyproject.toml) mutates only the module's files and runs
 only the module's test files, with one worker at low priority. At the end the script prints the score:
 killed / (mutants - recorded equivalents), counting timeouts and crashes (segfault) as killed and "no tests" as
-survived, and the
-diff of every survivor not recorded as equivalent in tests/mutation_equivalents.md.
+survived, and the diff of every survivor not recorded as equivalent in tests/mutation_equivalents.md.
 """
 
 from __future__ import annotations
@@ -133,6 +132,13 @@ SHARED_DATA = os.environ.get("MRIBENCH_SHARED_DATA", str(ROOT.parent / "shared" 
 NICE = os.environ.get("MUTATION_NICE", "15")  # niceness added to the mutmut and pytest runs
 
 
+def test_env() -> dict[str, str]:
+    """Environment of the mutmut and pytest runs: one thread each, no bytecode in the scratch copy, and the real
+    data where the checkout has it (the scratch copy has no ../shared beside it)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
+            "MRIBENCH_SHARED_DATA": SHARED_DATA}
+
+
 def run_module(module: str, base: Path, workers: int, resume: bool = False) -> dict[str, object]:
     """Copy, configure and run mutmut on one module (or resume an interrupted run), then summarise."""
     files, tests = MODULES[module]
@@ -143,8 +149,7 @@ def run_module(module: str, base: Path, workers: int, resume: bool = False) -> d
     copy_worktree(target, resume)
     if not resume or "only_mutate" not in (target / "pyproject.toml").read_text():
         configure(target, files, tests)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
-           "MRIBENCH_SHARED_DATA": SHARED_DATA}  # the scratch copy has no ../shared beside it
+    env = test_env()
     start = time.monotonic()
     log = target / "mutmut-run.log"
     print(f"{module}: mutating {' '.join(files)} against {' '.join(tests)}; progress in {log}", flush=True)
@@ -182,7 +187,7 @@ def recheck(module: str, target: Path) -> None:
     for name in [*tests, *test_helpers()]:
         shutil.copy2(ROOT / name, target / name)
     verdicts = json.loads((target / "recheck.json").read_text()) if (target / "recheck.json").exists() else {}
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "MRIBENCH_SHARED_DATA": SHARED_DATA}
+    env = test_env()
     for name in summarise(module, target, {}, quiet=True)["survivors"]:
         function = re.sub(r"__mutmut_\d+$", "", name.rpartition(".")[2]).removeprefix("x_").split("ǁ")[-1]
         if any(function_source(text, function) != function_source((ROOT / path).read_text(), function)
@@ -237,7 +242,7 @@ def recheck_in_one_process(module: str, target: Path, only: list[str] | None = N
             verdicts[name] = "stale"
         else:
             names.append(name)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "MRIBENCH_SHARED_DATA": SHARED_DATA}
+    env = test_env()
     run = subprocess.run(["nice", "-n", NICE, sys.executable, "-c", ONE_PROCESS_RECHECK, json.dumps(names),
                           json.dumps(tests[::-1])], cwd=target / "mutants", env=env, capture_output=True, text=True)
     for line in run.stdout.splitlines():

@@ -61,3 +61,15 @@ def z_scored(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
         values = images[k][masks[k]]
         out[k] = np.where(masks[k], (images[k] - values.mean()) / values.std(), 0.0)
     return out
+
+
+def blob_per_patch_masks(n: int, size: int = 64, patch: int = 16) -> np.ndarray:
+    """(n, size, size) masks holding one 4x4 blob in the middle of each `patch` px patch: at half scale each patch
+    holds one 2x2 blob, with one diagonal neighbour product (never both signs, so no NSS fit per patch), while all
+    the blobs of the image together fit."""
+    masks = np.zeros((n, size, size), dtype=bool)
+    centre = patch // 2 - 2
+    for i in range(size // patch):
+        for j in range(size // patch):
+            masks[:, patch * i + centre : patch * i + centre + 4, patch * j + centre : patch * j + centre + 4] = True
+    return masks

@@ -38,6 +38,7 @@ def result_row(perturbation: str, family: str, severity: int, seed: int, quantit
             "feature_extractor": "", "n_reference": 4, "n_candidate": 4, "config_hash": "0" * 16,
             "elapsed_s": 0.1, "status": "ok", "error": ""}
 
+
 def expected_value(quantity: str, perturbation: str, severity: int) -> float:
     """The noise-free value of a quantity for a perturbation at a severity."""
     family = PERTURBATIONS[perturbation]

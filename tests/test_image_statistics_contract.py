@@ -15,7 +15,6 @@ import torch
 
 from benchmark.errors import BenchmarkError, ConfigError
 from benchmark.metrics import frd, radiomics_features, tumour_cnr
-from benchmark.metrics.entries import SuiteContext
 from benchmark.metrics.image_statistics import (
     FrechetRadiomicsDistance,
     ImageStatistic,
@@ -25,14 +24,7 @@ from benchmark.metrics.image_statistics import (
 from benchmark.metrics.no_reference import NIQE, BRISQUEDistance, total_variation
 from benchmark.metrics.radiomics.frd_v1 import frd_v1_features
 from perturbations.synthetic import synthetic_imageset
-
-
-def run(metric, sets: dict) -> float:
-    metric.name = "value"
-    candidate = sets.get("candidate")
-    images = None if candidate is None else candidate.images
-    context = SuiteContext(images, images, None, features=None, logits=None, device=torch.device("cpu"), sets=sets)
-    return metric.compute(context)["value"]
+from tests.test_image_statistics_entries import run
 
 
 @pytest.fixture(scope="module")

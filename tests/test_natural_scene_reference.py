@@ -23,6 +23,7 @@ from PIL import Image
 from scipy.special import gammaln
 
 from benchmark.metrics.no_reference.natural_scene import half_scale, nss_features
+from tests.mri_like import blob_per_patch_masks
 
 GRID = np.linspace(0.2, 10.0, 9801)  # MATLAB gam = 0.2:0.001:10
 SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))  # NIQE's four orientations (BRISQUE's (-1, 1): the same pairs)
@@ -174,10 +175,7 @@ def test_a_patch_needs_a_fit_at_both_scales():
     """4x4 blobs, one per 16 px patch: a fit at full scale, but the 2x2 blob at half scale has one diagonal
     product per patch (never both signs), so no patch is valid while the whole image is."""
     images, _ = _slices(1, (64, 64), seed=8)
-    blobs = np.zeros((1, 64, 64), dtype=bool)
-    for i in range(4):
-        for j in range(4):
-            blobs[0, 16 * i + 6 : 16 * i + 10, 16 * j + 6 : 16 * j + 10] = True
+    blobs = blob_per_patch_masks(1)
     _, valid1 = _scale(_mscn(images[0]), blobs[0], (16, 16))
     assert valid1.any()
     _, valid, _ = nss_features(torch.from_numpy(images), torch.from_numpy(blobs), (16, 16))

@@ -25,6 +25,7 @@ from benchmark.metrics.no_reference.niqe import (
     brisque_slices,
     patch_features,
 )
+from tests.mri_like import blob_per_patch_masks
 from tests.test_no_reference import _images
 
 PATCH = 16
@@ -53,13 +54,8 @@ def _contrasts(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _blobs(n: int) -> torch.Tensor:
-    """(n, 1, 64, 64) masks of 4x4 blobs, one per 16 px patch: at half scale each patch holds one 2x2 blob, too few
-    diagonal neighbours for a fit, while the 16 blobs together fit."""
-    blobs = torch.zeros(n, 1, 64, 64, dtype=torch.bool)
-    for i in range(4):
-        for j in range(4):
-            blobs[:, 0, 16 * i + 6 : 16 * i + 10, 16 * j + 6 : 16 * j + 10] = True
-    return blobs
+    """(n, 1, 64, 64) masks of one 4x4 blob per 16 px patch: no patch has a fit, the whole brain has."""
+    return torch.from_numpy(blob_per_patch_masks(n))[:, None]
 
 
 @pytest.mark.parametrize("threshold", [0.75, 0.3])
