@@ -93,10 +93,10 @@ def run_pipeline(cfg: DictConfig) -> None:
 def run_study(cfg: DictConfig, data: Any, device: Any, output_dir: Path, perturbations: dict, suite: Any,
               elapsed: dict[str, float]) -> None:
     """Sweep every cell into the results store, then write study.json and the example images."""
+    from benchmark.study.files import write_examples, write_study_info
     from benchmark.study.generated import GeneratedSet
     from benchmark.study.info import study_info
     from benchmark.study.runner import StudyRunner
-    from reports.study_files import write_examples, write_study_info
 
     for name, folder in (cfg.study.get("generated") or {}).items():
         perturbations[name] = GeneratedSet(name, Path(folder), cfg.data, data.test, int(cfg.seed))

@@ -15,18 +15,18 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.atomic import write_text_atomically
+from benchmark.study.files import read_examples, read_study_info
+from benchmark.study.schema import load_cases, load_results
+from benchmark.study.store import ResultsStore
 from reports import figures
 from reports.agreement import correlations, rank_metrics
 from reports.generators import with_generators_section
 from reports.html import render_html
 from reports.markdown import render_markdown
 from reports.sample_size import curve_summary, draw_curves, separation
-from reports.schema import load_cases, load_results
 from reports.scorecard import TARGETS, dice_harm, scorecard, worse_effects
 from reports.sections import Analysis, report_blocks
 from reports.sensitivity import effect_sizes, memorisation_table, ok_rows, sensitivity
-from reports.store import ResultsStore
-from reports.study_files import read_examples, read_study_info
 from reports.uncertainty import (
     Resampling,
     agreement_draws,

@@ -15,10 +15,10 @@ from matplotlib import colormaps
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from benchmark.study.files import StudyInfo
+from benchmark.study.schema import DICE_KINDS, GENERATED_FAMILY
 from reports.agreement import cell_table
-from reports.schema import DICE_KINDS, GENERATED_FAMILY
 from reports.sensitivity import level_summary, ok_rows
-from reports.study_files import StudyInfo
 
 DPI = 110
 FAMILY_COLOURS = {"clean": "black", "noise": "tab:blue", "artifact": "tab:orange", "shift": "tab:green",

@@ -17,11 +17,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy.stats import kendalltau, spearmanr
 
+from benchmark.study.files import StudyInfo
+from benchmark.study.schema import DICE_KINDS, GENERATED_FAMILY
 from reports.document import Block, Heading, Image, Paragraph, format_table
 from reports.figures import DPI, _save, provenance
-from reports.schema import DICE_KINDS, GENERATED_FAMILY
 from reports.sensitivity import ok_rows
-from reports.study_files import StudyInfo
 
 UTILITY = "utility/dice_WT"
 ROBUSTNESS = "robustness/dice_WT"

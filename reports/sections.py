@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from benchmark.study.files import StudyInfo
+from benchmark.study.schema import DICE_KINDS, GENERATED_FAMILY
 from reports.document import Block, Bullets, Heading, Image, Paragraph, Table, format_table
-from reports.schema import DICE_KINDS, GENERATED_FAMILY
 from reports.sensitivity import EFFECT_THRESHOLD, RHO_THRESHOLD, ok_rows
-from reports.study_files import StudyInfo
 from reports.uncertainty import Resampling
 
 

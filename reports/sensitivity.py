@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from reports.schema import DICE_KINDS, GENERATED_FAMILY
+from benchmark.study.schema import DICE_KINDS, GENERATED_FAMILY
 
 EFFECT_THRESHOLD = 2.0  # an effect of 2 noise standard deviations counts as detected
 RHO_THRESHOLD = 0.8  # without a noise estimate, |ρ| ≥ 0.8 counts as a consistent change

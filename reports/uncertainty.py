@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from reports.schema import DICE_KINDS
+from benchmark.study.schema import DICE_KINDS
 
 CELL_KEYS = ["perturbation", "severity"]
 

@@ -31,7 +31,7 @@ QUANTITIES = [
 
 def result_row(perturbation: str, family: str, severity: int, seed: int, quantity: str, value: float, kind: str,
                higher_is_better: bool) -> dict[str, object]:
-    """One finished row of the results table (the columns of `reports.schema.RESULT_COLUMNS`), for tables
+    """One finished row of the results table (the columns of `benchmark.study.schema.RESULT_COLUMNS`), for tables
     built by hand in the tests."""
     return {"stage": "metrics", "perturbation": perturbation, "family": family, "severity": severity, "seed": seed,
             "quantity": quantity, "value": value, "kind": kind, "higher_is_better": higher_is_better,

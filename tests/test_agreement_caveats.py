@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from benchmark.study.schema import normalise_results
 from reports.agreement import _oriented, correlate, correlations, rank_metrics
-from reports.schema import normalise_results
 from tests.synthetic_study import synthetic_results
 
 TARGET = "robustness/dice_WT"

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from benchmark.study.schema import normalise_results
 from reports.agreement import cell_table, correlate, correlations
-from reports.schema import normalise_results
 from reports.sensitivity import case_noise, effect_sizes, memorisation_table, sensitivity
 from tests.synthetic_study import result_row
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from benchmark.study.schema import normalise_results
 from reports.agreement import _rowwise_kendall_b, cell_table, correlate, correlations, rank_metrics
-from reports.schema import normalise_results
 from reports.sensitivity import effect_sizes, memorisation_table, sensitivity, with_shared_baseline
 from tests.synthetic_study import PERTURBATIONS, synthetic_cases, synthetic_results
 

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
+from benchmark.study.files import StudyInfo, read_examples, read_study_info, write_examples, write_study_info
+from benchmark.study.schema import normalise_results
+from benchmark.study.store import CellKey, ResultsStore
 from reports.__main__ import main as reports_main
 from reports.build import build_report
 from reports.figures import provenance
-from reports.schema import normalise_results
-from reports.store import CellKey, ResultsStore
-from reports.study_files import StudyInfo, read_examples, read_study_info, write_examples, write_study_info
 from tests.synthetic_study import PERTURBATIONS, synthetic_cases, synthetic_results
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reports.schema import normalise_results
+from benchmark.study.schema import normalise_results
 from reports.sensitivity import case_noise, effect_sizes, memorisation_table, sensitivity
 from tests.synthetic_study import result_row
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from benchmark.errors import DataError
-from reports.schema import CASE_COLUMNS, RESULT_COLUMNS, load_results
-from reports.store import CellKey, ResultsStore, hash_config
+from benchmark.study.schema import CASE_COLUMNS, RESULT_COLUMNS, load_results
+from benchmark.study.store import CellKey, ResultsStore, hash_config
 
 
 def metric_rows(value: float) -> list[dict]:
@@ -190,7 +190,7 @@ def test_unwritable_cells_folder_is_an_error_naming_it(tmp_path: Path) -> None:
 def test_study_json_keeps_the_perturbations_of_earlier_writers(tmp_path: Path) -> None:
     """Two runs with different perturbation lists into one folder: study.json describes both."""
     from benchmark.pipeline import previous_perturbations
-    from reports.study_files import read_study_info, write_study_info
+    from benchmark.study.files import read_study_info, write_study_info
 
     path = tmp_path / "study.json"
     assert previous_perturbations(path) == {}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reports.schema import RESULT_COLUMNS
+from benchmark.study.schema import RESULT_COLUMNS
 from tests.cli import REPO, run_cli
 from tests.test_perturbations_config import USER_MODULE
 

@@ -25,7 +25,7 @@ from benchmark.errors import ConfigError
 from benchmark.generators.base import ConditionalGenerator
 from benchmark.generators.sets import GeneratorSet
 from benchmark.generators.training import train_generator
-from reports.store import CellKey, ResultsStore, hash_config
+from benchmark.study.store import CellKey, ResultsStore, hash_config
 
 log = logging.getLogger("benchmark.generators")
 N_SAMPLES = 6  # test items shown per generator in the report

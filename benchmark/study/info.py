@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data.imageset import PreparedData
-from reports.store import hash_config
+from benchmark.study.store import hash_config
 
 PACKAGES = ("mri-metric-bench", "torch", "monai", "torchio", "numpy", "scipy", "scikit-image", "hydra-core")
 
@@ -55,7 +55,7 @@ def levels_of(perturbation: Any, severities: list[int]) -> list[int]:
 
 def study_info(cfg: DictConfig, data: PreparedData, perturbations: dict, suite: Any, elapsed: dict[str, float],
                created: str) -> dict[str, Any]:
-    """The content of study.json (schema in reports.study_files)."""
+    """The content of study.json (schema in benchmark.study.files)."""
     description = suite.describe()
     summary = data.summary
     severities = list(cfg.study.severities)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from benchmark.data.imageset import ImageSet, PreparedData
 from benchmark.study.info import levels_of
-from reports.store import CellKey, ResultsStore, hash_config
+from benchmark.study.store import CellKey, ResultsStore, hash_config
 
 log = logging.getLogger("benchmark.study")
 Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # (result rows, per-case rows)

@@ -1,6 +1,6 @@
 """The columns of the stored results, and loading them back for analysis.
 
-The writer (`reports.store`) imports these names so that the table it writes and the table the
+The writer (`benchmark.study.store`) imports these names so that the table it writes and the table the
 report reads are defined once. `results` holds one row per (stage, perturbation, severity, seed,
 quantity); `cases` holds the per-item values behind a row (per-subject Dice, per-pair SSIM, bootstrap
 replicates of a distribution metric), used to estimate a metric's own sampling noise.

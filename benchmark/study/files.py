@@ -90,7 +90,7 @@ class StudyInfo:
 def write_study_info(path: Path, info: Mapping[str, Any]) -> None:
     """Write study.json atomically after checking that `data.source` is given and the rest is JSON."""
     if not isinstance(info.get("data"), Mapping) or "source" not in info["data"]:
-        raise ValueError("study.json needs data.source (e.g. 'phantom', 'brats'); see reports.study_files")
+        raise ValueError("study.json needs data.source (e.g. 'phantom', 'brats'); see benchmark.study.files")
     text = json.dumps({"schema": STUDY_SCHEMA, **info}, indent=2, default=str)
     write_text_atomically(Path(path), text)
 

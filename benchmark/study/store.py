@@ -30,7 +30,7 @@ import pandas as pd
 
 from benchmark.atomic import replace_atomically, write_bytes_atomically
 from benchmark.errors import DataError
-from reports.schema import CASE_COLUMNS, RESULT_COLUMNS
+from benchmark.study.schema import CASE_COLUMNS, RESULT_COLUMNS
 
 CELL_FORMAT = 1
 ROW_FIELDS_FROM_CALLER = ("quantity", "value", "kind", "higher_is_better")
