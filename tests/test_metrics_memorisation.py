@@ -63,3 +63,24 @@ def test_memorisation_input_errors():
         copy_rate(_cloud(5, 0), _cloud(5, 1, d=3))
     with pytest.raises(BenchmarkError, match="N >= 2"):
         ms_ssim_diversity(torch.rand(1, 1, 32, 32))
+
+
+def test_bootstrap_shortcut_applies_the_study_rules_at_ties_and_even_counts():
+    """The bootstrap's fast path and the study's entries decide copies with the same code: a candidate that
+    copies a training image duplicated in the training set (distance 0 = radius 0) is a copy, and the copy
+    rate's median of an even count of training radii is the mid-point, not the lower value."""
+    from benchmark.metrics.entries import AuthenticityMetric, CopyRateMetric, SuiteContext
+    from benchmark.study.recompute import fast_feature_metric
+
+    # Training radii 0, 0 (the duplicated image), 1, 1, 2, 3, 3, 4: median 1.5 (mid-point), lower median 1.
+    train = torch.tensor([[x, 0.0] for x in (0.0, 0.0, 10.0, 11.0, 13.0, 30.0, 33.0, 37.0)])
+    # An exact copy of the duplicated image, a near copy (1.2 from a sample of radius 1), two far samples.
+    candidate = torch.tensor([[0.0, 0.0], [10.0, 1.2], [20.0, 0.0], [50.0, 0.0]])
+    sets = {"train": train, "candidate": candidate}
+    context = SuiteContext(candidate_images=torch.empty(0), paired_candidate=torch.empty(0),
+                           paired_reference=torch.empty(0), features=lambda _n, which: sets[which],
+                           logits=lambda *_: None, device=torch.device("cpu"), sets={})
+    for metric, expected in ((AuthenticityMetric("x"), 0.75), (CopyRateMetric("x", threshold=1.0), 0.5)):
+        study = metric.compute(context)[metric.name]
+        shortcut = fast_feature_metric(metric, lambda _n, which: sets[which])[metric.name]
+        assert study == shortcut == expected, metric.name

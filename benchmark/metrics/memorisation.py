@@ -23,11 +23,32 @@ def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
 
 
-def _train_neighbour_radius(train: torch.Tensor) -> torch.Tensor:
-    """Distance from each training sample to its nearest other training sample (N,)."""
+def training_radius(train: torch.Tensor) -> torch.Tensor:
+    """Distance from each training sample to its nearest other training sample (N,): the radius of both
+    detectors. Computed once per training set by callers that score many candidate sets (the bootstrap)."""
     distance = _distances(train, train)
     distance.fill_diagonal_(float("inf"))
     return distance.min(1).values
+
+
+def nearest_training(train: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each generated sample's nearest training sample: (distance, index), both (M,)."""
+    nearest = _distances(fake, train).min(1)
+    return nearest.values, nearest.indices
+
+
+def authentic_fraction(distance: torch.Tensor, index: torch.Tensor, radius: torch.Tensor) -> float:
+    """The authenticity decision on precomputed neighbours: a sample is authentic when its distance to its
+    nearest training sample `index` exceeds that sample's `radius` (strictly: a tie is a copy)."""
+    return float((distance > radius[index]).double().mean())
+
+
+def near_copy_fraction(distance: torch.Tensor, radius: torch.Tensor, threshold: float) -> float:
+    """The copy-rate decision on precomputed neighbours: the share of `distance` within `threshold` x the
+    median of the training `radius` (torch.quantile at 0.5: of an even count, the mid-point)."""
+    if not 0 < threshold <= 1:
+        raise MetricInputError(f"copy_rate: threshold must lie in (0, 1], got {threshold}.")
+    return float((distance <= threshold * torch.quantile(radius, 0.5)).double().mean())
 
 
 def _prepare(train_feats: torch.Tensor, fake_feats: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,9 +63,7 @@ def authenticity(train_feats: torch.Tensor, fake_feats: torch.Tensor) -> float:
     that sample's own nearest training neighbour; ties are copies), in [0, 1]; 1 = no copies. Needs >= 2
     training samples."""
     train, fake = _prepare(train_feats, fake_feats, "authenticity")
-    nearest = _distances(fake, train).min(1)
-    radius = _train_neighbour_radius(train)[nearest.indices]
-    return float((nearest.values > radius).double().mean())
+    return authentic_fraction(*nearest_training(train, fake), training_radius(train))
 
 
 def copy_rate(train_feats: torch.Tensor, fake_feats: torch.Tensor, threshold: float = 0.2) -> float:
@@ -53,9 +72,7 @@ def copy_rate(train_feats: torch.Tensor, fake_feats: torch.Tensor, threshold: fl
     if not 0 < threshold <= 1:
         raise MetricInputError(f"copy_rate: threshold must lie in (0, 1], got {threshold}.")
     train, fake = _prepare(train_feats, fake_feats, "copy_rate")
-    scale = torch.quantile(_train_neighbour_radius(train), 0.5)  # the median; of an even count, the mid-point
-    nearest = _distances(fake, train).min(1).values
-    return float((nearest <= threshold * scale).double().mean())
+    return near_copy_fraction(nearest_training(train, fake)[0], training_radius(train), threshold)
 
 
 def fid_train_gap(train_feats: torch.Tensor, heldout_feats: torch.Tensor, fake_feats: torch.Tensor) -> float:

@@ -19,6 +19,7 @@ import torch
 
 from benchmark.checks import check_features
 from benchmark.errors import BenchmarkError
+from benchmark.metrics import memorisation
 from benchmark.metrics.distribution import euclidean, low_rank_frechet, mmd, prdc_from_distances
 from benchmark.metrics.entries import (
     AuthenticityMetric,
@@ -66,19 +67,12 @@ _TRAIN_RADIUS: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
 
 def train_radius(train: torch.Tensor) -> torch.Tensor:
     """Each training sample's distance to its nearest other training sample, computed once per training
-    feature matrix (the same exact distance mode as benchmark.metrics.memorisation)."""
+    feature matrix (benchmark.metrics.memorisation.training_radius)."""
     key = (train.data_ptr(), tuple(train.shape))
     if key not in _TRAIN_RADIUS:
-        distance = torch.cdist(train.double(), train.double(), compute_mode="donot_use_mm_for_euclid_dist")
-        distance.fill_diagonal_(float("inf"))
         _TRAIN_RADIUS.clear()
-        _TRAIN_RADIUS[key] = distance.min(1).values
+        _TRAIN_RADIUS[key] = memorisation.training_radius(train.double())
     return _TRAIN_RADIUS[key]
-
-
-def _nearest_train(train: torch.Tensor, candidate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    nearest = torch.cdist(candidate.double(), train.double(), compute_mode="donot_use_mm_for_euclid_dist").min(1)
-    return nearest.values, nearest.indices
 
 
 _DISTANCES: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, torch.Tensor]] = {}
@@ -127,11 +121,12 @@ def fast_feature_metric(metric: FeatureMetric, features: Callable[[str, str], to
         return {metric.name: gap}
     if type(metric) in (AuthenticityMetric, CopyRateMetric):  # the training radius once, not per resample
         train = features(name, "train")
-        distance, index = nearest(name) if nearest else _nearest_train(train, features(name, "candidate"))
+        distance, index = (nearest(name) if nearest
+                           else memorisation.nearest_training(train.double(), features(name, "candidate").double()))
         radius = train_radius(train)
         if type(metric) is AuthenticityMetric:
-            return {metric.name: float((distance >= radius[index]).double().mean())}
-        return {metric.name: float((distance <= metric.threshold * radius.median()).double().mean())}
+            return {metric.name: memorisation.authentic_fraction(distance, index, radius)}
+        return {metric.name: memorisation.near_copy_fraction(distance, radius, metric.threshold)}
     if type(metric) is PRDCMetric and pairwise is not None:
         values = prdc_from_distances(*pairwise(name), k=metric.k, ball=metric.ball)
         return {f"{metric.name}_{part}": value for part, value in values.items()}
