@@ -17,8 +17,6 @@ milliseconds).
 
 from __future__ import annotations
 
-from contextvars import ContextVar
-
 import numpy as np
 from scipy.ndimage import (
     binary_dilation,
@@ -39,7 +37,6 @@ from perturbations.symmetry import cached_mirror_line, mirrored_points
 RING_WIDTH = 4  # voxels of healthy tissue around the hole used for intensity matching and exemplar scoring
 MAX_PIECES = 8  # exemplar copies per hole at most
 MIN_MIRROR_SHARE = 0.6  # the mirror is used only when it covers this share of the region
-LEARNED_FILL: ContextVar = ContextVar("learned_fill", default=None)  # set by perturbations.inpaint.LearnedFill
 DEPTH_REACH = 10.0  # voxels from the brain's edge within which the mirror is moved to matched depth
 
 
@@ -392,8 +389,6 @@ def fill_healthy(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, regio
     region = region & brain
     if not region.any():
         return image.copy()
-    if LEARNED_FILL.get() is not None:  # the optional learned inpainter (perturbations.inpaint), when selected
-        return LEARNED_FILL.get()(image, brain, lesion, region)
     data = image.astype(np.float64)
     source, ids = fill_sources(data, brain, lesion, region)
     known = (ids >= 0) | (brain & ~region & ~lesion)

@@ -6,9 +6,13 @@ exemplar, Poisson blend) lives in `perturbations.fill`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt, map_coordinates
+
+# A healthy-tissue fill: (image, brain, lesion, region) -> image with `region` replaced (`fill.fill_healthy`).
+Fill = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def soft_mask(region: np.ndarray, width: float) -> np.ndarray:
@@ -63,15 +67,17 @@ def blend(base: np.ndarray, top: np.ndarray, weight: np.ndarray, brain: np.ndarr
 _VACATED: dict[bytes, np.ndarray] = {}
 
 
-def vacate(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, region: np.ndarray, reach: int) -> np.ndarray:
+def vacate(image: np.ndarray, brain: np.ndarray, lesion: np.ndarray, region: np.ndarray, reach: int,
+           fill: Fill | None = None) -> np.ndarray:
     """`image` with `region` (lesion voxels to clear) and its FLAIR halo within `reach` voxels refilled with
     healthy tissue (`perturbations.fill`); `lesion` marks every lesion voxel of the item. Remembered by content
     (up to 256 results, 256 MiB): shrink, move and deform clear the whole lesion, the same at every severity.
-    Not remembered while a learned fill is selected (`fill.LEARNED_FILL`): the key says nothing of the method."""
-    from perturbations.fill import LEARNED_FILL, clearance, fill_healthy
+    `fill` (default `fill.fill_healthy`) replaces a region by healthy tissue; another fill (the learned
+    inpainter) is not remembered: the key says nothing of the method."""
+    from perturbations.fill import clearance, fill_healthy
 
-    if LEARNED_FILL.get() is not None:
-        return fill_healthy(image, brain, lesion, clearance(image, brain, lesion, region, reach))
+    if fill is not None and fill is not fill_healthy:
+        return fill(image, brain, lesion, clearance(image, brain, lesion, region, reach))
 
     key = hashlib.blake2b(b"".join(np.ascontiguousarray(a).tobytes() for a in (image, brain, lesion, region)) +
                           f"{image.shape}{image.dtype}{reach}".encode(), digest_size=16).digest()
@@ -99,17 +105,18 @@ def draw_lesion(image: np.ndarray, original: np.ndarray, label: np.ndarray, brai
 
 
 def paste_lesion(image: np.ndarray, label: np.ndarray, brain: np.ndarray, coords: np.ndarray,
-                 feather: float, lesion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 feather: float, lesion: np.ndarray | None = None, fill: Fill | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Remove the lesion (healthy infill) and draw it again resampled at `coords` (pull-back coordinates).
 
     Returns (image, label) with the moved / rescaled lesion; outside `feather` voxels of the new lesion and two
     voxels of the old one the image is unchanged. `lesion` (default label > 0) marks every lesion voxel of the
-    item, so that the infill never copies another tumour in.
+    item, so that the infill never copies another tumour in; `fill` as for `vacate`.
     """
     from perturbations.fill import lesion_support
 
     lesion = label > 0 if lesion is None else lesion
     reach = int(2 * feather) - 1
-    healthy = vacate(image, brain, lesion, label > 0, reach)
+    healthy = vacate(image, brain, lesion, label > 0, reach, fill)
     support = lesion_support(image, brain, lesion, reach)
     return draw_lesion(healthy, image, label, brain, coords, feather, support)

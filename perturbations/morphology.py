@@ -12,6 +12,7 @@ come back on the item's device.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,6 +31,7 @@ from perturbations.fill import (
     match_intensity,
 )
 from perturbations.lesion_ops import (
+    Fill,
     centroid,
     draw_lesion,
     equivalent_radius,
@@ -51,6 +53,7 @@ class TumourEdit(SamplePerturbation):
     """
 
     family = "morphological"
+    _fill: Fill = staticmethod(fill_healthy)  # what replaces removed tissue; `with_fill` swaps it
 
     def __init__(self, label: str = "follow", margin: int = 6) -> None:
         super().__init__()
@@ -68,6 +71,13 @@ class TumourEdit(SamplePerturbation):
     @property
     def feather(self) -> float:
         return self.margin / 2
+
+    def with_fill(self, fill: Fill) -> TumourEdit:
+        """A copy of this edit whose removed tissue is filled by `fill` (e.g. the learned inpainter) instead of
+        `fill.fill_healthy`; its random stream, and so the removed part, stay the same."""
+        edit = copy.copy(self)
+        edit._fill = fill
+        return edit
 
     def describe(self, severity: int) -> dict[str, Any]:
         return {**super().describe(severity), "label": self.label, "margin_voxels": self.margin}
@@ -109,7 +119,7 @@ class TumourRemove(TumourEdit):
         removed = peel(lesion, params["fraction_removed"], rng)
         remaining = lesion & ~removed
         region = clearance(image, brain, lesion, removed, self.margin - 1) & ~remaining
-        return fill_healthy(image, brain, lesion, region), np.where(removed, 0, label)
+        return self._fill(image, brain, lesion, region), np.where(removed, 0, label)
 
 
 def peel(lesion: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -144,7 +154,8 @@ class TumourResize(TumourEdit):
     def edit(self, image, label, brain, params, rng):
         grid = identity_grid(label.shape)
         components, count = connected_components(label > 0)
-        edited, new_label = vacate(image, brain, label > 0, label > 0, self.margin - 1), np.zeros_like(label)
+        edited = vacate(image, brain, label > 0, label > 0, self.margin - 1, self._fill)
+        new_label = np.zeros_like(label)
         support = lesion_support(image, brain, label > 0, self.margin - 1)
         for k in range(1, count + 1):  # each tumour about its own centre
             part = np.where(components == k, label, 0)
@@ -188,7 +199,7 @@ class TumourMove(TumourEdit):
                 break
         shift = np.round(params["distance"] * diameter * best)
         coords = identity_grid(label.shape) - shift.reshape(-1, *[1] * label.ndim)
-        return paste_lesion(image, label, brain, coords, self.feather)
+        return paste_lesion(image, label, brain, coords, self.feather, fill=self._fill)
 
 
 class TumourDeform(TumourEdit):
@@ -219,7 +230,7 @@ class TumourDeform(TumourEdit):
         window = soft_mask(lesion, self.margin - 1)
         amplitude = min(params["amplitude"] * radius, 0.9 * self.margin)
         coords = identity_grid(label.shape) - amplitude * field * window
-        return paste_lesion(image, label, brain, coords, self.feather)
+        return paste_lesion(image, label, brain, coords, self.feather, fill=self._fill)
 
 
 class TumourTextureSwap(TumourEdit):

@@ -39,7 +39,7 @@ def slices():
 
 def sample_level(perturbations: dict) -> list[str]:
     """Sample-level perturbations that need no training split (the learned fill trains a diffusion model on it:
-    tests/test_perturbations_inpaint.py)."""
+    tests/test_generators_inpainter.py)."""
     return [n for n, p in perturbations.items() if p.scope == "sample" and not getattr(p, "needs_train", False)]
 
 

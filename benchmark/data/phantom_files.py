@@ -28,6 +28,7 @@ import numpy as np
 from benchmark.data.cache import file_digest
 from benchmark.data.phantom import MODALITIES, PhantomSubject, generate_phantom_subject, load_mni_template
 from benchmark.errors import ConfigError
+from benchmark.workers import process_context, worker_count
 
 GENERATOR_VERSION = 2  # bump when the generated data or its files change, so old caches are not reused (2: checksums)
 MANIFEST = "phantom.json"
@@ -170,14 +171,12 @@ def generate_and_write(folder: Path, parameters: dict[str, Any], index: int) -> 
 def write_phantom(folder: Path, parameters: dict[str, Any]) -> None:
     """Generate every subject into `folder` (created), on every available core, and write phantom.json
     last."""
-    from benchmark.data.prepare import MIN_SUBJECTS_FOR_WORKERS, available_cores, process_context
-
     folder.mkdir(parents=True)
     template = load_mni_template(parameters["voxel_size_mm"])
     subjects = {}
     start = time.perf_counter()
     indices = range(parameters["n_subjects"])
-    workers = min(available_cores(), len(indices)) if len(indices) >= MIN_SUBJECTS_FOR_WORKERS else 1
+    workers = worker_count(0, len(indices))
     if workers > 1:
         with ProcessPoolExecutor(workers, mp_context=process_context()) as pool:
             facts = list(pool.map(generate_and_write, repeat(folder), repeat(parameters), indices))

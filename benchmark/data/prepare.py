@@ -9,13 +9,11 @@ settings (`benchmark.data.cache`), so a rerun on unchanged data skips NIfTI deco
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -29,10 +27,10 @@ from benchmark.data.labels import resolve_label_map
 from benchmark.data.readers import CaseFiles, find_brats_cases, find_folder_cases, find_msd_cases, load_case
 from benchmark.data.sources import find_manifest_cases, find_pattern_cases
 from benchmark.errors import ConfigError, DataError
+from benchmark.workers import process_context, worker_count
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
-MIN_SUBJECTS_FOR_WORKERS = 8  # below this a process pool costs more than it saves
 
 
 @dataclass
@@ -294,15 +292,8 @@ class SplitArrays:
                         slice_indices=self.indices, modalities=modalities, spacing=self.spacing)
 
 
-def available_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _workers(data_cfg: DictConfig, n_jobs: int) -> int:
-    requested = int(data_cfg.get("workers", 0) or 0)
-    workers = min(requested or available_cores(), n_jobs)
-    return workers if n_jobs >= MIN_SUBJECTS_FOR_WORKERS else 1
+    return worker_count(int(data_cfg.get("workers", 0) or 0), n_jobs)
 
 
 def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple[str, ...], data_cfg: DictConfig
@@ -358,14 +349,6 @@ def _known_digests(digests: FileDigests, case: CaseFiles) -> dict[str, str]:
 
 def _prepare_star(arg: tuple) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return prepare_subject(*arg)
-
-
-def process_context() -> Any:
-    """forkserver where the platform has it (no fork of a process that holds threads), else spawn."""
-    import multiprocessing
-
-    return multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
-                                       else "spawn")
 
 
 def _remember(digests: FileDigests, case_digests: dict[str, str]) -> None:

@@ -18,7 +18,7 @@ import torch
 from benchmark.data.imageset import ImageSet
 from benchmark.generators.base import ConditionalGenerator, condition_channels
 from benchmark.generators.training import TrainingRun, load_trained
-from benchmark.study.generated import GeneratedResult
+from perturbations.base import PerturbedSet
 
 log = logging.getLogger("benchmark.generators")
 
@@ -99,9 +99,9 @@ class GeneratorSet:
                      self.sampling_seconds[seed])
         return self._sets[memo]
 
-    def apply(self, clean: ImageSet, severity: int, seed: int, train: ImageSet | None = None) -> GeneratedResult:
+    def apply(self, clean: ImageSet, severity: int, seed: int, train: ImageSet | None = None) -> PerturbedSet:
         data = self.generated(clean, int(seed))
         n = len(data)
-        return GeneratedResult(data, torch.arange(n), self.parameters(severity),
+        return PerturbedSet(data, torch.arange(n), self.parameters(severity),
                                sources=[f"{self.name}:{clean.subject_ids[i]}:{clean.slice_indices[i]}"
                                         for i in range(n)])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +11,7 @@ from omegaconf import DictConfig
 
 from benchmark.data.generated import load_generated_set
 from benchmark.data.imageset import ImageSet
-
-
-@dataclass
-class GeneratedResult:
-    """What `apply` returns: the generated set, unpaired with the clean items (reference_index -1)."""
-
-    data: ImageSet
-    reference_index: torch.Tensor
-    parameters: dict[str, Any]
-    skipped: list[int] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
+from perturbations.base import PerturbedSet
 
 
 class GeneratedSet:
@@ -47,7 +36,7 @@ class GeneratedSet:
     def parameters(self, severity: int) -> dict[str, Any]:
         return {"folder": str(self.folder), "items": len(self._set), "has_labels": self._set.meta["has_labels"]}
 
-    def apply(self, clean: ImageSet, severity: int, seed: int, train: ImageSet | None = None) -> GeneratedResult:
+    def apply(self, clean: ImageSet, severity: int, seed: int, train: ImageSet | None = None) -> PerturbedSet:
         n = len(self._set)
-        return GeneratedResult(self._set, torch.full((n,), -1, dtype=torch.long), self.parameters(severity),
+        return PerturbedSet(self._set, torch.full((n,), -1, dtype=torch.long), self.parameters(severity),
                                sources=[f"generated:{i}" for i in range(n)])

@@ -1,5 +1,5 @@
-"""The learned healthy-tissue inpainter (perturbations/inpaint.py): a tiny training lowers the masked DDPM loss and
-never targets tumour, RePaint is deterministic for a seed, changes only the hole inside the brain and keeps the
+"""The learned healthy-tissue inpainter (benchmark/generators/inpainter.py): a tiny training lowers the masked DDPM
+loss and never targets tumour, RePaint is deterministic for a seed, changes only the hole inside the brain and keeps the
 image's range, a rerun loads the cached checkpoint, and the config selects it end to end (slow: on the phantom)."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from hydra import compose, initialize_config_dir
 from scipy.ndimage import distance_transform_edt
 
 from benchmark.errors import ConfigError, DataError
+from benchmark.generators.inpainter import DiffusionInpainter, healthy_weight, hole_window, repaint_schedule
 from perturbations import instantiate_perturbations
-from perturbations.inpaint import DiffusionInpainter, healthy_weight, hole_window, repaint_schedule
 from perturbations.synthetic import synthetic_imageset
 
 CONF = Path(__file__).resolve().parent.parent / "conf"

@@ -13,16 +13,13 @@ default. The pipeline:
    all, so the generated part harmonises with the known part. Steps use MONAI's `DDIMScheduler` on a strided
    grid (eta 1: ancestral, DDPM-like). Only the hole (inside the brain) changes; its values are clipped to the
    range of the item's brain; the noise is seeded by (seed, image, hole), so the fill is deterministic.
-3. `LearnedFill` wraps any tumour edit (remove, shrink, move: whatever calls `perturbations.fill.fill_healthy`)
-   and routes its fill here through `perturbations.fill.LEARNED_FILL` while it applies.
+3. `perturbations.learned_fill.LearnedFill` hands `DiffusionInpainter.fill` to a tumour edit (remove, shrink,
+   move, deform) as the fill of its removed tissue.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import partial
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -39,8 +36,7 @@ from benchmark.errors import ConfigError, DataError
 from benchmark.generators.base import ConditionalGenerator
 from benchmark.generators.diffusion import noised_batch
 from benchmark.generators.training import generator_key, train_generator
-from perturbations.base import Perturbation, PerturbedSet, check_severity, check_train, item_seed
-from perturbations.fill import LEARNED_FILL
+from perturbations.base import item_seed
 
 DEFAULT_CACHE = Path("~/.cache/mri-metric-bench/checkpoints")
 
@@ -252,51 +248,4 @@ class DiffusionInpainter:
         low, high = values.min(1)[:, None, None], values.max(1)[:, None, None]
         out = image.copy()
         out[(..., *slices)] = np.where(hole[slices], np.clip(filled, low, high), image[(..., *slices)])
-        return out
-
-
-@contextmanager
-def learned_fill(fill: Callable[..., np.ndarray]) -> Iterator[None]:
-    """Route every `perturbations.fill.fill_healthy` call in this context to `fill`."""
-    token = LEARNED_FILL.set(fill)
-    try:
-        yield
-    finally:
-        LEARNED_FILL.reset(token)
-
-
-class LearnedFill(Perturbation):
-    """A tumour edit whose removed tissue is filled by the learned inpainter instead of the classical fill.
-
-    edit: the tumour edit (e.g. `perturbations.morphology.TumourRemove`, its end points, label mode and margin);
-    inpainter: a `DiffusionInpainter`, trained on the `train` split passed to `apply` (required). The edit's
-    random stream is kept, so the removed part is the same as with the classical fill; only the fill differs.
-    """
-
-    family = "morphological"
-    scope = "sample"
-    needs_train = True
-
-    def __init__(self, edit: Perturbation, inpainter: DiffusionInpainter) -> None:
-        super().__init__()
-        if not isinstance(edit, Perturbation) or edit.scope != "sample":
-            raise ConfigError(f"LearnedFill: 'edit' must be a sample-level tumour edit, got {type(edit).__name__}")
-        if not isinstance(inpainter, DiffusionInpainter):
-            raise ConfigError(f"LearnedFill: 'inpainter' must be a DiffusionInpainter, got {type(inpainter).__name__}")
-        self.edit, self.inpainter = edit, inpainter
-
-    def parameters_at(self, severity: int) -> dict[str, Any]:
-        return {**self.edit.parameters_at(severity), "fill": "diffusion (RePaint)"}
-
-    def describe(self, severity: int) -> dict[str, Any]:
-        return {**self.edit.describe(severity), "perturbation": self.name, **self.parameters(severity)}
-
-    def apply(self, clean: ImageSet, severity: int, seed: int, train: ImageSet | None = None) -> PerturbedSet:
-        """The edit at `severity`, filled by the inpainter (trained on `train` once, cached)."""
-        if check_severity(severity) == 0:
-            return self.identity(clean, severity)
-        self.inpainter.fit(check_train(self.name, clean, train), seed)
-        with learned_fill(partial(self.inpainter.fill, seed=seed)):
-            out = self.edit.apply(clean, severity, seed, train)
-        out.parameters = self.describe(severity)
         return out
