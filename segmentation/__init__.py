@@ -4,7 +4,7 @@
 `evaluate_segmenter` gives per-subject Dice and HD95 on BraTS regions and labels;
 `Segmenter.encoder_features` exposes the trained bottleneck as a task-aware feature extractor;
 `plot_training_curves` draws the loss and validation Dice.
-`python -m segmentation.baseline` measures the baseline on the default data (clean vs tumours removed).
+`python -m benchmark.lab.segmentation_baseline` measures the baseline on the default data (clean vs tumours removed).
 """
 
 from segmentation.curves import plot_training_curves

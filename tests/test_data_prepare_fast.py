@@ -19,7 +19,7 @@ from benchmark.data.imageset import content_fingerprint
 from benchmark.data.labels import present_values
 from benchmark.data.prepare import prepare_data
 from benchmark.data.preprocess import brain_mask_from_image, fill_holes, normalise_intensity
-from benchmark.speed.data_scale import memory_and_cpu, process_tree
+from benchmark.lab.speed.data_scale import memory_and_cpu, process_tree
 from tests import niftis
 from tests.test_data_readers import SMALL, data_config
 

@@ -1,7 +1,7 @@
 """Time our batched radiomics features against pyradiomics 3.0.1 on brain-sized 2D slices.
 
-`python -m benchmark.speed.radiomics [--n 64] [--size 128] [--reference-n 8] [--threads 1] [--out PATH]`
-`python -m benchmark.speed.radiomics --volume 155 240 240` times original-image features of one BraTS-sized
+`python -m benchmark.lab.speed.radiomics [--n 64] [--size 128] [--reference-n 8] [--threads 1] [--out PATH]`
+`python -m benchmark.lab.speed.radiomics --volume 155 240 240` times original-image features of one BraTS-sized
 3D volume instead (a textured ellipsoid "brain" in the middle), with the process's peak resident memory.
 Images: smoothed noise of varied grain in [0, 1] with an elliptical "brain" mask, seeded. Settings as the
 FRD default: original + LoG (sigma 2, 3, 4, 5 mm at 1.5 mm spacing) + 4 wavelet bands, binWidth 1/32,

@@ -7,7 +7,7 @@
    the clean test split.
 Writes baseline.json and the two training-curve PNGs to --out; prints the per-region mean Dice.
 
-    OMP_NUM_THREADS=2 python -m segmentation.baseline --out outputs/segmentation-baseline [hydra overrides]
+    OMP_NUM_THREADS=2 python -m benchmark.lab.segmentation_baseline --out outputs/seg-baseline [overrides]
 
 Wall and CPU seconds are both reported: on a shared machine the wall time says more about the neighbours
 than about the training (with two threads and a busy machine, OpenMP spin-waiting inflates CPU time too;

@@ -1,6 +1,6 @@
 """Speed of the metric core against MONAI, scikit-image and scipy, in one run on this machine.
 
-    python -m benchmark.speed.metrics results/speed_metrics.json [--device cpu|cuda] [--repeats 3] [--threads 2]
+    python -m benchmark.lab.speed.metrics results/speed_metrics.json [--device cpu|cuda] [--repeats 3] [--threads 2]
 
 Prints a markdown table (seconds as the best of `repeats` runs, ratio = reference / ours, and the largest
 absolute difference of the values) and writes the same numbers as JSON. Takes 1-3 minutes on 2 cores.

@@ -1,4 +1,4 @@
-"""`python -m perturbations.realism`: does a localised tumour edit look like real MRI? Numbers per edit and severity.
+"""`python -m benchmark.lab.realism`: does a localised tumour edit look like real MRI? Numbers per edit and severity.
 
 For every tumour edit (conf/perturbation/tumour_*.yaml, `label: follow` variants) at severities 1..5, on 2D
 slices, in the region where tumour became "healthy" tissue (F = lesion before and not after):

@@ -1,6 +1,6 @@
 """Data preparation at BraTS scale: first run and cached rerun on N BraTS-layout cases, with peak memory.
 
-    python -m benchmark.speed.data_scale --cases 1251 --work /tmp/scale [--real DIR] [--json out.json]
+    python -m benchmark.lab.speed.data_scale --cases 1251 --work /tmp/scale [--real DIR] [--json out.json]
 
 Builds N case folders `<work>/cases/Case_NNNN/Case_NNNN_{flair,seg}.nii.gz` as symlinks to the phantom's
 subjects (1.5 mm, BraTS 2021 labels) and, when `--real` points at DeepMedic's BRATS 2015 folder, to the real

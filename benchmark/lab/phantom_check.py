@@ -1,6 +1,6 @@
 """Generate the default phantom, time it, and draw a montage to look at (not a test).
 
-Usage: OMP_NUM_THREADS=2 python -m benchmark.data.phantom_check --cache /tmp/phantom_cache --png /tmp/phantom_check.png
+Usage: OMP_NUM_THREADS=2 python -m benchmark.lab.phantom_check --cache /tmp/phantom_cache --png /tmp/phantom_check.png
 Prints the generation time (only meaningful on a quiet machine) and per-subject tumour facts; the PNG
 shows, per subject, the axial slice with the largest tumour area in T1, T1ce, T2 and FLAIR with the
 tumour outline (yellow: whole tumour, red: enhancing, cyan: necrotic core), and the label map.

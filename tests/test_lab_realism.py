@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from perturbations.realism import detector_auc, local_std, measure, slice_numbers
+from benchmark.lab.realism import detector_auc, local_std, measure, slice_numbers
 from perturbations.synthetic import synthetic_imageset
 
 
@@ -58,7 +58,7 @@ def test_real_patients_meet_the_realism_targets_for_removal():
 def test_depth_matched_controls_lie_as_deep_below_the_brains_edge_as_the_filled_centres():
     from scipy.ndimage import distance_transform_edt
 
-    from perturbations.realism import matched_centres
+    from benchmark.lab.realism import matched_centres
 
     brain = np.zeros((80, 80), bool)
     brain[5:75, 5:75] = True
