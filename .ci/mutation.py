@@ -30,7 +30,7 @@ EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.md"
 
 RADIOMICS_TESTS = ["tests/test_radiomics.py", "tests/test_radiomics_filters.py", "tests/test_radiomics_frd.py",
                    "tests/test_radiomics_frd_score.py", "tests/test_radiomics_reference.py",
-                   "tests/test_radiomics_contract.py", "tests/test_radiomics_pipeline_contract.py"]
+                   "tests/test_radiomics_texture.py", "tests/test_radiomics_pipeline.py"]
 # Features, filters and FRD are checked against pyradiomics, SimpleITK and closed forms by these; the frd-score
 # end-to-end tests (9 of the 14 s a surviving mutant costs) exercise them again only through FRDv1, whose own
 # module is run against them.
@@ -39,27 +39,28 @@ RADIOMICS_FAST_TESTS = [t for t in RADIOMICS_TESTS if t != "tests/test_radiomics
 # module -> (files to mutate, test files that exercise them). Keep the test files targeted: every mutant
 # runs the tests of this list that call the mutated function.
 MODULES: dict[str, tuple[list[str], list[str]]] = {
-    "image": (["benchmark/metrics/image.py"], ["tests/test_metrics_image.py", "tests/test_image_metrics_mri.py"]),
+    "image": (["benchmark/metrics/image.py"], ["tests/test_metrics_image.py", "tests/test_metrics_image_mri.py"]),
     "image_statistics": (["benchmark/metrics/image_statistics.py"],
-                         ["tests/test_image_statistics_entries.py", "tests/test_metrics_image_statistics.py",
-                          "tests/test_image_statistics_contract.py"]),
+                         ["tests/test_metrics_image_statistics_entries.py", "tests/test_metrics_image_statistics.py",
+                          "tests/test_metrics_image_statistics_wrapping.py"]),
     "memorisation": (["benchmark/metrics/memorisation.py"],
-                     ["tests/test_metrics_memorisation.py", "tests/test_memorisation_ties.py"]),
+                     ["tests/test_metrics_memorisation.py", "tests/test_metrics_memorisation_ties.py"]),
     "diversity": (["benchmark/metrics/diversity.py"],
-                  ["tests/test_metrics_memorisation.py", "tests/test_memorisation_ties.py"]),
+                  ["tests/test_metrics_memorisation.py", "tests/test_metrics_memorisation_ties.py"]),
     "sharpness": (["benchmark/metrics/no_reference/sharpness.py", "benchmark/metrics/no_reference/checks.py"],
-                  ["tests/test_no_reference_mri.py", "tests/test_no_reference.py", "tests/test_sharpness_contract.py"]),
+                  ["tests/test_no_reference_mri.py", "tests/test_no_reference.py",
+                   "tests/test_no_reference_sharpness.py"]),
     "snr": (["benchmark/metrics/no_reference/snr.py"],
-            ["tests/test_no_reference.py", "tests/test_snr_cnr_contract.py"]),
+            ["tests/test_no_reference.py", "tests/test_no_reference_snr.py"]),
     "natural_scene": (["benchmark/metrics/no_reference/natural_scene.py"],
-                      ["tests/test_no_reference.py", "tests/test_natural_scene_contract.py",
-                       "tests/test_natural_scene_reference.py"]),
+                      ["tests/test_no_reference.py", "tests/test_no_reference_natural_scene.py",
+                       "tests/test_no_reference_natural_scene_matlab.py"]),
     "segmentation_evaluation": (["segmentation/evaluation.py"],
                                 ["tests/test_segmentation_metrics.py", "tests/test_segmentation_regions.py"]),
-    "perturbations_base": (["perturbations/base.py"], ["tests/test_perturbation_base_contract.py"]),
+    "perturbations_base": (["perturbations/base.py"], ["tests/test_perturbations_base.py"]),
     "distribution": (["benchmark/metrics/distribution.py"],
-                     ["tests/test_metrics_distribution.py", "tests/test_feature_statistics.py",
-                      "tests/test_distribution_contract.py"]),
+                     ["tests/test_metrics_distribution.py", "tests/test_metrics_feature_statistics.py",
+                      "tests/test_metrics_distribution_limits.py"]),
     "radiomics_texture": ([f"benchmark/metrics/radiomics/{name}.py" for name in
                            ("discretise", "first_order", "glcm", "glrlm", "glszm", "ngtdm")], RADIOMICS_FAST_TESTS),
     "radiomics_pipeline": ([f"benchmark/metrics/radiomics/{name}.py" for name in
@@ -67,12 +68,13 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "radiomics_frd": (["benchmark/metrics/radiomics/frd.py"], RADIOMICS_FAST_TESTS),
     "radiomics_frd_v1": (["benchmark/metrics/radiomics/frd_v1.py"],
                          ["tests/test_radiomics_frd_score.py", "tests/test_radiomics_frd.py",
-                          "tests/test_radiomics_frd_v1_contract.py"]),
-    "niqe": (["benchmark/metrics/no_reference/niqe.py"], ["tests/test_no_reference.py", "tests/test_niqe_items.py",
-                                                             "tests/test_niqe_contract.py"]),
+                          "tests/test_radiomics_frd_v1.py"]),
+    "niqe": (["benchmark/metrics/no_reference/niqe.py"],
+             ["tests/test_no_reference.py", "tests/test_no_reference_niqe_items.py",
+              "tests/test_no_reference_niqe.py"]),
     "agreement": (["reports/agreement.py", "reports/sensitivity.py"],
-                  ["tests/test_agreement_caveats.py", "tests/test_sensitivity_hand.py", "tests/test_analysis.py",
-                    "tests/test_agreement_contract.py"]),
+                  ["tests/test_reports_agreement_caveats.py", "tests/test_reports_sensitivity.py",
+                   "tests/test_reports_analysis.py", "tests/test_reports_agreement.py"]),
 }
 
 

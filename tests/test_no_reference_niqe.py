@@ -1,6 +1,6 @@
 """NIQE and the BRISQUE-feature distance, against a numpy re-derivation from the 36 NSS features.
 
-The features themselves are checked against scipy in test_no_reference.py and test_natural_scene_contract.py;
+The features themselves are checked against scipy in test_no_reference.py and test_no_reference_natural_scene.py;
 here the model around them is re-derived independently: which patches are usable (brain fraction from a numpy
 block sum), which enter the pristine model (sharpness per item), the weighted Gaussian of a test item, the
 fallbacks and their counts, the limits of every size check, and the names in every error message.

@@ -24,7 +24,7 @@ from benchmark.metrics.image_statistics import (
 from benchmark.metrics.no_reference import NIQE, BRISQUEDistance, total_variation
 from benchmark.metrics.radiomics.frd_v1 import frd_v1_features
 from perturbations.synthetic import synthetic_imageset
-from tests.test_image_statistics_entries import run
+from tests.test_metrics_image_statistics_entries import run
 
 
 @pytest.fixture(scope="module")
