@@ -211,7 +211,6 @@ def test_nmi_of_constant_items():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_metrics_on_cuda_equal_the_cpu_values():
     """Every tensor a metric makes lives on the images' device (a CPU-only index breaks NMI on CUDA)."""
     x, y, data_range = scaled_pair(SHAPES["3d"], "scanner_12bit")

@@ -149,7 +149,6 @@ def test_diversity_default_budget_and_small_and_volume_sets():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_diversity_on_cuda_equals_cpu():
     images = mri_like_set(4)
     assert ms_ssim_diversity(images.cuda()) == pytest.approx(ms_ssim_diversity(images), abs=1e-10)

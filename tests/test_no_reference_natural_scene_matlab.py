@@ -183,7 +183,6 @@ def test_a_patch_needs_a_fit_at_both_scales():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_features_on_cuda_equal_the_cpu_values():
     """The Gaussian window and the alpha lookup tables follow the images' device."""
     images, masks = (torch.from_numpy(a) for a in _slices(2, (48, 40), seed=9))

@@ -87,7 +87,6 @@ def test_errors_name_the_metric_and_list_the_first_ten_items():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_sharpness_on_cuda_equals_the_cpu_values():
     """Padding indices, default masks and accumulators follow the images' device."""
     images = _edge_to_edge((5, 12, 20))

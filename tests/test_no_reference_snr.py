@@ -155,7 +155,6 @@ def test_snr_names_a_bad_brain_mask_and_refuses_a_zero_noise_estimate():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_snr_and_cnr_on_cuda_equal_the_cpu_values():
     """The Immerkær kernel and every mask follow the images' device."""
     images, masks = _brain((3, 30, 28), seed=3)

@@ -156,8 +156,6 @@ def test_rician_noise_on_zero_signal_has_the_rayleigh_mean():
 
 @pytest.mark.gpu
 def test_tensor_perturbations_run_on_the_gpu(everything, slices):
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
     gpu = slices.to("cuda")
     for name in ["gaussian_noise", "gaussian_blur", "gamma_high", "gibbs_ringing", "ghosting", "tumour_shrink"]:
         on_gpu = everything[name].apply(gpu, 3, seed=0)

@@ -151,7 +151,6 @@ def test_cuda_requested_but_absent_names_the_device(sets):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_training_with_mixed_precision(sets):
     train, val = sets
     model = train_segmenter(train, val, tiny_config(), seed=3, device=torch.device("cuda"), cache_dir=None)
