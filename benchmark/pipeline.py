@@ -59,7 +59,7 @@ def run_pipeline(cfg: DictConfig) -> None:
 
     perturbations, suite = {}, None
     if "study" in stages:
-        from benchmark.generators.stage import instantiate_generators
+        from benchmark.study.generator_stage import instantiate_generators
         from perturbations import check_severities, instantiate_perturbations
 
         perturbations = instantiate_perturbations(cfg.get("perturbation"))
@@ -101,7 +101,7 @@ def run_study(cfg: DictConfig, data: Any, device: Any, output_dir: Path, perturb
     for name, folder in (cfg.study.get("generated") or {}).items():
         perturbations[name] = GeneratedSet(name, Path(folder), cfg.data, data.test, int(cfg.seed))
     if cfg.get("generators"):  # train (or load) the configured generators; their outputs become generated sets
-        from benchmark.generators.stage import add_generator_sets
+        from benchmark.study.generator_stage import add_generator_sets
 
         start = time.perf_counter()
         add_generator_sets(cfg, data, device, output_dir, perturbations)

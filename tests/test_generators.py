@@ -16,8 +16,8 @@ from benchmark.generators.diffusion import ConditionalDiffusion
 from benchmark.generators.pix2pix import ConditionalGAN
 from benchmark.generators.regressor import ConditionalRegressor
 from benchmark.generators.sets import GeneratorSet, generate
-from benchmark.generators.stage import instantiate_generators
 from benchmark.generators.training import checkpoint_path, load_trained, train_generator
+from benchmark.study.generator_stage import instantiate_generators
 
 CPU = torch.device("cpu")
 SMALL = {"regressor": {"channels": [8, 16, 16], "strides": [2, 2], "num_res_units": 0},
@@ -188,7 +188,7 @@ def test_checkpoint_names_carry_the_budget(tmp_path: Path) -> None:
 
 
 def test_sample_grid_shows_one_slice_per_subject_first() -> None:
-    from benchmark.generators.stage import shown_items
+    from benchmark.study.generator_stage import shown_items
 
     labels = torch.zeros(5, 1, 4, 4, dtype=torch.long)
     for i, area in enumerate([3, 5, 4, 0, 1]):
