@@ -15,7 +15,7 @@ PACKAGES = ("benchmark", "perturbations", "segmentation", "reports")
 # Lowest first: a module may import its own layer and the layers below it, never one above.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("shared infrastructure", ("benchmark", "benchmark.errors", "benchmark.atomic", "benchmark.numerics",
-                               "benchmark.runtime", "benchmark.workers", "benchmark.checks")),
+                               "benchmark.runtime", "benchmark.workers")),
     ("data", ("benchmark.data",)),
     ("parts", ("perturbations", "benchmark.metrics", "benchmark.features", "benchmark.generators", "segmentation")),
     ("study", ("benchmark.study",)),
@@ -35,23 +35,39 @@ def module_files() -> dict[str, Path]:
     return modules
 
 
-def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
-    """module -> the project modules it imports (a name inside a module resolves to that module)."""
+def run_time_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """The import statements of a module that run (those under `if TYPE_CHECKING:` do not)."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            found.extend(run_time_imports(ast.Module(body=node.orelse, type_ignores=[])))
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        found.extend(run_time_imports(node))
+    return found
 
-    def resolve(name: str) -> str | None:
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """module -> the project modules its import statements run: a name inside a module resolves to that
+    module, and importing `a.b.c` also runs the packages `a` and `a.b` (their __init__)."""
+
+    def resolve(name: str) -> set[str]:
         while name and name not in modules:
             name = name.rpartition(".")[0]
-        return name or None
+        parts = name.split(".") if name else []
+        return {".".join(parts[:k]) for k in range(1, len(parts) + 1)} & modules.keys()
 
     graph = {}
     for name, path in modules.items():
-        targets = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        targets: set[str] = set()
+        for node in run_time_imports(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
-                targets.update(resolve(alias.name) for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets.update(resolve(f"{node.module}.{alias.name}") for alias in node.names)
-        graph[name] = {t for t in targets if t and t != name}
+                targets.update(*(resolve(alias.name) for alias in node.names))
+            elif node.module and node.level == 0:
+                targets.update(*(resolve(f"{node.module}.{alias.name}") for alias in node.names))
+        own_packages = {".".join(name.split(".")[:k]) for k in range(1, name.count(".") + 1)}
+        graph[name] = targets - {name} - own_packages
     return graph
 
 

@@ -86,11 +86,11 @@ def _numpy_kid(a, b, subsets, size, seed):
 
 def test_kid_matches_direct_numpy_formula():
     a, b = _features(120, 10, 6), _features(100, 10, 7, shift=0.5)
-    mean, std = kid(a, b, subsets=20, subset_size=50, seed=3)
+    mean, std = kid(b, a, subsets=20, subset_size=50, seed=3)
     ref_mean, ref_std = _numpy_kid(a.numpy(), b.numpy(), 20, 50, 3)
     assert mean == pytest.approx(ref_mean, rel=1e-9)
     assert std == pytest.approx(ref_std, rel=1e-9)
-    assert kid(a, b, subsets=20, subset_size=50, seed=3) == (mean, std)
+    assert kid(b, a, subsets=20, subset_size=50, seed=3) == (mean, std)
     stream = StreamingFeatureMetric(kid, subsets=20, subset_size=50, seed=3)
     for chunk in torch.split(a, 33):
         stream.update(chunk, real=True)
@@ -115,7 +115,7 @@ def _numpy_prdc(real, fake, k):
 
 def test_prdc_closed_ball_matches_brute_force_and_identical_sets_score_one():
     real, fake = _features(60, 6, 8), _features(50, 6, 9, shift=0.3)
-    ours = prdc(real, fake, k=5, ball="closed")
+    ours = prdc(fake, real, k=5, ball="closed")
     reference = _numpy_prdc(real.numpy(), fake.numpy(), 5)
     for key, value in reference.items():
         assert ours[key] == pytest.approx(value, abs=1e-12), key
@@ -160,7 +160,7 @@ def test_mmd_matches_numpy_formula_and_inception_score():
     "call",
     [
         lambda a: kid(a, a, subset_size=len(a) + 1),
-        lambda a: prdc(a[:5], a, k=5),
+        lambda a: prdc(a, a[:5], k=5),
         lambda a: fid(a[:1], a),
         lambda a: fid(a, a[:, :3]),
         lambda a: fid(a.masked_fill(a > 1, float("inf")), a),
@@ -211,10 +211,10 @@ def _integer_features(n, d, values, seed):
 def test_prdc_open_ball_equals_the_prdc_package(make_sets):
     real, fake = make_sets()
     reference = _reference_prdc(real, fake, 5)
-    ours = prdc(real, fake, k=5)
+    ours = prdc(fake, real, k=5)
     for key, value in reference.items():
         assert ours[key] == pytest.approx(float(value), abs=1e-12), key
-    closed = prdc(real, fake, k=5, ball="closed")
+    closed = prdc(fake, real, k=5, ball="closed")
     brute = _numpy_prdc(real.numpy(), fake.numpy(), 5)
     for key, value in brute.items():
         assert closed[key] == pytest.approx(value, abs=1e-12), key
@@ -233,7 +233,7 @@ def test_prdc_ball_parts_only_on_ties():
     assert open_same["precision"] == open_same["recall"] == open_same["coverage"] == 1.0
     assert (open_same["density"], closed_same["density"]) == (pytest.approx(1.0), pytest.approx(1.2))
     real, fake = _features(40, 4, 1), _features(35, 4, 2, shift=0.2)
-    assert prdc(real, fake) == prdc(real, fake, ball="closed")
+    assert prdc(fake, real) == prdc(fake, real, ball="closed")
     with pytest.raises(BenchmarkError, match="ball"):
         prdc(real, real, ball="<=")
     from benchmark.metrics.entries import PRDCMetric

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.checks import MetricInputError
+from benchmark.metrics.checks import MetricInputError
 from benchmark.metrics.distribution import (
     FeatureStatistics,
     StreamingFeatureMetric,
@@ -36,16 +36,16 @@ def test_mmd_with_two_samples_each_equals_the_direct_formula():
     assert mmd(a, b, bandwidth=1.5) == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize("which", ["feats_a", "feats_b"])
+@pytest.mark.parametrize("which", ["candidate", "reference"])
 def test_mmd_refuses_a_single_sample_naming_the_argument(which):
     two, one = torch.randn(2, 3, dtype=torch.float64), torch.randn(1, 3, dtype=torch.float64)
-    args = (one, two) if which == "feats_a" else (two, one)
+    args = (one, two) if which == "candidate" else (two, one)
     with pytest.raises(MetricInputError, match=rf"^mmd: {which} has 1 samples; at least 2 are needed\.$"):
         mmd(*args)
     with pytest.raises(MetricInputError, match=rf"^mmd: {which} contains 1 NaN or Inf value\(s\) out of 6\.$"):
         bad = two.clone()
         bad[0, 0] = float("nan")
-        mmd(*((bad, two) if which == "feats_a" else (two, bad)))
+        mmd(*((bad, two) if which == "candidate" else (two, bad)))
 
 
 def test_mmd_refuses_different_feature_dimensions():
@@ -80,16 +80,16 @@ def _feats(n: int, d: int = 4, seed: int = 0, shift: float = 0.0) -> torch.Tenso
 
 @pytest.mark.parametrize(("metric", "call"), [
     ("fid", fid), ("kid", lambda a, b: kid(a, b, subset_size=2)), ("mmd", mmd)])
-@pytest.mark.parametrize("which", ["feats_a", "feats_b"])
+@pytest.mark.parametrize("which", ["candidate", "reference"])
 def test_pairwise_metrics_name_the_argument_and_accept_two_samples(metric, call, which):
     two, one = _feats(2), _feats(1, seed=1)
     assert np.isfinite(call(two, _feats(2, seed=2)) if metric != "kid" else call(two, _feats(2, seed=2))[0])
-    args = (one, two) if which == "feats_a" else (two, one)
+    args = (one, two) if which == "candidate" else (two, one)
     with pytest.raises(MetricInputError, match=rf"^{metric}: {which} has 1 samples; at least 2 are needed\.$"):
         call(*args)
     bad = _feats(3).clone()
     bad[1, 2] = float("inf")
-    args = (bad, _feats(3, seed=3)) if which == "feats_a" else (_feats(3, seed=3), bad)
+    args = (bad, _feats(3, seed=3)) if which == "candidate" else (_feats(3, seed=3), bad)
     with pytest.raises(MetricInputError, match=rf"^{metric}: {which} contains 1 NaN or Inf value\(s\) out of 12\.$"):
         call(*args)
     with pytest.raises(MetricInputError, match=rf"^{metric}: feature dimensions differ \(4 vs 3\)\.$"):
@@ -130,26 +130,26 @@ def test_prdc_names_its_sets_and_accepts_k_one_with_two_samples():
 
     real, fake = _feats(3, seed=6), _feats(4, seed=7)
     expected = compute_prdc(real.numpy(), fake.numpy(), nearest_k=1)  # the package needs k + 2 samples
-    ours = prdc(real, fake, k=1)
+    ours = prdc(fake, real, k=1)
     assert ours == {key: pytest.approx(float(value), abs=1e-12) for key, value in expected.items()}
-    assert 0 <= prdc(real[:2], fake[:2], k=1)["precision"] <= 1  # k + 1 samples are enough here
-    with pytest.raises(MetricInputError, match=r"^prdc: real has 0 samples; at least 1 are needed\.$"):
-        prdc(_feats(0), fake)
-    with pytest.raises(MetricInputError, match=r"^prdc: fake contains 4 NaN or Inf value\(s\) out of 12\.$"):
-        prdc(_feats(3), torch.cat([_feats(2), torch.full((1, 4), float("nan"), dtype=torch.float64)]))
-    with pytest.raises(MetricInputError, match=r"^prdc: feature dimensions differ \(4 vs 3\)\.$"):
-        prdc(_feats(7), _feats(7, d=3))
+    assert 0 <= prdc(fake[:2], real[:2], k=1)["precision"] <= 1  # k + 1 samples are enough here
+    with pytest.raises(MetricInputError, match=r"^prdc: reference has 0 samples; at least 1 are needed\.$"):
+        prdc(fake, _feats(0))
+    with pytest.raises(MetricInputError, match=r"^prdc: candidate contains 4 NaN or Inf value\(s\) out of 12\.$"):
+        prdc(torch.cat([_feats(2), torch.full((1, 4), float("nan"), dtype=torch.float64)]), _feats(3))
+    with pytest.raises(MetricInputError, match=r"^prdc: feature dimensions differ \(3 vs 4\)\.$"):
+        prdc(_feats(7, d=3), _feats(7))
     with pytest.raises(MetricInputError, match=r"^prdc: k=5 needs more than k samples per set, got 6 real and 5 "
                                                r"fake\.$"):
-        prdc(_feats(6), _feats(5, seed=1))
+        prdc(_feats(5, seed=1), _feats(6))
     with pytest.raises(MetricInputError, match=r"^prdc: k=5 needs more than k samples per set, got 1 real"):
-        prdc(_feats(1), _feats(9, seed=1))
+        prdc(_feats(9, seed=1), _feats(1))
 
 
 def test_prdc_from_distances_defaults_to_the_reference_open_ball_and_k_five():
     real, fake = _feats(12, seed=8), _feats(11, seed=9)
     distances = (euclidean(real, real), euclidean(fake, fake), euclidean(real, fake))
-    assert prdc_from_distances(*distances) == prdc(real, fake, k=5, ball="open")
+    assert prdc_from_distances(*distances) == prdc(fake, real, k=5, ball="open")
 
 
 def test_streaming_metric_names_itself_and_needs_both_streams():

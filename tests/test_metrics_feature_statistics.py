@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.checks import MetricInputError
+from benchmark.metrics.checks import MetricInputError
 from benchmark.metrics.distribution import FeatureStatistics
 
 

@@ -175,7 +175,7 @@ def test_integer_volumes_are_refused_with_the_dtype_named_then_scored_as_float()
     x, y, data_range = scaled_pair(SHAPES["3d"], "scanner_12bit")
     a, b = torch.from_numpy(x).to(torch.int16), torch.from_numpy(y).to(torch.int16)
     for metric in (ssim, ms_ssim, mse, mae, nmse, nmi):
-        with pytest.raises(BenchmarkError, match=rf"^{metric.__name__}: x has dtype torch.int16"):
+        with pytest.raises(BenchmarkError, match=rf"^{metric.__name__}: candidate has dtype torch.int16"):
             metric(a, b)
     expected = skimage_ssim(x.astype(np.int16), y.astype(np.int16), data_range)
     np.testing.assert_allclose(ssim(a.double(), b.double(), data_range=data_range).numpy(), expected, atol=1e-12)

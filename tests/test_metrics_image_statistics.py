@@ -66,6 +66,6 @@ def test_frd_matches_the_direct_computation_and_grows_with_noise(clean: ImageSet
     candidate = noisy(clean, 0.1)
     value = run(metric, clean, candidate)
     features = [radiomics_features(s.images, s.brain_masks, image_types=("original",), spacing=s.spacing)[0]
-                for s in (clean, candidate)]
+                for s in (candidate, clean)]
     assert value == pytest.approx(frd(*features), rel=1e-9)
     assert value > run(FrechetRadiomicsDistance(image_types=["original"]), clean, noisy(clean, 0.02))

@@ -99,7 +99,7 @@ def test_frd_native_is_frd_of_the_features_in_the_masks_and_paper_log_halves_it(
     kwargs = {"image_types": ("original",), "bin_width": 1 / 16}
     value = run(FrechetRadiomicsDistance(**kwargs), {"candidate": candidate, "reference": reference})
     features = [radiomics_features(s.images, s.brain_masks, image_types=("original",), bin_width=1 / 16,
-                                   spacing=s.spacing)[0] for s in (reference, candidate)]
+                                   spacing=s.spacing)[0] for s in (candidate, reference)]
     assert value == pytest.approx(frd(*features), rel=1e-9)
     halved = run(FrechetRadiomicsDistance(**kwargs, paper_log=True), {"candidate": candidate, "reference": reference})
     assert halved == pytest.approx(value / 2, rel=1e-9) and math.isfinite(value)
@@ -112,7 +112,7 @@ def test_frd_v1_convention_is_frd_score_features_with_constant_columns_dropped(s
     masks[::2, ..., :20, :] = False  # brain sizes vary in the candidate set only: a column constant in the reference
     candidate = dataclasses.replace(candidate, brain_masks=masks)
     value = run(FrechetRadiomicsDistance(convention="frd_v1"), {"candidate": candidate, "reference": reference})
-    features = [frd_v1_features(s.images, s.brain_masks, tuple(s.spacing))[0] for s in (reference, candidate)]
+    features = [frd_v1_features(s.images, s.brain_masks, tuple(s.spacing))[0] for s in (candidate, reference)]
     assert value == pytest.approx(frd(*features, drop_constant=True), rel=1e-9)
     assert frd(*features, drop_constant=False) > value + 0.03  # centring the constant columns adds their spread
 

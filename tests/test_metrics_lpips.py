@@ -23,7 +23,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.features.lpips_backbones import load_lpips_weights
 from benchmark.features.weights import flatten_tree, load_numpy_pickle, packaged_file
 from benchmark.metrics import lpips
-from benchmark.metrics.lpips import SCALE, SHIFT, lpips_rgb
+from benchmark.metrics.perceptual import SCALE, SHIFT, lpips_rgb
 
 
 def _conv_nhwc(x, kernel, bias, stride, pad):

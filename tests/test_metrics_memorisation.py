@@ -23,23 +23,23 @@ def _numpy_authenticity(train, fake):
 
 def test_authenticity_and_copy_rate_detect_copies():
     train, fresh = _cloud(200, 0), _cloud(100, 1)
-    assert authenticity(train, fresh) == pytest.approx(_numpy_authenticity(train.numpy(), fresh.numpy()))
-    assert authenticity(train, fresh) > 0.4
+    assert authenticity(fresh, train) == pytest.approx(_numpy_authenticity(train.numpy(), fresh.numpy()))
+    assert authenticity(fresh, train) > 0.4
     copies = train[:50] + 1e-4 * _cloud(50, 2)
-    assert authenticity(train, copies) == 0.0
-    assert copy_rate(train, copies) == 1.0
-    assert copy_rate(train, fresh) < 0.05
+    assert authenticity(copies, train) == 0.0
+    assert copy_rate(copies, train) == 1.0
+    assert copy_rate(fresh, train) < 0.05
     half = torch.cat([copies, fresh[:50]])
-    assert copy_rate(train, half) == pytest.approx(0.5, abs=0.05)
+    assert copy_rate(half, train) == pytest.approx(0.5, abs=0.05)
 
 
 def test_fid_train_gap_turns_negative_for_a_memorising_set():
     train, heldout = _cloud(300, 3), _cloud(300, 4)
     memorised = train[:150] + 0.01 * _cloud(150, 5)
-    gap = fid_train_gap(train, heldout, memorised)
+    gap = fid_train_gap(memorised, train, heldout)
     assert gap == pytest.approx(fid(memorised, train) - fid(memorised, heldout))
     assert gap < 0
-    assert abs(fid_train_gap(train, heldout, _cloud(150, 6))) < abs(gap)
+    assert abs(fid_train_gap(_cloud(150, 6), train, heldout)) < abs(gap)
 
 
 def test_ms_ssim_diversity_is_the_mean_pairwise_ms_ssim():
@@ -58,9 +58,9 @@ def test_ms_ssim_diversity_is_the_mean_pairwise_ms_ssim():
 
 def test_memorisation_input_errors():
     with pytest.raises(BenchmarkError, match="at least 2"):
-        authenticity(_cloud(1, 0), _cloud(5, 1))
+        authenticity(_cloud(5, 1), _cloud(1, 0))
     with pytest.raises(BenchmarkError, match="dimensions differ"):
-        copy_rate(_cloud(5, 0), _cloud(5, 1, d=3))
+        copy_rate(_cloud(5, 1, d=3), _cloud(5, 0))
     with pytest.raises(BenchmarkError, match="N >= 2"):
         ms_ssim_diversity(torch.rand(1, 1, 32, 32))
 

@@ -25,9 +25,9 @@ def test_authenticity_counts_a_tie_with_the_training_radius_as_a_copy():
     """Train {0, 1, 3}: nearest-neighbour radii 1, 1, 2. Fakes: -1 (distance 1 to 0, radius 1: tie, copy),
     5 (distance 2 to 3, radius 2: tie, copy), 6 (distance 3 > 2: authentic), 4 (distance 1 < 2: copy)."""
     train = points(0, 1, 3)
-    assert authenticity(train, points(-1, 5, 6, 4)) == pytest.approx(1 / 4, abs=1e-15)
-    assert authenticity(train, points(6)) == 1.0
-    assert authenticity(train, points(5)) == 0.0
+    assert authenticity(points(-1, 5, 6, 4), train) == pytest.approx(1 / 4, abs=1e-15)
+    assert authenticity(points(6), train) == 1.0
+    assert authenticity(points(5), train) == 0.0
 
 
 def test_exact_copies_of_a_duplicated_training_sample_are_copies():
@@ -35,13 +35,13 @@ def test_exact_copies_of_a_duplicated_training_sample_are_copies():
     rng = np.random.default_rng(0)
     train = torch.from_numpy(rng.normal(size=(20, 16)))
     train[7] = train[3]
-    assert authenticity(train, train[[3, 7]]) == 0.0
+    assert authenticity(train[[3, 7]], train) == 0.0
     assert authenticity(train, train) == 0.0
     assert copy_rate(train, train) == 1.0
     fresh = torch.from_numpy(rng.normal(size=(30, 16)))
     mixed = torch.cat([train[:10], fresh])
-    assert authenticity(train, mixed) == pytest.approx(authenticity(train, fresh) * 30 / 40, abs=1e-15)
-    assert copy_rate(train, mixed) == pytest.approx(copy_rate(train, fresh) * 30 / 40 + 10 / 40, abs=1e-15)
+    assert authenticity(mixed, train) == pytest.approx(authenticity(fresh, train) * 30 / 40, abs=1e-15)
+    assert copy_rate(mixed, train) == pytest.approx(copy_rate(fresh, train) * 30 / 40 + 10 / 40, abs=1e-15)
 
 
 def test_exact_copies_are_at_distance_zero_in_large_sets_of_large_features():
@@ -51,36 +51,36 @@ def test_exact_copies_are_at_distance_zero_in_large_sets_of_large_features():
     rng = np.random.default_rng(2)
     distinct = torch.from_numpy(100 + rng.normal(size=(20, 16)))
     train = torch.cat([distinct, distinct])
-    assert copy_rate(train, distinct[:10]) == 1.0
-    assert copy_rate(train, distinct[:10] + 1e-3) == 0.0
-    assert authenticity(train, distinct[:10]) == 0.0
-    assert authenticity(train, distinct[:10] + 1e-3) == 1.0  # farther than the radius 0: authentic
+    assert copy_rate(distinct[:10], train) == 1.0
+    assert copy_rate(distinct[:10] + 1e-3, train) == 0.0
+    assert authenticity(distinct[:10], train) == 0.0
+    assert authenticity(distinct[:10] + 1e-3, train) == 1.0  # farther than the radius 0: authentic
 
 
 def test_copy_rate_uses_the_median_of_an_even_count_and_an_inclusive_radius():
     """Train {0, 1, 3, 7}: radii 1, 1, 2, 4, median 1.5. Threshold 1: 8.5 (distance 1.5) counts, 8.6 does not,
     1.25 (0.25) counts. Threshold 0.2: radius 0.3; 1.25 is 0.25 away (counts), 3.5 is 0.5 away (does not)."""
     train = points(0, 1, 3, 7)
-    assert copy_rate(train, points(8.5, 8.6, 1.25), threshold=1.0) == pytest.approx(2 / 3, abs=1e-15)
-    assert copy_rate(train, points(1.25, 3.5)) == 0.5
-    assert copy_rate(points(0, 1, 3), points(1.5), threshold=1.0) == 1.0  # odd count: median radius 1
-    assert copy_rate(points(0, 1, 3), points(4.5), threshold=1.0) == 0.0
+    assert copy_rate(points(8.5, 8.6, 1.25), train, threshold=1.0) == pytest.approx(2 / 3, abs=1e-15)
+    assert copy_rate(points(1.25, 3.5), train) == 0.5
+    assert copy_rate(points(1.5), points(0, 1, 3), threshold=1.0) == 1.0  # odd count: median radius 1
+    assert copy_rate(points(4.5), points(0, 1, 3), threshold=1.0) == 0.0
 
 
 @pytest.mark.parametrize("threshold", [0.0, -0.1, 1.0001])
 def test_copy_rate_refuses_a_threshold_outside_zero_one(threshold):
     with pytest.raises(BenchmarkError, match=rf"^copy_rate: threshold must lie in \(0, 1\], got {threshold}"):
-        copy_rate(points(0, 1, 3), points(1), threshold=threshold)
+        copy_rate(points(1), points(0, 1, 3), threshold=threshold)
 
 
 def test_feature_checks_name_the_metric_and_the_set():
     train, fake = points(0, 1, 3), points(2)
     cases = [
-        (lambda: authenticity(points(0), fake), r"^authenticity: train_feats has 1 samples"),
-        (lambda: authenticity(train, torch.zeros(0, 1, dtype=torch.float64)), r"^authenticity: fake_feats has 0"),
-        (lambda: copy_rate(train, torch.zeros(1, 2, dtype=torch.float64)), r"^copy_rate: feature dimensions differ"),
-        (lambda: copy_rate(train.long(), fake), r"^copy_rate: train_feats has dtype torch.int64"),
-        (lambda: authenticity(train, points(float("nan"))), r"^authenticity: fake_feats contains 1 NaN"),
+        (lambda: authenticity(fake, points(0)), r"^authenticity: train has 1 samples"),
+        (lambda: authenticity(torch.zeros(0, 1, dtype=torch.float64), train), r"^authenticity: candidate has 0"),
+        (lambda: copy_rate(torch.zeros(1, 2, dtype=torch.float64), train), r"^copy_rate: feature dimensions differ"),
+        (lambda: copy_rate(fake, train.long()), r"^copy_rate: train has dtype torch.int64"),
+        (lambda: authenticity(points(float("nan")), train), r"^authenticity: candidate contains 1 NaN"),
     ]
     for call, message in cases:
         with pytest.raises(BenchmarkError, match=message):
@@ -90,7 +90,7 @@ def test_feature_checks_name_the_metric_and_the_set():
 def test_fid_train_gap_of_exact_training_copies():
     rng = np.random.default_rng(1)
     train, heldout = (torch.from_numpy(rng.normal(size=(200, 6))) for _ in range(2))
-    gap = fid_train_gap(train, heldout, train.clone())
+    gap = fid_train_gap(train.clone(), train, heldout)
     assert fid(train.clone(), train) == pytest.approx(0.0, abs=1e-9)
     assert gap == pytest.approx(-fid(train, heldout), abs=1e-9)
 

@@ -73,9 +73,9 @@ def test_suite_values_equal_the_functions_on_the_same_pairs_and_features():
     assert psnr(x[:1], y[:1], 1.0).item() == pytest.approx(10 * torch.log10(1.0 / ((x[:1] - y[:1]) ** 2).mean()).item(),
                                                            rel=1e-5)
     pool = lambda s: torch.nn.functional.adaptive_avg_pool2d(s.images, 4).flatten(1)  # noqa: E731
-    assert results["fid"] == pytest.approx(fid(pool(reference), pool(candidate)))
-    assert results["kid"] == pytest.approx(kid(pool(reference), pool(candidate), subsets=5, subset_size=12)[0])
-    assert results["prdc_recall"] == pytest.approx(prdc(pool(reference), pool(candidate), k=3)["recall"])
+    assert results["fid"] == pytest.approx(fid(pool(candidate), pool(reference)))
+    assert results["kid"] == pytest.approx(kid(pool(candidate), pool(reference), subsets=5, subset_size=12)[0])
+    assert results["prdc_recall"] == pytest.approx(prdc(pool(candidate), pool(reference), k=3)["recall"])
     assert "12 (configured 1000)" in suite.describe()["kid"]["notes"]
     calls = encoder.calls
     suite.compute(reference, candidate, order, train, "cpu")

@@ -52,7 +52,7 @@ def test_kid_equals_torchmetrics_on_full_sets_and_per_subset():
     equal.update(real[:70], real=True)
     equal.update(fake, real=False)
     mean, std = equal.compute()
-    ours_mean, ours_std = kid(real[:70], fake, subsets=2, subset_size=70)
+    ours_mean, ours_std = kid(fake, real[:70], subsets=2, subset_size=70)
     assert ours_mean == pytest.approx(float(mean), rel=1e-10) and ours_std == pytest.approx(float(std), abs=1e-12)
     # our seeded subsets through torchmetrics' estimator and aggregation (population std)
     generator = np.random.default_rng(5)
@@ -62,6 +62,6 @@ def test_kid_equals_torchmetrics_on_full_sets_and_per_subset():
         b = fake[torch.from_numpy(generator.choice(70, 40, replace=False))]
         values.append(torchmetrics_kid.poly_mmd(a, b, degree=3, gamma=None, coef=1.0))
     stacked = torch.stack(values)
-    ours_mean, ours_std = kid(real, fake, subsets=20, subset_size=40, seed=5)
+    ours_mean, ours_std = kid(fake, real, subsets=20, subset_size=40, seed=5)
     assert ours_mean == pytest.approx(float(stacked.mean()), rel=1e-10)
     assert ours_std == pytest.approx(float(stacked.std(unbiased=False)), rel=1e-10)

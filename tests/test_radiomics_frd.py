@@ -29,7 +29,7 @@ def test_frd_matches_numpy_formula():
     rng = np.random.default_rng(0)
     reference = rng.normal(size=(200, 6)) * [1, 10, 100, 0.1, 1, 5]
     candidate = rng.normal(size=(150, 6)) * [1.2, 10, 90, 0.1, 1, 5] + [0.5, 0, 20, 0, 0, 1]
-    assert frd(torch.from_numpy(reference), torch.from_numpy(candidate)) == pytest.approx(
+    assert frd(torch.from_numpy(candidate), torch.from_numpy(reference)) == pytest.approx(
         _numpy_frd(reference, candidate), rel=1e-6
     )
 
@@ -39,7 +39,7 @@ def test_frd_is_scale_invariant_and_floored_for_identical_sets():
     reference, candidate = rng.normal(size=(50, 4)), rng.normal(size=(60, 4)) + 0.3
     scale = torch.tensor([1.0, 1e3, 1e-3, 7.0], dtype=torch.float64)
     ref, cand = torch.from_numpy(reference), torch.from_numpy(candidate)
-    assert frd(ref * scale, cand * scale) == pytest.approx(frd(ref, cand), rel=1e-9)
+    assert frd(cand * scale, ref * scale) == pytest.approx(frd(cand, ref), rel=1e-9)
     assert frd(ref, ref) == pytest.approx(math.log(FD_FLOOR))
 
 
@@ -50,14 +50,14 @@ def test_frd_grows_with_blur_on_radiomics_features():
     reference, _ = radiomics_features(images[:12], masks[:12], **kwargs)
     clean, _ = radiomics_features(images[12:], masks[12:], **kwargs)
     degraded, _ = radiomics_features(blurred[12:], masks[12:], **kwargs)
-    assert frd(reference, degraded) > frd(reference, clean)
+    assert frd(degraded, reference) > frd(clean, reference)
 
 
 def test_frd_rejects_bad_features():
     good = torch.randn(10, 3, generator=torch.Generator().manual_seed(0))
     with pytest.raises(DataError, match="NaN"):
-        frd(good, torch.full((10, 3), float("nan")))
+        frd(torch.full((10, 3), float("nan")), good)
     with pytest.raises(DataError, match="dimensions differ"):
-        frd(good, good[:, :2])
+        frd(good[:, :2], good)
     with pytest.raises(DataError, match="n >= 2"):
-        frd(good[:1], good)
+        frd(good, good[:1])

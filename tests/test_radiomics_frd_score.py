@@ -96,7 +96,7 @@ def test_3d_features_equal_frd_score_on_generated_data(tmp_path):
 def test_2d_frd_equals_frd_score_on_generated_sets(tmp_path, paper_log):
     set_a, set_b = _generated(6, (40, 40), seed=2), _generated(6, (40, 40), seed=3, offset=0.1)
     reference = _reference_frd(tmp_path, set_a, set_b, (1.5, 1.5), paper_log)
-    ours = frd(_ours(set_a, (1.5, 1.5)), _ours(set_b, (1.5, 1.5)), paper_log=paper_log, drop_constant=True)
+    ours = frd(_ours(set_b, (1.5, 1.5)), _ours(set_a, (1.5, 1.5)), paper_log=paper_log, drop_constant=True)
     assert ours == pytest.approx(reference, rel=1e-3)
 
 
@@ -104,7 +104,7 @@ def test_2d_frd_equals_frd_score_on_generated_sets(tmp_path, paper_log):
 def test_3d_frd_equals_frd_score_on_generated_volumes(tmp_path):
     set_a, set_b = _generated(4, (14, 20, 18), seed=4), _generated(4, (14, 20, 18), seed=5, offset=0.1)
     reference = _reference_frd(tmp_path, set_a, set_b, (1.2, 1.0, 1.0))
-    ours = frd(_ours(set_a, (1.2, 1.0, 1.0)), _ours(set_b, (1.2, 1.0, 1.0)), drop_constant=True)
+    ours = frd(_ours(set_b, (1.2, 1.0, 1.0)), _ours(set_a, (1.2, 1.0, 1.0)), drop_constant=True)
     assert ours == pytest.approx(reference, rel=1e-3)
 
 
@@ -132,7 +132,7 @@ def test_frd_equals_frd_score_on_20_real_flair_slices_per_set(tmp_path):
     cases = sorted(glob.glob(str(shared_data("brats2015-deepmedic") / "*" / "brats_*")))
     set_a, set_b = _flair_slices(cases[:3], 7)[:20], _flair_slices(cases[3:], 7)[:20]
     reference = _reference_frd(tmp_path, set_a, set_b, (1.0, 1.0))
-    ours = frd(_ours(set_a, (1.0, 1.0)), _ours(set_b, (1.0, 1.0)), drop_constant=True)
+    ours = frd(_ours(set_b, (1.0, 1.0)), _ours(set_a, (1.0, 1.0)), drop_constant=True)
     assert ours == pytest.approx(reference, rel=1e-3)
 
 
@@ -142,7 +142,7 @@ def test_suite_entry_with_frd_v1_computes_frd_of_frd_v1_features():
 
     clean = synthetic_imageset(n=6, size=64, seed=0)
     candidate = noisy(clean, 0.05)
-    features = [frd_v1_features(s.images, s.brain_masks, s.spacing)[0] for s in (clean, candidate)]
+    features = [frd_v1_features(s.images, s.brain_masks, s.spacing)[0] for s in (candidate, clean)]
     metric = FrechetRadiomicsDistance(convention="frd_v1")
     assert run(metric, clean, candidate) == pytest.approx(frd(*features, drop_constant=True), rel=1e-12)
     metric.paper_log = True  # same cached features, half the log

@@ -33,12 +33,12 @@ def test_frd_is_log_frechet_of_reference_z_scores_with_constant_columns_centred(
     scale = np.where(std > 0, std, 1.0)
     z_ref, z_cand = (reference - reference.mean(0)) / scale, (candidate - reference.mean(0)) / scale
     expected = _numpy_frd(reference, candidate)  # scipy sqrtm; constant columns divided by 1
-    assert frd(torch.from_numpy(reference), torch.from_numpy(candidate)) == pytest.approx(expected, rel=1e-9)
-    assert frd(torch.from_numpy(reference), torch.from_numpy(candidate), paper_log=True) == pytest.approx(
+    assert frd(torch.from_numpy(candidate), torch.from_numpy(reference)) == pytest.approx(expected, rel=1e-9)
+    assert frd(torch.from_numpy(candidate), torch.from_numpy(reference), paper_log=True) == pytest.approx(
         expected / 2, rel=1e-9)
     kept = std > 0
     dropped = _numpy_frd(reference[:, kept], candidate[:, kept])
-    assert frd(torch.from_numpy(reference), torch.from_numpy(candidate), drop_constant=True) == pytest.approx(
+    assert frd(torch.from_numpy(candidate), torch.from_numpy(reference), drop_constant=True) == pytest.approx(
         dropped, rel=1e-9)
     ours_ref, ours_cand = zscore_with_reference(torch.from_numpy(reference), torch.from_numpy(candidate), True)
     np.testing.assert_allclose(ours_ref.numpy(), z_ref[:, kept], rtol=1e-12)
@@ -50,17 +50,17 @@ def test_frd_is_log_frechet_of_reference_z_scores_with_constant_columns_centred(
 def test_frd_accepts_the_smallest_inputs_and_names_bad_ones():
     reference, candidate = _sets()
     as_int = torch.from_numpy(np.round(reference * 10).astype(np.int64))  # integer features are fine
-    assert math.isfinite(frd(as_int, torch.from_numpy(candidate * 10)))
-    two = frd(torch.from_numpy(reference[:2, :2]), torch.from_numpy(candidate[:2, :2]), drop_constant=True)
+    assert math.isfinite(frd(torch.from_numpy(candidate * 10), as_int))
+    two = frd(torch.from_numpy(candidate[:2, :2]), torch.from_numpy(reference[:2, :2]), drop_constant=True)
     z = (reference[:2, 1] - reference[:2, 1].mean()) / reference[:2, 1].std()  # n = 2 each, one column left
     zc = (candidate[:2, 1] - reference[:2, 1].mean()) / reference[:2, 1].std()
     one_d = (z.mean() - zc.mean()) ** 2 + (math.sqrt(z.var(ddof=1)) - math.sqrt(zc.var(ddof=1))) ** 2
     assert two == pytest.approx(math.log(one_d), rel=1e-9)
     for name, args in (("reference", (reference[:1], candidate)), ("candidate", (reference, candidate[:1]))):
         with pytest.raises(DataError, match=rf"^frd: {name} features must be \(n >= 2, d\), got \(1, 4\)$"):
-            frd(torch.from_numpy(args[0]), torch.from_numpy(args[1]))
+            frd(torch.from_numpy(args[1]), torch.from_numpy(args[0]))
     with pytest.raises(DataError, match=r"^frd: every feature is constant over the reference set; FRD is undefined$"):
-        frd(torch.from_numpy(reference[:, :1]), torch.from_numpy(candidate[:, :1]), drop_constant=True)
+        frd(torch.from_numpy(candidate[:, :1]), torch.from_numpy(reference[:, :1]), drop_constant=True)
 
 
 @pytest.mark.parametrize(("shape", "spacing"), [((40, 36), (1.5, 1.5)), ((9, 12, 14), (2.0, 1.0, 1.2))])

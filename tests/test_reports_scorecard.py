@@ -189,8 +189,8 @@ def test_fast_memorisation_metrics_equal_the_library() -> None:
                         extractors={"x": lambda: None})
     out = evaluate(suite, data, data, positions, positions, {"x": train})
     t, c = torch.from_numpy(train), torch.from_numpy(candidate)
-    assert out["authenticity"] == authenticity(t, c)
-    assert out["copy_rate"] == copy_rate(t, c, 0.2)
+    assert out["authenticity"] == authenticity(c, t)
+    assert out["copy_rate"] == copy_rate(c, t, 0.2)
     assert 0 < out["authenticity"] < 1
 
 
@@ -214,8 +214,8 @@ def test_fast_prdc_and_memorisation_on_resamples_with_repeats_equal_the_library(
         ref_pos, cand_pos = rng.integers(0, 24, 24), rng.integers(0, 24, 24)  # with repeats
         out = evaluate(suite, ref_data, cand_data, ref_pos, cand_pos, {"x": train})
         r, c, t = (torch.from_numpy(a) for a in (reference[ref_pos], candidate[cand_pos], train))
-        expected = prdc(r, c, k=3)
+        expected = prdc(c, r, k=3)
         for part in ("precision", "recall", "density", "coverage"):
             assert out[f"prdc_{part}"] == expected[part], (draw, part)
-        assert out["authenticity"] == authenticity(t, c)
-        assert out["copy_rate"] == copy_rate(t, c, 0.2)
+        assert out["authenticity"] == authenticity(c, t)
+        assert out["copy_rate"] == copy_rate(c, t, 0.2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark.checks import MetricInputError, as_float_tensor, check_finite
+from benchmark.metrics.checks import MetricInputError, as_float_tensor, check_finite
 
 
 class FeatureExtractor(nn.Module):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from benchmark.checks import MetricInputError, check_features, check_same_dim
+from benchmark.metrics.checks import MetricInputError, check_features, check_same_dim
 
 
 def _symmetric_sqrt(matrix: torch.Tensor) -> torch.Tensor:
@@ -72,28 +72,29 @@ def feature_statistics(features: torch.Tensor, name: str = "features") -> tuple[
     return mean, centred.T @ centred / (features.shape[0] - 1)
 
 
-def fid(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
-    """Fréchet Inception Distance between two (N, d) feature matrices (Heusel et al. 2017), float64.
+def fid(candidate: torch.Tensor, reference: torch.Tensor) -> float:
+    """Fréchet Inception Distance between the candidate's and the reference's (N, d) feature matrices
+    (Heusel et al. 2017), float64; symmetric, computed with the reference's statistics first.
 
     Each set needs at least 2 samples; with fewer samples than dimensions the covariances are singular
     and the value stays finite and real, but it is strongly biased upwards at small N (report N).
     """
-    mu_a, sigma_a = feature_statistics(feats_a, "feats_a")
-    mu_b, sigma_b = feature_statistics(feats_b, "feats_b")
-    if mu_a.shape != mu_b.shape:
-        raise MetricInputError(f"fid: feature dimensions differ ({mu_a.numel()} vs {mu_b.numel()}).")
-    if min(feats_a.shape[0], feats_b.shape[0]) < mu_a.numel():
-        return low_rank_frechet(feats_a, feats_b)
-    return frechet_distance(mu_a, sigma_a, mu_b, sigma_b)
+    mu_c, sigma_c = feature_statistics(candidate, "candidate")
+    mu_r, sigma_r = feature_statistics(reference, "reference")
+    if mu_c.shape != mu_r.shape:
+        raise MetricInputError(f"fid: feature dimensions differ ({mu_c.numel()} vs {mu_r.numel()}).")
+    if min(candidate.shape[0], reference.shape[0]) < mu_c.numel():
+        return low_rank_frechet(candidate, reference)
+    return frechet_distance(mu_r, sigma_r, mu_c, sigma_c)
 
 
-def low_rank_frechet(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
+def low_rank_frechet(candidate: torch.Tensor, reference: torch.Tensor) -> float:
     """The Fréchet distance from the feature matrices themselves, exact when samples are fewer than
-    dimensions: with centred A (n_a, d), B (n_b, d), S_a = A^T A / (n_a - 1) and S_b likewise, the
-    non-zero eigenvalues of S_a^1/2 S_b S_a^1/2 are the squared singular values of B A^T / sqrt((n_a - 1)
-    (n_b - 1)), so tr((S_a S_b)^1/2) is their sum: an SVD of an n_b x n_a matrix instead of d x d
-    eigendecompositions."""
-    a, b = feats_a.double(), feats_b.double()
+    dimensions: with centred A (n_a, d) the reference, B (n_b, d) the candidate, S_a = A^T A / (n_a - 1) and
+    S_b likewise, the non-zero eigenvalues of S_a^1/2 S_b S_a^1/2 are the squared singular values of
+    B A^T / sqrt((n_a - 1) (n_b - 1)), so tr((S_a S_b)^1/2) is their sum: an SVD of an n_b x n_a matrix
+    instead of d x d eigendecompositions."""
+    a, b = reference.double(), candidate.double()
     centred_a, centred_b = a - a.mean(0), b - b.mean(0)
     scale_a, scale_b = a.shape[0] - 1, b.shape[0] - 1
     trace_sqrt = torch.linalg.svdvals(centred_b @ centred_a.T).sum() / (scale_a * scale_b) ** 0.5
@@ -182,7 +183,7 @@ def _unbiased_mmd2(k_aa: torch.Tensor, k_bb: torch.Tensor, k_ab: torch.Tensor) -
 
 
 def kid(
-    feats_a: torch.Tensor, feats_b: torch.Tensor, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+    candidate: torch.Tensor, reference: torch.Tensor, subsets: int = 100, subset_size: int = 1000, seed: int = 0
 ) -> tuple[float, float]:
     """Kernel Inception Distance (Bińkowski et al. 2018): mean and std of the unbiased MMD^2 over subsets.
 
@@ -191,13 +192,14 @@ def kid(
     `subset_size` larger than either set is an error. The unbiased estimate can be slightly negative when
     the sets are close or small; it is reported as is. When `subset_size` equals both set sizes every draw
     is a reordering of the whole sets, on which the estimate does not depend: it is computed once (std 0).
+    Each draw takes the reference's rows first.
     """
-    a = check_features(feats_a, "feats_a", "kid", min_samples=2)
-    b = check_features(feats_b, "feats_b", "kid", min_samples=2)
-    check_same_dim(a, b, "kid")
+    b = check_features(candidate, "candidate", "kid", min_samples=2)
+    a = check_features(reference, "reference", "kid", min_samples=2)
+    check_same_dim(b, a, "kid")
     if subset_size < 2 or subset_size > min(a.shape[0], b.shape[0]):
         raise MetricInputError(
-            f"kid: subset_size={subset_size} but the sets have {a.shape[0]} and {b.shape[0]} samples; "
+            f"kid: subset_size={subset_size} but the sets have {b.shape[0]} and {a.shape[0]} samples; "
             f"choose 2 <= subset_size <= {min(a.shape[0], b.shape[0])}."
         )
     if subsets < 1:
@@ -215,15 +217,16 @@ def kid(
     return float(stacked.mean()), float(stacked.std(correction=0))
 
 
-def mmd(feats_a: torch.Tensor, feats_b: torch.Tensor, kernel: str = "rbf", bandwidth: float | None = None) -> float:
+def mmd(candidate: torch.Tensor, reference: torch.Tensor, kernel: str = "rbf", bandwidth: float | None = None
+        ) -> float:
     """Unbiased squared maximum mean discrepancy between two feature sets (Gretton et al. 2012).
 
     kernel: "rbf" (exp(-||x - y||^2 / (2 bandwidth^2)); bandwidth None = median pairwise distance of the
     pooled sets, the median heuristic) or "polynomial" (KID's cubic kernel on all samples).
     """
-    a = check_features(feats_a, "feats_a", "mmd", min_samples=2)
-    b = check_features(feats_b, "feats_b", "mmd", min_samples=2)
-    check_same_dim(a, b, "mmd")
+    b = check_features(candidate, "candidate", "mmd", min_samples=2)
+    a = check_features(reference, "reference", "mmd", min_samples=2)
+    check_same_dim(b, a, "mmd")
     if kernel == "polynomial":
         return float(_unbiased_mmd2(_polynomial_kernel(a, a), _polynomial_kernel(b, b), _polynomial_kernel(a, b)))
     if kernel != "rbf":
@@ -242,8 +245,9 @@ def mmd(feats_a: torch.Tensor, feats_b: torch.Tensor, kernel: str = "rbf", bandw
     return float(_unbiased_mmd2(gram[:m, :m], gram[m:, m:], gram[:m, m:]))
 
 
-def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5, ball: str = "open") -> dict[str, float]:
-    """Precision, recall, density and coverage (Naeem et al. 2020) with k-nearest-neighbour radii.
+def prdc(candidate: torch.Tensor, reference: torch.Tensor, k: int = 5, ball: str = "open") -> dict[str, float]:
+    """Precision, recall, density and coverage (Naeem et al. 2020) of the `candidate` (generated, "fake")
+    features against the `reference` (real) features, with k-nearest-neighbour radii.
 
     ball: "open" (default) counts a sample inside a k-NN ball when its distance is < the radius, as the
     reference package `prdc` 0.2 does; "closed" uses <=. The two part only on tied distances, which exact
@@ -252,9 +256,9 @@ def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5, ball: str = "open")
     continuous features identical sets score 1 either way). Each set needs more than k samples. Precision
     and density measure fidelity, recall and coverage diversity.
     """
-    real = check_features(real, "real", "prdc", min_samples=1)
-    fake = check_features(fake, "fake", "prdc", min_samples=1)
-    check_same_dim(real, fake, "prdc")
+    fake = check_features(candidate, "candidate", "prdc", min_samples=1)
+    real = check_features(reference, "reference", "prdc", min_samples=1)
+    check_same_dim(fake, real, "prdc")
     _check_prdc(real.shape[0], fake.shape[0], k, ball)
     return prdc_from_distances(euclidean(real, real), euclidean(fake, fake), euclidean(real, fake), k, ball)
 
@@ -311,7 +315,8 @@ def inception_score(logits: torch.Tensor, splits: int = 10) -> tuple[float, floa
 class StreamingFeatureMetric:
     """Streaming face of a metric that needs the samples themselves (KID, PRDC, MMD), not just moments.
 
-    `update(features, real=...)` appends float64 batches, `compute()` calls `metric(real, fake, **kwargs)`.
+    `update(features, real=...)` appends float64 batches, `compute()` calls `metric(fake, real, **kwargs)`
+    (candidate first, as every metric here).
     Memory grows as O(N d): inherent to these metrics (KID subsets, k-NN radii). Example:
     `StreamingFeatureMetric(kid, subset_size=100)`.
     """
@@ -332,4 +337,4 @@ class StreamingFeatureMetric:
     def compute(self) -> object:
         if not self.real or not self.fake:
             raise MetricInputError(f"{self.metric.__name__} (streaming): update() both the real and the fake stream.")
-        return self.metric(torch.cat(self.real), torch.cat(self.fake), **self.kwargs)
+        return self.metric(torch.cat(self.fake), torch.cat(self.real), **self.kwargs)

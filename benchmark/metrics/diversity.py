@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmark.checks import MetricInputError, as_float_tensor, check_finite
+from benchmark.metrics.checks import MetricInputError, as_float_tensor, check_finite
 from benchmark.metrics.image import ms_ssim
 
 

@@ -16,7 +16,7 @@ from benchmark.data.imageset import ImageSet
 from benchmark.errors import ConfigError
 from benchmark.metrics import distribution, image, memorisation
 from benchmark.metrics.diversity import ms_ssim_diversity
-from benchmark.metrics.lpips import lpips
+from benchmark.metrics.perceptual import lpips
 
 Features = Callable[[str, str], torch.Tensor]
 SETS = ("train", "reference", "candidate")
@@ -147,7 +147,7 @@ class FrechetMetric(FeatureMetric):
 
     def compute(self, context: SuiteContext) -> dict[str, float]:
         reference = context.features(self.feature_extractor, "reference")
-        return {self.name: distribution.fid(reference, context.features(self.feature_extractor, "candidate"))}
+        return {self.name: distribution.fid(context.features(self.feature_extractor, "candidate"), reference)}
 
 
 class KIDMetric(FeatureMetric):
@@ -172,7 +172,7 @@ class KIDMetric(FeatureMetric):
         candidate = context.features(self.feature_extractor, "candidate")
         size = min(self.subset_size, len(reference), len(candidate)) if self.clamp else self.subset_size
         self.notes = f"unbiased MMD^2, cubic kernel, {self.subsets} subsets of {size} (configured {self.subset_size})"
-        mean, std = distribution.kid(reference, candidate, self.subsets, size, seed=self.seed)
+        mean, std = distribution.kid(candidate, reference, self.subsets, size, seed=self.seed)
         return {self.name: mean, f"{self.name}_std": std}
 
 
@@ -194,7 +194,7 @@ class PRDCMetric(FeatureMetric):
     def compute(self, context: SuiteContext) -> dict[str, float]:
         reference = context.features(self.feature_extractor, "reference")
         candidate = context.features(self.feature_extractor, "candidate")
-        values = distribution.prdc(reference, candidate, k=self.k, ball=self.ball)
+        values = distribution.prdc(candidate, reference, k=self.k, ball=self.ball)
         return {f"{self.name}_{part}": value for part, value in values.items()}
 
 
@@ -212,7 +212,7 @@ class MMDMetric(FeatureMetric):
     def compute(self, context: SuiteContext) -> dict[str, float]:
         reference = context.features(self.feature_extractor, "reference")
         candidate = context.features(self.feature_extractor, "candidate")
-        return {self.name: distribution.mmd(reference, candidate, self.kernel)}
+        return {self.name: distribution.mmd(candidate, reference, self.kernel)}
 
 
 class InceptionScoreMetric(FeatureMetric):
@@ -241,7 +241,7 @@ class AuthenticityMetric(FeatureMetric):
 
     def compute(self, context: SuiteContext) -> dict[str, float]:
         train = context.features(self.feature_extractor, "train")
-        return {self.name: memorisation.authenticity(train, context.features(self.feature_extractor, "candidate"))}
+        return {self.name: memorisation.authenticity(context.features(self.feature_extractor, "candidate"), train)}
 
 
 class CopyRateMetric(FeatureMetric):
@@ -258,7 +258,7 @@ class CopyRateMetric(FeatureMetric):
     def compute(self, context: SuiteContext) -> dict[str, float]:
         train = context.features(self.feature_extractor, "train")
         candidate = context.features(self.feature_extractor, "candidate")
-        return {self.name: memorisation.copy_rate(train, candidate, self.threshold)}
+        return {self.name: memorisation.copy_rate(candidate, train, self.threshold)}
 
 
 class FIDTrainGapMetric(FeatureMetric):
@@ -269,7 +269,7 @@ class FIDTrainGapMetric(FeatureMetric):
 
     def compute(self, context: SuiteContext) -> dict[str, float]:
         train, reference, candidate = (context.features(self.feature_extractor, s) for s in SETS)
-        return {self.name: memorisation.fid_train_gap(train, reference, candidate)}
+        return {self.name: memorisation.fid_train_gap(candidate, train, reference)}
 
 
 class MSSSIMDiversityMetric(SuiteMetric):

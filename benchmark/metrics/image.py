@@ -1,8 +1,8 @@
 """Full-reference image metrics, one value per item: SSIM, MS-SSIM, PSNR, MAE, MSE, NMSE, NMI.
 
-Every function takes a candidate batch `x` and its reference `y` of identical shape, (N, C, H, W) for
-slices or (N, C, D, H, W) for volumes; the spatial dimensions follow from the tensor rank. Channels are
-averaged. Values are computed on the tensors' device (CUDA when the caller put them there).
+Every function takes a `candidate` batch and its `reference` of identical shape, (N, C, H, W) for
+slices or (N, C, D, H, W) for volumes (x and y in the formulas); the spatial dimensions follow from the
+tensor rank. Channels are averaged. Values are computed on the tensors' device (CUDA when the caller put them there).
 
 SSIM convention (Wang et al. 2004; scikit-image `gaussian_weights=True, use_sample_covariance=False`;
 MONAI `SSIMMetric`): Gaussian window sigma = 1.5 truncated at 3.5 sigma (11 taps), K1 = 0.01,
@@ -18,7 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from benchmark.checks import MetricInputError, check_image_pair
+from benchmark.metrics.checks import MetricInputError, check_image_pair
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
@@ -92,8 +92,8 @@ def _ssim_and_cs(
 
 
 def ssim(
-    x: torch.Tensor,
-    y: torch.Tensor,
+    candidate: torch.Tensor,
+    reference: torch.Tensor,
     data_range: float = 1.0,
     sigma: float = 1.5,
     k1: float = 0.01,
@@ -104,7 +104,7 @@ def ssim(
     data_range: the span of the intensity scale (1.0 for images in [0, 1]); it sets the stabilising
     constants C1 = (K1 * data_range)^2, C2 = (K2 * data_range)^2. Spatial sides must be >= 11.
     """
-    x, y = check_image_pair(x, y, "ssim")
+    x, y = check_image_pair(candidate, reference, "ssim")
     return _ssim_and_cs(x, y, data_range, sigma, k1, k2)[0]
 
 
@@ -118,8 +118,8 @@ def ms_ssim_scales(spatial_shape: tuple[int, ...], window: int = 11, max_scales:
 
 
 def ms_ssim(
-    x: torch.Tensor,
-    y: torch.Tensor,
+    candidate: torch.Tensor,
+    reference: torch.Tensor,
     data_range: float = 1.0,
     weights: tuple[float, ...] = MS_SSIM_WEIGHTS,
     return_scales: bool = False,
@@ -131,7 +131,7 @@ def ms_ssim(
     weights are renormalised to sum to 1. Contrast-structure terms are clamped at 0 as in MONAI.
     With `return_scales=True`, returns (values, number of scales used).
     """
-    x, y = check_image_pair(x, y, "ms_ssim")
+    x, y = check_image_pair(candidate, reference, "ms_ssim")
     scales = ms_ssim_scales(tuple(x.shape[2:]), max_scales=len(weights))
     if scales == 0:
         raise MetricInputError(
@@ -150,24 +150,24 @@ def ms_ssim(
     return (values, scales) if return_scales else values
 
 
-def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def mse(candidate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Mean squared error per item (N,), in squared intensity units."""
-    x, y = check_image_pair(x, y, "mse")
+    x, y = check_image_pair(candidate, reference, "mse")
     return (x - y).pow(2).flatten(1).mean(1)
 
 
-def mae(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def mae(candidate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Mean absolute error per item (N,), in intensity units."""
-    x, y = check_image_pair(x, y, "mae")
+    x, y = check_image_pair(candidate, reference, "mae")
     return (x - y).abs().flatten(1).mean(1)
 
 
-def nmse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def nmse(candidate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Normalised MSE per item (N,): ||x - y||^2 / ||y||^2 with `y` the reference (0 = identical).
 
     A reference item that is all zeros has no energy to normalise by: refused rather than returning Inf.
     """
-    x, y = check_image_pair(x, y, "nmse")
+    x, y = check_image_pair(candidate, reference, "nmse")
     energy = y.pow(2).flatten(1).sum(1)
     if (energy == 0).any():
         bad = torch.nonzero(energy == 0).flatten().tolist()
@@ -175,7 +175,7 @@ def nmse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x - y).pow(2).flatten(1).sum(1) / energy
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch.Tensor:
+def psnr(candidate: torch.Tensor, reference: torch.Tensor, data_range: float) -> torch.Tensor:
     """Peak signal-to-noise ratio per item (N,) in dB: 10 log10(data_range^2 / MSE).
 
     data_range: the peak value assumed for the intensity scale (1.0 for images in [0, 1]); the number
@@ -183,18 +183,18 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float) -> torch.Tensor:
     """
     if not data_range > 0:
         raise MetricInputError(f"psnr: data_range must be positive, got {data_range}.")
-    error = mse(x, y)
+    error = mse(candidate, reference)
     return 10 * torch.log10(data_range**2 / error)
 
 
-def nmi(x: torch.Tensor, y: torch.Tensor, bins: int = 100) -> torch.Tensor:
+def nmi(candidate: torch.Tensor, reference: torch.Tensor, bins: int = 100) -> torch.Tensor:
     """Normalised mutual information per item (N,): (H(X) + H(Y)) / H(X, Y), in [1, 2].
 
     Studholme et al. 1999; the scikit-image `normalized_mutual_information` convention: a joint
     histogram of `bins` x `bins` over each item's own intensity range (all channels together). Two constant
     items (an empty slice against an empty slice) determine each other: 2, where scikit-image gives 0/0 = NaN.
     """
-    x, y = check_image_pair(x, y, "nmi")
+    x, y = check_image_pair(candidate, reference, "nmi")
     n = x.shape[0]
     flat_x, flat_y = x.flatten(1), y.flatten(1)
     bx, by = _bin_index(flat_x, bins), _bin_index(flat_y, bins)

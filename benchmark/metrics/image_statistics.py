@@ -164,6 +164,6 @@ class FrechetRadiomicsDistance(SuiteMetric):
         reference, candidate = context.sets.get("reference"), _candidate(context)
         if reference is None:
             raise BenchmarkError(f"{self.name}: needs the clean reference set.")
-        value = frd(self._features(reference), self._features(candidate), paper_log=self.paper_log,
+        value = frd(self._features(candidate), self._features(reference), paper_log=self.paper_log,
                     drop_constant=self.convention == "frd_v1")
         return {self.name: value}

@@ -1,5 +1,8 @@
 """Memorisation detectors on feature matrices: does a generated set copy its training data?
 
+Every function takes the candidate (generated) features first, then the training features (and, for the
+FID train gap, the held-out reference), each an (N, d) matrix.
+
 - `authenticity` (Alaa et al., ICML 2022): a generated sample is authentic only when it lies farther from
   its nearest training sample than that training sample lies from its own nearest training neighbour
   (strictly, as the authors' code `real_to_real < real_to_synth`: an exact copy of a training image that is
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.checks import MetricInputError, check_features, check_same_dim
+from benchmark.metrics.checks import MetricInputError, check_features, check_same_dim
 from benchmark.metrics.distribution import fid
 
 
@@ -31,9 +34,9 @@ def training_radius(train: torch.Tensor) -> torch.Tensor:
     return distance.min(1).values
 
 
-def nearest_training(train: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_training(train: torch.Tensor, candidate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each generated sample's nearest training sample: (distance, index), both (M,)."""
-    nearest = _distances(fake, train).min(1)
+    nearest = _distances(candidate, train).min(1)
     return nearest.values, nearest.indices
 
 
@@ -51,31 +54,31 @@ def near_copy_fraction(distance: torch.Tensor, radius: torch.Tensor, threshold: 
     return float((distance <= threshold * torch.quantile(radius, 0.5)).double().mean())
 
 
-def _prepare(train_feats: torch.Tensor, fake_feats: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
-    train = check_features(train_feats, "train_feats", metric, min_samples=2)
-    fake = check_features(fake_feats, "fake_feats", metric, min_samples=1)
-    check_same_dim(train, fake, metric)
-    return train, fake
+def _prepare(candidate: torch.Tensor, train: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
+    candidate = check_features(candidate, "candidate", metric, min_samples=1)
+    train = check_features(train, "train", metric, min_samples=2)
+    check_same_dim(candidate, train, metric)
+    return candidate, train
 
 
-def authenticity(train_feats: torch.Tensor, fake_feats: torch.Tensor) -> float:
+def authenticity(candidate: torch.Tensor, train: torch.Tensor) -> float:
     """Fraction of generated samples that are authentic (farther from their nearest training sample than
     that sample's own nearest training neighbour; ties are copies), in [0, 1]; 1 = no copies. Needs >= 2
     training samples."""
-    train, fake = _prepare(train_feats, fake_feats, "authenticity")
-    return authentic_fraction(*nearest_training(train, fake), training_radius(train))
+    candidate, train = _prepare(candidate, train, "authenticity")
+    return authentic_fraction(*nearest_training(train, candidate), training_radius(train))
 
 
-def copy_rate(train_feats: torch.Tensor, fake_feats: torch.Tensor, threshold: float = 0.2) -> float:
+def copy_rate(candidate: torch.Tensor, train: torch.Tensor, threshold: float = 0.2) -> float:
     """Fraction of generated samples within `threshold` x (median training nearest-neighbour distance) of
     a training sample, in [0, 1]; 0 = no near-copies. threshold: relative radius in (0, 1]."""
     if not 0 < threshold <= 1:
         raise MetricInputError(f"copy_rate: threshold must lie in (0, 1], got {threshold}.")
-    train, fake = _prepare(train_feats, fake_feats, "copy_rate")
-    return near_copy_fraction(nearest_training(train, fake)[0], training_radius(train), threshold)
+    candidate, train = _prepare(candidate, train, "copy_rate")
+    return near_copy_fraction(nearest_training(train, candidate)[0], training_radius(train), threshold)
 
 
-def fid_train_gap(train_feats: torch.Tensor, heldout_feats: torch.Tensor, fake_feats: torch.Tensor) -> float:
-    """FID(fake, train) - FID(fake, held-out real): negative when the generated set sits closer to the
-    training data than to unseen real data (memorisation). Each set needs >= 2 samples."""
-    return fid(fake_feats, train_feats) - fid(fake_feats, heldout_feats)
+def fid_train_gap(candidate: torch.Tensor, train: torch.Tensor, reference: torch.Tensor) -> float:
+    """FID(candidate, train) - FID(candidate, held-out real `reference`): negative when the generated set sits
+    closer to the training data than to unseen real data (memorisation). Each set needs >= 2 samples."""
+    return fid(candidate, train) - fid(candidate, reference)

@@ -17,9 +17,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from benchmark.checks import check_features
 from benchmark.errors import BenchmarkError
 from benchmark.metrics import memorisation
+from benchmark.metrics.checks import check_features
 from benchmark.metrics.distribution import euclidean, low_rank_frechet, mmd, prdc_from_distances
 from benchmark.metrics.entries import (
     AuthenticityMetric,
@@ -113,7 +113,7 @@ def fast_feature_metric(metric: FeatureMetric, features: Callable[[str, str], to
     of the whole sets (its std is then 0)."""
     name = metric.feature_extractor
     if type(metric) is FrechetMetric:
-        return {metric.name: low_rank_frechet(features(name, "reference"), features(name, "candidate"))}
+        return {metric.name: low_rank_frechet(features(name, "candidate"), features(name, "reference"))}
     if type(metric) is FIDTrainGapMetric:
         candidate = features(name, "candidate")
         gap = low_rank_frechet(candidate, features(name, "train")) - low_rank_frechet(
@@ -133,7 +133,7 @@ def fast_feature_metric(metric: FeatureMetric, features: Callable[[str, str], to
     if type(metric) is KIDMetric:
         reference, candidate = features(name, "reference"), features(name, "candidate")
         if len(reference) == len(candidate) and metric.subset_size >= len(reference):
-            return {metric.name: mmd(reference, candidate, "polynomial"), f"{metric.name}_std": 0.0}
+            return {metric.name: mmd(candidate, reference, "polynomial"), f"{metric.name}_std": 0.0}
     return None
 
 
@@ -200,7 +200,7 @@ def evaluate(suite: MetricSuite, reference: ItemData, candidate: ItemData, ref_p
             cand = candidate.radiomics[metric.name][rows_at(cand_positions, np.arange(len(candidate)),
                                                             len(candidate))]
             try:
-                out[metric.name] = frd(torch.from_numpy(ref), torch.from_numpy(cand))
+                out[metric.name] = frd(torch.from_numpy(cand), torch.from_numpy(ref))
             except (BenchmarkError, ValueError, RuntimeError):
                 out[metric.name] = math.nan
     return out

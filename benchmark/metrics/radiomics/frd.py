@@ -37,10 +37,10 @@ def zscore_with_reference(
 
 
 def frd(
-    reference_feats: torch.Tensor, candidate_feats: torch.Tensor, paper_log: bool = False, drop_constant: bool = False
+    candidate_feats: torch.Tensor, reference_feats: torch.Tensor, paper_log: bool = False, drop_constant: bool = False
 ) -> float:
-    """log FD (or log sqrt FD with `paper_log`) between z-scored radiomics features, (n_ref, d) and (n_cand, d),
-    n >= 2; see the module docstring."""
+    """log FD (or log sqrt FD with `paper_log`) between radiomics features z-scored with the reference's
+    statistics, (n_cand, d) and (n_ref, d), n >= 2; see the module docstring."""
     reference_feats = torch.as_tensor(reference_feats, dtype=torch.float64)
     candidate_feats = torch.as_tensor(candidate_feats, dtype=torch.float64)
     for name, feats in (("reference", reference_feats), ("candidate", candidate_feats)):

@@ -31,20 +31,23 @@ def check_finite(tensor: torch.Tensor, name: str, metric: str) -> None:
         raise MetricInputError(f"{metric}: {name} contains {bad} NaN or Inf value(s) out of {tensor.numel()}.")
 
 
-def check_image_pair(x: torch.Tensor, y: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two image batches of identical shape (N, C, H, W) or (N, C, D, H, W), floating point, finite."""
-    x = as_float_tensor(x, "x", metric)
-    y = as_float_tensor(y, "y", metric)
+def check_image_pair(candidate: torch.Tensor, reference: torch.Tensor, metric: str
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A candidate batch and its reference, of identical shape (N, C, H, W) or (N, C, D, H, W), floating point,
+    finite; returned in a common floating dtype on the candidate's device."""
+    x = as_float_tensor(candidate, "candidate", metric)
+    y = as_float_tensor(reference, "reference", metric)
     if x.shape != y.shape:
-        raise MetricInputError(f"{metric}: x has shape {tuple(x.shape)} but y has shape {tuple(y.shape)}.")
+        raise MetricInputError(
+            f"{metric}: candidate has shape {tuple(x.shape)} but reference has shape {tuple(y.shape)}.")
     if x.ndim not in (4, 5):
         raise MetricInputError(
             f"{metric}: expected (N, C, H, W) or (N, C, D, H, W) images, got shape {tuple(x.shape)}."
         )
     if x.shape[0] == 0:
         raise MetricInputError(f"{metric}: empty batch.")
-    check_finite(x, "x", metric)
-    check_finite(y, "y", metric)
+    check_finite(x, "candidate", metric)
+    check_finite(y, "reference", metric)
     dtype = torch.promote_types(torch.promote_types(x.dtype, y.dtype), torch.float32)
     return x.to(dtype), y.to(device=x.device, dtype=dtype)
 

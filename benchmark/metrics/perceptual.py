@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.checks import MetricInputError, check_image_pair
 from benchmark.features.lpips_backbones import LpipsBackbone, load_lpips_weights
+from benchmark.metrics.checks import MetricInputError, check_image_pair
 
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
@@ -44,14 +44,15 @@ def lpips_rgb(x: torch.Tensor, y: torch.Tensor, net: str = "alex") -> torch.Tens
     return total
 
 
-def lpips(x: torch.Tensor, y: torch.Tensor, net: str = "alex", batch_size: int = 64) -> torch.Tensor:
+def lpips(candidate: torch.Tensor, reference: torch.Tensor, net: str = "alex", batch_size: int = 64
+          ) -> torch.Tensor:
     """LPIPS per item (N,) for images in [0, 1], 2D (N, C, H, W) or 3D (N, C, D, H, W, per D-slice).
 
     net: "alex" (the LPIPS default) or "vgg". Sides must be >= 32 px for alex, >= 16 for vgg.
     """
     if net not in MIN_SIDE:
         raise MetricInputError(f"lpips: net must be 'alex' or 'vgg', got {net!r}.")
-    x, y = check_image_pair(x, y, "lpips")
+    x, y = check_image_pair(candidate, reference, "lpips")
     n = x.shape[0]
     height, width = x.shape[-2:]
     if min(height, width) < MIN_SIDE[net]:
