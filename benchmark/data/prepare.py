@@ -24,9 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data import preprocess
 from benchmark.data.cache import FileDigests, SubjectCache, file_digest, stamp, subject_key
-from benchmark.data.config_check import check_data_config
+from benchmark.data.config_check import check_data_config, check_memory
 from benchmark.data.imageset import ImageSet, PreparedData
-from benchmark.data.labels import resolve_label_map
+from benchmark.data.input_checks import refuse_blank, refuse_duplicate_ids, refuse_duplicate_scans
+from benchmark.data.label_convention import detect_label_map
+from benchmark.data.labels import PRESETS, resolve_label_map
 from benchmark.data.readers import CaseFiles, find_brats_cases, find_folder_cases, find_msd_cases, load_case
 from benchmark.data.slices import (
     SliceSelection,
@@ -66,7 +68,9 @@ def modalities_of(data_cfg: DictConfig) -> tuple[str, ...]:
 
 
 def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, list[CaseFiles]]:
-    """The dataset's root folder and its cases (the phantom is generated first when needed)."""
+    """The dataset's root folder and its cases (the phantom is generated first when needed), each with the
+    source's label map: the configured one, or with `data.label_map: null` the convention its label files
+    share (`benchmark.data.label_convention`)."""
     source = data_cfg.source
     label_map = resolve_label_map(data_cfg.get("label_map"))
     if source == "phantom":
@@ -78,29 +82,43 @@ def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, l
             voxel_size_mm=float(params.voxel_size_mm), max_tumours=int(params.max_tumours),
             tumour_free_fraction=float(params.tumour_free_fraction), seed=int(params.seed),
         )
-        return root, find_brats_cases(root, modalities)
+        return root, with_label_map(find_brats_cases(root, modalities), PRESETS["brats2021"])  # as it writes them
     if source == "manifest":
         if not data_cfg.get("manifest"):
             raise ConfigError("data.manifest is not set; pass data.manifest=/path/to/cases.csv.")
         manifest = Path(str(data_cfg.manifest)).expanduser()
-        return manifest.parent, find_manifest_cases(manifest, modalities, label_map)
-    if data_cfg.root is None:
+        root, cases = manifest.parent, find_manifest_cases(manifest, modalities, label_map)
+    elif data_cfg.root is None:
         raise ConfigError(f"data.root is not set for data source '{source}'; pass data.root=/path/to/dataset.")
-    root = Path(str(data_cfg.root)).expanduser()
-    if source == "brats":
-        cases = find_brats_cases(root, modalities)
-    elif source == "msd":
-        cases = find_msd_cases(root, modalities)
-    elif source == "folder":
-        cases = find_folder_cases(root, modalities, list(data_cfg.channel_names), label_map)
-    elif source == "pattern":
-        cases = find_pattern_cases(root, OmegaConf.to_container(data_cfg.patterns), modalities, label_map)
     else:
-        raise ConfigError(f"data.source '{source}' is not one of phantom, brats, msd, folder, pattern, manifest.")
-    if label_map is not None:
-        for case in cases:
-            case.label_map = label_map
-    return root, cases
+        root = Path(str(data_cfg.root)).expanduser()
+        cases = _find_in_root(data_cfg, root, modalities, label_map)
+    if label_map is None and source in ("brats", "pattern", "manifest") and cases:
+        where = str(data_cfg.manifest) if source == "manifest" else str(root)
+        label_map = detect_label_map([c.label for c in cases if c.label is not None], where,
+                                     _workers(data_cfg, len(cases)))
+    return root, with_label_map(cases, label_map) if label_map is not None else cases
+
+
+def _find_in_root(data_cfg: DictConfig, root: Path, modalities: Sequence[str], label_map: dict[int, int] | None
+                  ) -> list[CaseFiles]:
+    source = data_cfg.source
+    if source == "brats":
+        return find_brats_cases(root, modalities)
+    if source == "msd":
+        return find_msd_cases(root, modalities)
+    if source == "folder":
+        return find_folder_cases(root, modalities, list(data_cfg.channel_names), label_map)
+    if source == "pattern":
+        return find_pattern_cases(root, OmegaConf.to_container(data_cfg.patterns), modalities, label_map)
+    raise ConfigError(f"data.source '{source}' is not one of phantom, brats, msd, folder, pattern, manifest.")
+
+
+def with_label_map(cases: list[CaseFiles], label_map: dict[int, int]) -> list[CaseFiles]:
+    """`cases`, each reading its labels with `label_map`."""
+    for case in cases:
+        case.label_map = label_map
+    return cases
 
 
 def apply_missing_label(cases: list[CaseFiles], policy: str) -> tuple[list[CaseFiles], list[str]]:
@@ -162,6 +180,7 @@ def load_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfi
     resampling is left to the chosen slices (`plane_zoom`): a dozen slices cost less than a volume."""
     image, labels, spacing, provided = load_case(case, modalities)
     brain = (provided if provided is not None else preprocess.brain_mask_from_image(image)) | (labels > 0)
+    refuse_blank(case, modalities, image, brain, provided)
     image = preprocess.normalise_intensity(image, brain, data_cfg.clip_percentiles)
     target = list(target_spacing(data_cfg, spacing))
     plane_zoom = (1.0, 1.0)
@@ -223,6 +242,9 @@ def prepare_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictCo
     kinds = {**{str(p): "image" for p in case.images.values()}, str(case.label): "label",
              str(case.brain_mask): "brain mask"}
     for path in case.files():
+        if path.is_dir():
+            raise DataError(f"{path}: a folder where the {kinds[str(path)]} file should be (subject "
+                            f"{case.subject_id}); point to the NIfTI file, or rename the folder.")
         if not path.is_file():
             raise DataError(f"{path}: the {kinds[str(path)]} file does not exist (subject {case.subject_id}).")
     case_digests = {str(p): digests.get(str(p)) or file_digest(p) for p in case.files()}
@@ -302,14 +324,19 @@ def _workers(data_cfg: DictConfig, n_jobs: int) -> int:
     return workers if n_jobs >= MIN_SUBJECTS_FOR_WORKERS else 1
 
 
-def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple[str, ...], data_cfg: DictConfig
-                 ) -> tuple[dict[str, ImageSet], dict[str, dict]]:
+def file_digests(data_cfg: DictConfig) -> FileDigests:
+    """The remembered content digests of input files (under the cache folder when the prepared cache is on)."""
+    cache_dir = Path(data_cfg.cache_dir).expanduser() if data_cfg.get("prepared_cache", True) else None
+    return FileDigests(cache_dir / "prepared" / "file_digests.json" if cache_dir else None)
+
+
+def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple[str, ...], data_cfg: DictConfig,
+                 digests: FileDigests) -> tuple[dict[str, ImageSet], dict[str, dict]]:
     """Prepare every subject (in parallel when there are many) and stream it, in order, into its split's
     arrays; cached subjects are read when their turn comes. Remembers the files' digests. Returns the sets
     and, per split, each subject's slice-selection counts (None in 3D mode)."""
     cache_dir = str(Path(data_cfg.cache_dir).expanduser()) if data_cfg.get("prepared_cache", True) else None
     cache = SubjectCache(Path(cache_dir) if cache_dir else None)  # a ConfigError if it cannot be made
-    digests = FileDigests(Path(cache_dir) / "prepared" / "file_digests.json" if cache_dir else None)
     args = [(case, modalities, data_cfg, draw, cache_dir, _known_digests(digests, case)) for _, case, draw in jobs]
     keys = {index: _cache_key(case, modalities, data_cfg, draw, known)
             for index, (case, _, _, draw, _, known) in enumerate(args)
@@ -388,11 +415,15 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
     if not cases:
         raise DataError(f"{root}: no cases found (is data.source={data_cfg.source} the right layout?).")
     cases, unlabelled = apply_missing_label(cases, str(data_cfg.get("missing_label", "error")))
+    refuse_duplicate_ids(cases)
+    check_memory(data_cfg, len(cases), len(modalities))
+    digests = file_digests(data_cfg)
+    refuse_duplicate_scans(cases, digests.digest)
     by_id = {case.subject_id: case for case in cases}
     splits = split_subjects(sorted(by_id), data_cfg.split, seed)
     jobs = [(split, by_id[subject_id], [seed, 2, SPLITS.index(split), index])
             for split, ids in splits.items() for index, subject_id in enumerate(ids)]
-    sets, selections = _prepare_all(jobs, modalities, data_cfg)
+    sets, selections = _prepare_all(jobs, modalities, data_cfg, digests)
     contributing = {split: [s for s in ids if s in set(sets[split].subject_ids)] for split, ids in splits.items()}
     for split in SPLITS:
         log.info("%s: %d subjects, %d items", split, len(contributing[split]), len(sets[split]))
