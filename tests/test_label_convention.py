@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.data import label_convention
 from benchmark.data.label_convention import convention_of
 from benchmark.data.labels import PRESETS
 from benchmark.data.prepare import prepare_data
@@ -77,3 +78,22 @@ def test_a_consistent_set_is_read_with_its_convention(tmp_path: Path) -> None:
     data = prepare_data(data_config("data=brats", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
                                     *SMALL), seed=0)
     assert 3 in set(torch.cat([data.train.labels, data.val.labels, data.test.labels]).unique().tolist())  # 4 -> 3
+
+
+def test_a_rerun_reads_the_values_of_unchanged_label_files_from_the_cache(tmp_path: Path, monkeypatch) -> None:
+    root = write_brats_with(tmp_path / "set", [BRATS2021] * 3)
+    cfg = data_config("data=brats", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", *SMALL)
+    first = prepare_data(cfg, seed=0)
+    assert (tmp_path / "cache" / "prepared" / "label_values.json").is_file()
+
+    def decoded(path: Path) -> frozenset[int]:
+        raise AssertionError(f"{path} decoded again")
+
+    monkeypatch.setattr(label_convention, "label_values", decoded)
+    again = prepare_data(cfg, seed=0)
+    assert torch.equal(first.train.labels, again.train.labels)
+    seg = root / "case1" / "case1_seg.nii.gz"  # a changed file is read again, and its 3 is seen
+    _, labels = niftis.synthetic_case(1)
+    niftis.save(labels.astype(np.uint8), seg)
+    with pytest.raises(AssertionError, match=r"case1_seg\.nii\.gz decoded again"):
+        prepare_data(cfg, seed=0)

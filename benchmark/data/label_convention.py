@@ -8,17 +8,23 @@ and no 4, and a file holding only 0/1/2 reads as BraTS 2021/2023 (1 core, 2 oede
 - 3 and 4 both present (in one file or across files): refused, naming a file of each (BRATS 2015 uses
   both: set `data.label_map=brats2015`);
 - only 0/1/2: refused (which of 1 and 2 is oedema cannot be told); only 0: tumour-free, any map.
+The values of each file are remembered by its content digest, so a rerun decodes only changed files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchmark.atomic import write_text_atomically
 from benchmark.data.labels import PRESETS, outside_values_message, present_values
 from benchmark.data.nifti import load_volume
 from benchmark.errors import DataError
+
+log = logging.getLogger(__name__)
 
 BRATS_VALUES = frozenset({0, 1, 2, 3, 4})
 FIX = ("set data.label_map to the dataset's convention: brats2015 (1 necrosis, 2 oedema, 3 non-enhancing, "
@@ -59,10 +65,44 @@ def convention_of(values: dict[Path, frozenset[int]], source: str) -> dict[int, 
     return dict(PRESETS["brats2023"])
 
 
-def detect_label_map(label_files: Sequence[Path], source: str, workers: int = 1) -> dict[int, int]:
-    """Read every label file of a source (threads: decompression releases the GIL) and decide its label
-    map once (`convention_of`)."""
+class RememberedValues:
+    """Label values by the file's content digest, kept in a JSON file (None: in memory only) so a rerun does
+    not decode unchanged label files again."""
+
+    def __init__(self, index: Path | None, digest: Callable[[Path], str]) -> None:
+        self.index, self.digest, self.known = index, digest, {}
+        if index is not None and index.is_file():
+            try:
+                self.known = {key: frozenset(v) for key, v in json.loads(index.read_text()).items()}
+            except (OSError, ValueError, TypeError, AttributeError):
+                log.warning("%s is unreadable; label values are read again", index)
+        self.changed = False
+
+    def values(self, path: Path) -> frozenset[int]:
+        key = self.digest(path) if Path(path).is_file() else None
+        if key is None or key not in self.known:
+            found = label_values(path)
+            if key is None:
+                return found
+            self.known[key], self.changed = found, True
+        return self.known[key]
+
+    def save(self) -> None:
+        if self.index is None or not self.changed:
+            return
+        try:
+            self.index.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomically(self.index, json.dumps({k: sorted(v) for k, v in self.known.items()}))
+        except OSError as error:
+            log.warning("cannot save the label values to %s (%s)", self.index, error)
+
+
+def detect_label_map(label_files: Sequence[Path], source: str, remembered: RememberedValues, workers: int = 1
+                     ) -> dict[int, int]:
+    """Read every label file of a source (threads: decompression releases the GIL; unchanged files from
+    `remembered`) and decide its label map once (`convention_of`)."""
     files = sorted({Path(p) for p in label_files}, key=str)
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        values = dict(zip(files, pool.map(label_values, files), strict=True))
+        values = dict(zip(files, pool.map(remembered.values, files), strict=True))
+    remembered.save()
     return convention_of(values, source)

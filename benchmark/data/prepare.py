@@ -27,7 +27,7 @@ from benchmark.data.cache import FileDigests, SubjectCache, file_digest, stamp, 
 from benchmark.data.config_check import check_data_config, check_memory
 from benchmark.data.imageset import ImageSet, PreparedData
 from benchmark.data.input_checks import refuse_blank, refuse_duplicate_ids, refuse_duplicate_scans
-from benchmark.data.label_convention import detect_label_map
+from benchmark.data.label_convention import RememberedValues, detect_label_map
 from benchmark.data.labels import PRESETS, resolve_label_map
 from benchmark.data.readers import CaseFiles, find_brats_cases, find_folder_cases, find_msd_cases, load_case
 from benchmark.data.slices import (
@@ -67,7 +67,8 @@ def modalities_of(data_cfg: DictConfig) -> tuple[str, ...]:
     return tuple(str(n).lower() for n in names)
 
 
-def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, list[CaseFiles]]:
+def find_cases(data_cfg: DictConfig, modalities: Sequence[str], digests: FileDigests | None = None
+               ) -> tuple[Path, list[CaseFiles]]:
     """The dataset's root folder and its cases (the phantom is generated first when needed), each with the
     source's label map: the configured one, or with `data.label_map: null` the convention its label files
     share (`benchmark.data.label_convention`)."""
@@ -95,8 +96,10 @@ def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, l
         cases = _find_in_root(data_cfg, root, modalities, label_map)
     if label_map is None and source in ("brats", "pattern", "manifest") and cases:
         where = str(data_cfg.manifest) if source == "manifest" else str(root)
+        digests = digests or file_digests(data_cfg)
+        index = digests.index.with_name("label_values.json") if digests.index else None
         label_map = detect_label_map([c.label for c in cases if c.label is not None], where,
-                                     _workers(data_cfg, len(cases)))
+                                     RememberedValues(index, digests.digest), _workers(data_cfg, len(cases)))
     return root, with_label_map(cases, label_map) if label_map is not None else cases
 
 
@@ -411,13 +414,13 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
 
     check_data_config(data_cfg)
     modalities = modalities_of(data_cfg)
-    root, cases = find_cases(data_cfg, modalities)
+    digests = file_digests(data_cfg)
+    root, cases = find_cases(data_cfg, modalities, digests)
     if not cases:
         raise DataError(f"{root}: no cases found (is data.source={data_cfg.source} the right layout?).")
     cases, unlabelled = apply_missing_label(cases, str(data_cfg.get("missing_label", "error")))
     refuse_duplicate_ids(cases)
     check_memory(data_cfg, len(cases), len(modalities))
-    digests = file_digests(data_cfg)
     refuse_duplicate_scans(cases, digests.digest)
     by_id = {case.subject_id: case for case in cases}
     splits = split_subjects(sorted(by_id), data_cfg.split, seed)
