@@ -21,7 +21,8 @@ from tests.test_data_readers import data_config
 
 GRID = (96, 96, 20)  # a stored in-plane grid much wider than the brain, as BraTS' 240 x 240 at 1 mm
 BRAIN_RADIUS = 20  # voxels: 14 % of the stored 96 x 96 slice, 55 % of a 48 x 48 field of view
-VIEW = ["data.size=[48,48]", "data.fov_mm=null", "data.slices.per_subject=8", "data.slices.min_brain_fraction=0.3"]
+VIEW = ["data.size=[48,48]", "data.fov_mm=null", "data.slices.per_subject=8", "data.slices.min_brain_fraction=0.3",
+        "data.label_map=brats2023"]
 
 
 def write_wide_cases(root: Path, tumour_slices: list[range]) -> Path:
@@ -95,7 +96,7 @@ def test_a_tumour_free_subject_without_slices_is_named_and_not_counted(tmp_path:
     split = empty[0][0]
     assert "case5" not in data.summary["splits"][split]["subject_ids"]
     assert data.summary["splits"][split]["subjects"] == len(set(getattr(data, split).subject_ids))
-    assert any(s == "case5: 0 of 8 tumour slices (only 0 slices hold tumour)" for s in report[split]["shortfalls"])
+    assert any(s == "case5: 0 of 8 tumour slices (no slice holds tumour)" for s in report[split]["shortfalls"])
     assert "gave no slice" in caplog.text and "case5" in caplog.text
 
 
@@ -104,7 +105,7 @@ def test_an_empty_split_names_why_each_subject_gave_no_slice(tmp_path: Path) -> 
     cfg = data_config("data=brats", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", *VIEW,
                       "data.slices.policy=tumour")
     with pytest.raises(DataError, match=r"the train split is empty after slice selection \(data.slices.policy=tumour"
-                       r".*case\d: 0 of 8 tumour slices \(only 0 slices hold tumour\)"):
+                       r".*case\d: 0 of 8 tumour slices \(no slice holds tumour\)"):
         prepare_data(cfg, seed=0)
 
 

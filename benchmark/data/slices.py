@@ -89,17 +89,22 @@ def select_slices(brain_fraction: np.ndarray, has_tumour: np.ndarray, slices_cfg
     return SliceSelection(sorted(chosen), asked, available, taken)
 
 
-def _pool_description(kind: str, min_brain_fraction: float) -> str:
-    share = f">= {min_brain_fraction:.0%} brain in the field of view"
-    return {"tumour": "slices hold tumour", "healthy": f"tumour-free slices have {share}",
-            "brain": f"slices have {share}"}[kind]
+def _pool_description(kind: str, count: int, min_brain_fraction: float) -> str:
+    """`only 3 tumour-free slices have >= 30% brain in the field of view`, `no slice holds tumour`."""
+    singular = count in (0, 1)
+    noun = {"tumour": "slice", "healthy": "tumour-free slice", "brain": "slice"}[kind] + ("" if singular else "s")
+    if kind == "tumour":
+        predicate = "holds tumour" if singular else "hold tumour"
+    else:
+        predicate = ("has" if singular else "have") + f" >= {min_brain_fraction:.0%} brain in the field of view"
+    return f"{'no' if count == 0 else f'only {count}'} {noun} {predicate}"
 
 
 def shortfall(subject_id: str, counts: dict[str, dict[str, int]], min_brain_fraction: float) -> str | None:
     """Why one subject's selection falls short of what its policy asked (None when it does not)."""
     taken = dict(counts["taken"], brain=sum(counts["taken"].values()))
-    reasons = [f"{taken[kind]} of {asked} {kind} slices (only {counts['available'][kind]} "
-               f"{_pool_description(kind, min_brain_fraction)})"
+    reasons = [f"{taken[kind]} of {asked} {kind} slices "
+               f"({_pool_description(kind, counts['available'][kind], min_brain_fraction)})"
                for kind, asked in counts["asked"].items() if taken[kind] < asked]
     return f"{subject_id}: {'; '.join(reasons)}" if reasons else None
 
