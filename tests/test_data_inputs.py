@@ -102,6 +102,8 @@ def test_one_scan_under_two_subject_ids_is_refused(tmp_path: Path) -> None:
     (root / "cases.csv").write_text("\n".join([*rows[:-1], "again,copy.nii.gz,BraTS-002/BraTS-002_seg.nii.gz"]) + "\n")
     with pytest.raises(DataError, match=r"subjects s2 and again read the same scan"):
         prepare(tmp_path, "data=manifest", f"data.manifest={root / 'cases.csv'}")
+    allowed = prepare(tmp_path, "data=manifest", f"data.manifest={root / 'cases.csv'}", "data.duplicate_scans=allow")
+    assert len({*allowed.train.subject_ids, *allowed.val.subject_ids, *allowed.test.subject_ids}) == 5
 
 
 @pytest.mark.parametrize("flip", [np.diag([-1.0, 1.0, 1.0, 1.0]), np.diag([1.0, -1.0, 1.0, 1.0])])

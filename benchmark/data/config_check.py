@@ -52,6 +52,11 @@ def check_intensity_and_labels(data_cfg: DictConfig) -> None:
         raise ConfigError(f"data.clip_percentiles={clip} must be [low, high] with 0 <= low < high <= 100, "
                           "e.g. data.clip_percentiles=[1,99] (a reversed pair would make binary images).")
     resolve_label_map(data_cfg.get("label_map"))
+    duplicates = str(data_cfg.get("duplicate_scans", "error"))
+    if duplicates not in ("error", "allow"):
+        raise ConfigError(f"data.duplicate_scans={duplicates} is not error or allow (error: refuse one scan under "
+                          "two subject ids, which would leak it across splits; allow: for tools that copy cases on "
+                          "purpose).")
     missing = str(data_cfg.get("missing_label", "error"))
     if missing not in MISSING_LABEL:
         raise ConfigError(f"data.missing_label={missing} is not one of {', '.join(MISSING_LABEL)} (error: stop and "

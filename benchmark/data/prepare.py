@@ -421,7 +421,8 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
     cases, unlabelled = apply_missing_label(cases, str(data_cfg.get("missing_label", "error")))
     refuse_duplicate_ids(cases)
     check_memory(data_cfg, len(cases), len(modalities))
-    refuse_duplicate_scans(cases, digests.digest)
+    if str(data_cfg.get("duplicate_scans", "error")) == "error":
+        refuse_duplicate_scans(cases, digests.digest)
     by_id = {case.subject_id: case for case in cases}
     splits = split_subjects(sorted(by_id), data_cfg.split, seed)
     jobs = [(split, by_id[subject_id], [seed, 2, SPLITS.index(split), index])
