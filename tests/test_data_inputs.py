@@ -134,6 +134,16 @@ def test_a_double_star_pattern_matches_zero_folders_as_the_glob_does(tmp_path: P
         "BraTS-000", "BraTS-001", "BraTS-002"]
 
 
+def test_files_that_match_the_glob_but_not_the_pattern_are_explained(tmp_path: Path) -> None:
+    root = plain_cases(tmp_path)  # <case>/flair.nii.gz: nothing left for {subject} before "flair"
+    with pytest.raises(DataError, match=r"3 files match the glob '\*/\*flair.nii.gz' \(e.g. BraTS-000/flair.nii.gz\) "
+                                        r"but none fits data.patterns.flair='\*/{subject}flair.nii.gz': {subject} "
+                                        "stands for a non-empty part of one folder or file name"):
+        prepare(tmp_path, *PLAIN, f"data.root={root}", "data.patterns.flair='*/{subject}flair.nii.gz'")
+    with pytest.raises(DataError, match=r"no file matches data.patterns.flair='{subject}/t1.nii.gz'"):
+        prepare(tmp_path, *PLAIN, f"data.root={root}", "data.patterns.flair='{subject}/t1.nii.gz'")
+
+
 def test_a_double_star_inside_a_name_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"`\*\*` must be a whole path component"):
         prepare(tmp_path, "data=pattern", f"data.root={brats(tmp_path)}", "data.patterns.flair='a**/{subject}.nii.gz'")

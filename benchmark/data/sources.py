@@ -31,16 +31,24 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(wildcard.get(part, re.escape(part)) for part in parts) + r"\Z")
 
 
+def subject_glob(pattern: str) -> str:
+    """The glob that finds every subject's file: `{subject}` as `*`, runs of `*` inside a name as one `*`
+    (`a*{subject}` is `a*`, not the recursive `**`)."""
+    return "/".join(part if part == "**" else re.sub(r"\*+", "*", part.replace(SUBJECT, "*"))
+                    for part in pattern.split("/"))
+
+
 def no_subject_message(root: Path, pattern: str, key: str) -> str:
     """Why a pattern names no subject: no file matches its glob at all, or files match but none puts one whole
     path component where `{subject}` stands."""
-    glob = pattern.replace(SUBJECT, "*")
+    glob = subject_glob(pattern)
     found = sorted(p.relative_to(root).as_posix() for p in root.glob(glob) if p.is_file())
     if not found:
         return f"{root}: no file matches {key}='{pattern}' (searched as the glob '{glob}' under data.root)."
     return (f"{root}: {len(found)} files match the glob '{glob}' (e.g. {found[0]}) but none fits {key}='{pattern}': "
-            f"{SUBJECT} stands for exactly one folder or file name and the rest of the path must match the pattern's "
-            "other parts (`*` one name, `**/` any number of folders, zero included). Adjust the pattern to the layout.")
+            f"{SUBJECT} stands for a non-empty part of one folder or file name (never a '/') and the rest of the path "
+            "must match the pattern's other parts (`*` any part of one name, `**/` any number of folders, zero "
+            "included). Adjust the pattern to the layout.")
 
 
 def _one_match(root: Path, pattern: str, subject: str, what: str) -> Path | None:
@@ -71,7 +79,7 @@ def find_pattern_cases(root: Path, patterns: Mapping[str, str], modalities: Sequ
                               "number of folders); use `*` inside a name.")
     first = str(patterns[modalities[0]])
     regex = _pattern_regex(first)
-    subjects = sorted({m["subject"] for p in root.glob(first.replace(SUBJECT, "*"))
+    subjects = sorted({m["subject"] for p in root.glob(subject_glob(first))
                        if p.is_file() and (m := regex.match(p.relative_to(root).as_posix()))})
     if not subjects:
         raise DataError(no_subject_message(root, first, f"data.patterns.{modalities[0]}"))
