@@ -168,7 +168,8 @@ def test_every_accepted_image_type_is_read_in_any_case_and_the_rest_is_listed(tm
     assert generated.subject_ids == ["a", "b", "c", "d", "e"]
     means = generated.images[:4, 0].mean(dim=(1, 2)).numpy()
     np.testing.assert_allclose(means, np.array([50, 100, 150, 200]) / 255, atol=2 / 255)  # JPEG: lossless grey
-    assert generated.meta["not_read"] == {"images": [".DS_Store", "notes.txt"], "labels": []}
+    assert generated.meta["not_read"] == {"images": [".DS_Store", "notes.txt"], "labels": [],
+                                          "volumes_without_slices": []}
     assert "2 file(s) in" in caplog.text and "notes.txt" in caplog.text
 
 

@@ -178,7 +178,7 @@ def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, 
         if names:
             log.warning("generated set: %d file(s) in %s are not read: %s", len(names), where, ", ".join(names[:10]))
     files = list(by_stem.values())
-    items, owners = [], []
+    items, owners, no_slices = [], [], []
     size = tuple(reference.images.shape[-2:])
     describe_pngs(files, size)
     for stem, path in by_stem.items():
@@ -195,14 +195,24 @@ def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, 
         case = CaseFiles(stem, {modality: path}, label, label_map={0: 0, 1: 1, 2: 2, 3: 3})
         subject = load_subject(case, [modality], data_cfg)
         new = subject_items(subject, data_cfg, np.random.default_rng([seed, 3, len(owners)]))
+        if not new:
+            no_slices.append(path.name)
         items += new
         owners += [case.subject_id] * len(new)
+    if no_slices:
+        log.warning("generated set: %d volume(s) gave no slice under data.slices (policy=%s, min_brain_fraction=%s "
+                    "of the field of view): %s", len(no_slices), data_cfg.slices.policy,
+                    data_cfg.slices.min_brain_fraction, ", ".join(no_slices[:10]))
+    if not items:
+        raise DataError(f"{folder}: no generated item: every volume gave no slice under data.slices (policy="
+                        f"{data_cfg.slices.policy}, min_brain_fraction={data_cfg.slices.min_brain_fraction}).")
     images, labels, brains, indices = zip(*items, strict=True)
     if reference.spatial_dims != images[0].ndim - 1:
         raise DataError(f"{folder}: generated items are {images[0].ndim - 1}D but the study is "
                         f"{reference.spatial_dims}D.")
     log.info("generated set %s: %d items%s", folder, len(items), " with labels" if has_labels else "")
-    not_read = {"images": skipped, "labels": skipped_labels + [labels_by_stem[s].name for s in unused]}
+    not_read = {"images": skipped, "labels": skipped_labels + [labels_by_stem[s].name for s in unused],
+                "volumes_without_slices": no_slices}
     return ImageSet(
         images=torch.from_numpy(np.stack(images)).float(),
         labels=torch.from_numpy(np.stack(labels)[:, None].astype(np.int64)),
