@@ -12,6 +12,7 @@ or leak one scan into two splits are refused with a DataError naming the files.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -51,17 +52,19 @@ def refuse_duplicate_ids(cases: Sequence[CaseFiles]) -> None:
         seen[case.subject_id] = case
 
 
-def refuse_duplicate_scans(cases: Sequence[CaseFiles], digest: Callable[[Path], str]) -> None:
+def refuse_duplicate_scans(cases: Sequence[CaseFiles], digest: Callable[[Path], str], workers: int = 1) -> None:
     """DataError when the image files of two subjects have the same content: the same scan under two ids
-    would be split into train and validation/test. `digest`: a file's content hash."""
+    would be split into train and validation/test. `digest`: a file's content hash, computed on `workers`
+    threads (hashing releases the GIL)."""
+    owned = [(case.subject_id, path) for case in cases for path in sorted(set(case.images.values()), key=str)
+             if Path(path).is_file()]  # a missing file is named with its subject when the case is read
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        keys = list(pool.map(digest, [path for _, path in owned]))
     owner: dict[str, tuple[str, Path]] = {}
-    for case in cases:
-        for path in sorted(set(case.images.values()), key=str):
-            if not Path(path).is_file():
-                continue  # named with its subject when the case is read
-            key = digest(path)
-            first = owner.setdefault(key, (case.subject_id, path))
-            if first[0] != case.subject_id:
-                raise DataError(f"subjects {first[0]} and {case.subject_id} read the same scan ({first[1]} and "
-                                f"{path} have the same content): it would enter two splits (train and validation "
-                                "or test) and leak. Refused, not merged: keep the scan under one subject id.")
+    for (subject_id, path), key in zip(owned, keys, strict=True):
+        first = owner.setdefault(key, (subject_id, path))
+        if first[0] != subject_id:
+            raise DataError(f"subjects {first[0]} and {subject_id} read the same scan ({first[1]} and "
+                            f"{path} have the same content): it would enter two splits (train and validation "
+                            "or test) and leak. Refused, not merged: keep the scan under one subject id.")
+

@@ -422,7 +422,7 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
     refuse_duplicate_ids(cases)
     check_memory(data_cfg, len(cases), len(modalities))
     if str(data_cfg.get("duplicate_scans", "error")) == "error":
-        refuse_duplicate_scans(cases, digests.digest)
+        refuse_duplicate_scans(cases, digests.digest, _workers(data_cfg, len(cases)))
     by_id = {case.subject_id: case for case in cases}
     splits = split_subjects(sorted(by_id), data_cfg.split, seed)
     jobs = [(split, by_id[subject_id], [seed, 2, SPLITS.index(split), index])
