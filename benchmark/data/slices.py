@@ -25,7 +25,6 @@ from benchmark.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class SliceSelection:
     """One subject's chosen slices and the counts behind them. Kinds: `tumour` (holds tumour), `healthy`
