@@ -115,6 +115,18 @@ def test_a_2d_nifti_with_a_non_ras_affine_reads_as_one_slice(tmp_path: Path, fli
     np.testing.assert_array_equal(volume.data[..., 0], np.flip(plane, axis=axis))  # reoriented to RAS+
 
 
+def test_2d_nifti_cases_with_a_non_ras_affine_prepare_as_one_slice_each(tmp_path: Path) -> None:
+    root = tmp_path / "flat"
+    for i in range(3):
+        image, labels = niftis.synthetic_case(i, shape=(24, 24, 3))
+        for folder, plane in (("images", image[..., 1]), ("labels", labels[..., 1])):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            nib.save(nib.Nifti1Image(plane, np.diag([-1.5, 1.5, 2.0, 1.0])), root / folder / f"case{i}.nii.gz")
+    data = prepare(tmp_path, "data=folder", f"data.root={root}", "data.modality=image")
+    for split in (data.train, data.val, data.test):
+        assert len(split) == 1 and split.slice_indices == [0] and bool(split.tumour_present.all())
+
+
 def test_sizes_beyond_memory_are_a_config_error_before_any_compute(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"data.size=\[20000, 20000\]: .* GiB for the prepared data alone, more than "
                                           r"half of this machine's"):
