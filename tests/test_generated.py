@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
+from PIL import Image
 from skimage.io import imsave
 
 from benchmark.data.generated import load_generated_set
@@ -117,3 +119,69 @@ def test_mixed_sizes_and_16_bit_are_reported(tmp_path: Path, reference, caplog) 
         generated = load_generated_set(tmp_path, cfg, ref, seed=0)
     assert "1 of 2 PNGs are 16-bit" in caplog.text and "48x48 (1) resized" in caplog.text
     np.testing.assert_allclose(generated.images[:, 0, 8:16, 8:16].numpy(), 128 / 255, atol=1e-3)
+
+
+def _grey(value: int) -> np.ndarray:
+    return np.full((24, 24), value, np.uint8)
+
+
+def test_labels_are_matched_by_the_exact_name(tmp_path: Path, reference) -> None:
+    cfg, ref = reference
+    for folder in ("images", "labels"):
+        (tmp_path / folder).mkdir()
+    imsave(tmp_path / "images" / "s1.png", _grey(100), check_contrast=False)
+    imsave(tmp_path / "images" / "s1.v2.png", _grey(200), check_contrast=False)
+    one, two = np.zeros((24, 24), np.uint8), np.zeros((24, 24), np.uint8)
+    one[2:6, 2:6], two[10:20, 10:20] = 1, 2
+    imsave(tmp_path / "labels" / "s1.v2.png", two, check_contrast=False)  # listed first: s1.* used to find it
+    imsave(tmp_path / "labels" / "s1.png", one, check_contrast=False)
+    generated = load_generated_set(tmp_path, cfg, ref, seed=0)
+    by_name = dict(zip(generated.subject_ids, generated.labels[:, 0].numpy(), strict=True))
+    np.testing.assert_array_equal(by_name["s1"], one)
+    np.testing.assert_array_equal(by_name["s1.v2"], two)
+
+
+def test_without_its_own_label_an_image_is_refused_even_beside_a_longer_name(tmp_path: Path, reference) -> None:
+    cfg, ref = reference
+    for folder in ("images", "labels"):
+        (tmp_path / folder).mkdir()
+    imsave(tmp_path / "images" / "s1.png", _grey(100), check_contrast=False)
+    imsave(tmp_path / "labels" / "s1.v2.png", np.zeros((24, 24), np.uint8), check_contrast=False)
+    with pytest.raises(DataError, match=r"s1\.png: no label file named s1 "):
+        load_generated_set(tmp_path, cfg, ref, seed=0)
+
+
+def test_every_accepted_image_type_is_read_in_any_case_and_the_rest_is_listed(tmp_path: Path, reference,
+                                                                              caplog) -> None:
+    cfg, ref = reference
+    (tmp_path / "images").mkdir()
+    imsave(tmp_path / "images" / "a.png", _grey(50), check_contrast=False)
+    Image.fromarray(_grey(100)).save(tmp_path / "images" / "b.PNG", format="PNG")
+    Image.fromarray(_grey(150)).save(tmp_path / "images" / "c.jpg", format="JPEG", quality=100)
+    Image.fromarray(_grey(200)).save(tmp_path / "images" / "d.JPEG", format="JPEG", quality=100)
+    plane = np.random.default_rng(0).random((24, 24)).astype(np.float32) + 1
+    nib.save(nib.Nifti1Image(plane, np.diag([-1.0, 1.0, 1.0, 1.0])), tmp_path / "images" / "e.NII.GZ")
+    (tmp_path / "images" / "notes.txt").write_text("seed 3")
+    (tmp_path / "images" / ".DS_Store").write_bytes(b"\0")
+    with caplog.at_level("WARNING"):
+        generated = load_generated_set(tmp_path, cfg, ref, seed=0)
+    assert generated.subject_ids == ["a", "b", "c", "d", "e"]
+    means = generated.images[:4, 0].mean(dim=(1, 2)).numpy()
+    np.testing.assert_allclose(means, np.array([50, 100, 150, 200]) / 255, atol=2 / 255)  # JPEG: lossless grey
+    assert generated.meta["not_read"] == {"images": [".DS_Store", "notes.txt"], "labels": [],
+                                          "volumes_without_slices": []}
+    assert "2 file(s) in" in caplog.text and "notes.txt" in caplog.text
+
+
+def test_two_images_of_one_name_or_jpeg_labels_are_refused(tmp_path: Path, reference) -> None:
+    cfg, ref = reference
+    (tmp_path / "images").mkdir()
+    imsave(tmp_path / "images" / "a.png", _grey(50), check_contrast=False)
+    imsave(tmp_path / "images" / "a.jpg", _grey(50), check_contrast=False)
+    with pytest.raises(DataError, match=r"two image files named a: a.jpg and a.png"):
+        load_generated_set(tmp_path, cfg, ref, seed=0)
+    (tmp_path / "images" / "a.jpg").unlink()
+    (tmp_path / "labels").mkdir()
+    imsave(tmp_path / "labels" / "a.jpg", np.zeros((24, 24), np.uint8), check_contrast=False)
+    with pytest.raises(DataError, match=r"a.jpg: label cannot be .jpg files"):
+        load_generated_set(tmp_path, cfg, ref, seed=0)

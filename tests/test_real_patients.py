@@ -78,7 +78,8 @@ def unlabelled_manifest(folder: Path) -> Path:
 def test_unlabelled_scans_through_the_data_stage(tmp_path: Path) -> None:
     """Oblique affines, LAS, 0.75 x 0.75 x 5.5 mm, uint8, MNI space: read as tumour-free subjects."""
     cfg = data_config("data=manifest", f"data.manifest={unlabelled_manifest(tmp_path)}", "data.missing_label=empty",
-                      "data.slices.policy=brain", f"data.cache_dir={tmp_path / 'cache'}")
+                      "data.slices.policy=brain", "data.slices.min_brain_fraction=0.05",  # the 66 x 82 mm crop
+                      f"data.cache_dir={tmp_path / 'cache'}")
     data = prepare_data(cfg, seed=0)
     assert data.summary["unlabelled_cases"]["count"] == 4
     for split in (data.train, data.val, data.test):
@@ -88,16 +89,19 @@ def test_unlabelled_scans_through_the_data_stage(tmp_path: Path) -> None:
         assert bool((brain > 0.05).all()), f"{split.subject_ids}: empty brain masks {brain.tolist()}"
 
 
-def test_unlabelled_scans_as_a_generated_set(tmp_path: Path, brats2015) -> None:
+def test_unlabelled_scans_as_a_generated_set(tmp_path: Path, brats2015, caplog) -> None:
     cfg, data = brats2015
     images = tmp_path / "generated" / "images"
     images.mkdir(parents=True)
     for name, rel in UNLABELLED.items():
         source = shared_data(rel)
         (images / f"{name}{''.join(source.suffixes)}").symlink_to(source)
-    generated = load_generated_set(tmp_path / "generated", cfg, data.test, seed=0)
+    with caplog.at_level("WARNING"):
+        generated = load_generated_set(tmp_path / "generated", cfg, data.test, seed=0)
     assert not generated.meta["has_labels"] and generated.images.shape[1:] == data.test.images.shape[1:]
-    assert set(generated.subject_ids) == set(UNLABELLED)
+    # the 66 x 82 mm nibabel crop covers under 30 % of the 192 mm field of view on every slice: named, not read
+    assert set(generated.subject_ids) == set(UNLABELLED) - {"nibabel"}
+    assert generated.meta["not_read"]["volumes_without_slices"] == ["nibabel.nii"] and "nibabel.nii" in caplog.text
     assert float(generated.images.max()) == 1.0 and bool(torch.isfinite(generated.images).all())
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig
@@ -50,6 +52,11 @@ def check_intensity_and_labels(data_cfg: DictConfig) -> None:
         raise ConfigError(f"data.clip_percentiles={clip} must be [low, high] with 0 <= low < high <= 100, "
                           "e.g. data.clip_percentiles=[1,99] (a reversed pair would make binary images).")
     resolve_label_map(data_cfg.get("label_map"))
+    duplicates = str(data_cfg.get("duplicate_scans", "error"))
+    if duplicates not in ("error", "allow"):
+        raise ConfigError(f"data.duplicate_scans={duplicates} is not error or allow (error: refuse one scan under "
+                          "two subject ids, which would leak it across splits; allow: for tools that copy cases on "
+                          "purpose).")
     missing = str(data_cfg.get("missing_label", "error"))
     if missing not in MISSING_LABEL:
         raise ConfigError(f"data.missing_label={missing} is not one of {', '.join(MISSING_LABEL)} (error: stop and "
@@ -76,6 +83,29 @@ def check_split_and_slices(data_cfg: DictConfig) -> None:
             raise ConfigError(f"data.slices.{key}={value} must be a fraction in [0, 1].")
 
 
+def physical_memory() -> int:
+    """This machine's physical memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(data_cfg: DictConfig, n_subjects: int, channels: int, memory: int | None = None) -> None:
+    """ConfigError when the prepared items alone (float32 images, uint8 labels, bool brain masks: 4 bytes a
+    pixel per channel + 2) would take more than half of the machine's memory (`memory`, bytes): the study
+    holds perturbed copies of them beside, so more cannot run."""
+    memory = memory or physical_memory()
+    pixels = math.prod(int(n) for n in data_cfg.size)
+    items = n_subjects * (int(data_cfg.slices.per_subject) if str(data_cfg.mode) == "2d" else 1)
+    need = items * pixels * (4 * channels + 2)
+    if need > memory / 2:
+        per_item = "slices" if str(data_cfg.mode) == "2d" else "volumes"
+        raise ConfigError(
+            f"data.size={[int(n) for n in data_cfg.size]}: {items} {per_item} ({n_subjects} subjects) of "
+            f"{pixels:,} pixels x {channels} channel(s) need {need / 2**30:.1f} GiB for the prepared data alone, more "
+            f"than half of this machine's {memory / 2**30:.1f} GiB (the study holds perturbed copies beside it). "
+            "Lower data.size (a brain needs about 200 mm: data.size=[128,128] with data.fov_mm=192 is 1.5 mm "
+            "pixels), data.slices.per_subject or the number of subjects.")
+
+
 def check_data_config(data_cfg: DictConfig) -> None:
     """Every check above; called by the pipeline before any file is read or the phantom is generated."""
     source = str(data_cfg.source)
@@ -84,6 +114,10 @@ def check_data_config(data_cfg: DictConfig) -> None:
     check_geometry(data_cfg)
     check_intensity_and_labels(data_cfg)
     check_split_and_slices(data_cfg)
+    modality = data_cfg.get("modality", "flair")
+    channels = 1 if isinstance(modality, str) else max(len(modality), 1)
+    subjects = int(data_cfg.phantom.n_subjects) if source == "phantom" else 3  # a split needs 3 at least
+    check_memory(data_cfg, subjects, channels)
     workers = data_cfg.get("workers", 0)
     if not (isinstance(workers, int) and workers >= 0):
         raise ConfigError(f"data.workers={workers} must be a whole number: 0 uses every available core, 1 reads "

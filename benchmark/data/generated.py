@@ -1,7 +1,8 @@
 """Read a folder of images made by a generative model so it can be scored like a perturbed set.
 
-Layout: `<folder>/images/<name>.{png,nii,nii.gz}` and, when the model was conditioned on masks,
-`<folder>/labels/<name>.<same ext>` (BraTS 2023 values 0-3). PNG and 2D NIfTI files are slices already
+Layout: `<folder>/images/<name>.{png,jpg,jpeg,nii,nii.gz}` (suffixes in any case) and, when the model was
+conditioned on masks, `<folder>/labels/<name>.{png,nii,nii.gz}` (BraTS 2023 values 0-3), matched by the exact
+name; other files are listed in a warning and in the set's `meta["not_read"]`. PNG and 2D NIfTI files are slices already
 in display order; they are scaled to [0, 1] (PNG by the maximum of their integer type, NIfTI by the same
 percentile clipping as real data) and resized to the reference's in-plane size when they differ. 3D
 NIfTI volumes go through the full preprocessing of real data (`data.*`).
@@ -21,48 +22,82 @@ from skimage.transform import resize
 
 from benchmark.data import preprocess
 from benchmark.data.imageset import ImageSet
+from benchmark.data.labels import MANY_VALUES, OUR_LABELS, outside_values_message
 from benchmark.data.nifti import load_volume, volume_shape
 from benchmark.data.prepare import load_subject, subject_items
-from benchmark.data.readers import CaseFiles, strip_nifti_suffix
+from benchmark.data.readers import CaseFiles
 from benchmark.errors import DataError
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".png", ".nii.gz", ".nii")
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (*RASTER_SUFFIXES, ".nii.gz", ".nii")  # in any case: .PNG, .Nii.Gz
+LABEL_SUFFIXES = (".png", ".nii.gz", ".nii")  # lossless only: JPEG would blur label values
+
+
+def _suffix(path: Path) -> str | None:
+    """The accepted suffix of a file name, lower case (None when not an accepted type)."""
+    name = path.name.lower()
+    return next((s for s in IMAGE_SUFFIXES if name.endswith(s) and len(name) > len(s)), None)
 
 
 def _stem(path: Path) -> str | None:
-    if path.name.endswith(".png"):
-        return path.name[:-4]
-    return strip_nifti_suffix(path.name)
+    """The file name without its accepted suffix (exact case kept): `s1.v2.png` -> `s1.v2`."""
+    suffix = _suffix(path)
+    return path.name[: -len(suffix)] if suffix else None
+
+
+def _is_raster(path: Path) -> bool:
+    return _suffix(path) in RASTER_SUFFIXES
+
+
+def files_by_stem(folder: Path, accepted: tuple[str, ...], what: str) -> tuple[dict[str, Path], list[str]]:
+    """The files of `folder` by exact stem, and the names skipped (hidden files, other types). DataError
+    when two files share a stem (`s1.png` and `s1.nii`), or when a file has a type this folder refuses."""
+    found: dict[str, Path] = {}
+    skipped = []
+    for path in sorted(folder.iterdir()):
+        suffix = _suffix(path)
+        if path.name.startswith(".") or suffix is None or not path.is_file():
+            skipped.append(path.name)
+            continue
+        if suffix not in accepted:
+            raise DataError(f"{path}: {what} cannot be {suffix} files (lossy compression changes label values); save "
+                            f"them as {', '.join(accepted)}.")
+        stem = path.name[: -len(suffix)]
+        if stem in found:
+            raise DataError(f"{folder}: two {what} files named {stem}: {found[stem].name} and {path.name}; keep one.")
+        found[stem] = path
+    return found, skipped
 
 
 def read_png(path: Path, kind: str) -> np.ndarray:
-    """A PNG as one grey 2D array: images scaled by their integer type's maximum to [0, 1] (8-bit / 255,
+    """A PNG (or JPEG) as one grey 2D array: images scaled by their integer type's maximum to [0, 1] (8-bit / 255,
     16-bit / 65535), labels as integers. Grey, grey+alpha, RGB and RGBA are accepted when the colour
     channels are equal and the alpha channel is fully opaque; anything else is refused (DataError)."""
+    fmt = (_suffix(path) or ".png")[1:].upper()
     try:
         array = np.asarray(imread(path))
     except Exception as error:  # imageio/Pillow raise many types for a damaged file
-        raise DataError(f"{path}: cannot read this PNG ({type(error).__name__}: {error}); the file is damaged or not "
-                        "a PNG: export it again.") from error
+        raise DataError(f"{path}: cannot read this {fmt} ({type(error).__name__}: {error}); the file is damaged or not "
+                        f"a {fmt}: export it again.") from error
     if array.dtype == bool:
         array = array.astype(np.uint8)
     if not np.issubdtype(array.dtype, np.integer):
-        raise DataError(f"{path}: PNG pixels of type {array.dtype}; save 8- or 16-bit integer PNGs.")
+        raise DataError(f"{path}: {fmt} pixels of type {array.dtype}; save 8- or 16-bit integer PNGs.")
     if array.ndim == 3:
         channels = array.shape[-1]
         if channels in (2, 4):
             opaque = np.iinfo(array.dtype).max
             if (array[..., -1] != opaque).any():
-                raise DataError(f"{path}: the PNG has transparent pixels (alpha below {opaque}); save it without an "
+                raise DataError(f"{path}: the {fmt} has transparent pixels (alpha below {opaque}); save it without an "
                                 "alpha channel, or fully opaque.")
             array = array[..., :-1]
         if array.shape[-1] == 3 and not ((array[..., 0] == array[..., 1]) & (array[..., 1] == array[..., 2])).all():
-            raise DataError(f"{path}: a colour PNG (its red, green and blue differ); an MRI slice must be grey: save "
+            raise DataError(f"{path}: a colour {fmt} (its red, green and blue differ); an MRI slice must be grey: save "
                             "it as a greyscale PNG.")
         array = array[..., 0]
     if array.ndim != 2:
-        raise DataError(f"{path}: expected a 2D PNG slice, got shape {array.shape}.")
+        raise DataError(f"{path}: expected a 2D {fmt} slice, got shape {array.shape}.")
     if kind == "image":
         return array.astype(np.float32) / np.iinfo(array.dtype).max
     return array.astype(np.int64)
@@ -70,7 +105,7 @@ def read_png(path: Path, kind: str) -> np.ndarray:
 
 def _read_slice(path: Path, kind: str) -> np.ndarray:
     """One 2D slice as float (images) or int (labels)."""
-    if path.name.endswith(".png"):
+    if _is_raster(path):
         return read_png(path, kind)
     volume = load_volume(path, kind=kind)
     array = np.squeeze(volume.data)
@@ -84,7 +119,7 @@ def describe_pngs(files: list[Path], size: tuple[int, int]) -> None:
     sizes resized to the reference's, so a rescaling is never silent."""
     depths, sizes = {}, {}
     for path in files:
-        if not path.name.endswith(".png"):
+        if not _is_raster(path):
             continue
         try:
             with Image.open(path) as image:
@@ -110,11 +145,14 @@ def _slice_item(image_path: Path, label_path: Path | None, size: tuple[int, int]
         raise DataError(f"{label_path}: shape {labels.shape} does not match its image {image.shape}.")
     if not np.isfinite(image).all():
         raise DataError(f"{image_path}: the image holds NaN or Inf values.")
-    outside = sorted(set(np.unique(labels).tolist()) - {0, 1, 2, 3})
-    if outside:
-        raise DataError(f"{label_path}: label values {outside} are outside 0-3 (BraTS 2023 convention).")
+    values = set(np.unique(labels).tolist())
+    if len(values) > MANY_VALUES:
+        raise DataError(outside_values_message(label_path, values, set(OUR_LABELS)))
+    if not values <= set(OUR_LABELS):
+        raise DataError(f"{label_path}: label values {sorted(values - set(OUR_LABELS))} are outside 0-3 (BraTS 2023 "
+                        "convention).")
     brain = preprocess.brain_mask_from_image(image[None, :, :, None])[:, :, 0] | (labels > 0)
-    if not image_path.name.endswith(".png"):
+    if not _is_raster(image_path):
         image = preprocess.normalise_intensity(image[None], brain, clip)[0]
     if image.shape != size:
         image = resize(image, size, order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
@@ -130,38 +168,55 @@ def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, 
     image_dir, label_dir = folder / "images", folder / "labels"
     if not image_dir.is_dir():
         raise DataError(f"{folder}: a generated set needs an images/ folder (and labels/ for its masks).")
-    files = sorted(p for p in image_dir.iterdir() if p.name.endswith(IMAGE_SUFFIXES))
-    if not files:
-        raise DataError(f"{image_dir}: no .png, .nii or .nii.gz files.")
+    by_stem, skipped = files_by_stem(image_dir, IMAGE_SUFFIXES, "image")
+    if not by_stem:
+        raise DataError(f"{image_dir}: no image files ({', '.join(IMAGE_SUFFIXES)}, in any case).")
     has_labels = label_dir.is_dir()
-    items, owners = [], []
+    labels_by_stem, skipped_labels = files_by_stem(label_dir, LABEL_SUFFIXES, "label") if has_labels else ({}, [])
+    unused = sorted(set(labels_by_stem) - set(by_stem))
+    for where, names in ((image_dir, skipped), (label_dir, skipped_labels + [labels_by_stem[s].name for s in unused])):
+        if names:
+            log.warning("generated set: %d file(s) in %s are not read: %s", len(names), where, ", ".join(names[:10]))
+    files = list(by_stem.values())
+    items, owners, no_slices = [], [], []
     size = tuple(reference.images.shape[-2:])
     describe_pngs(files, size)
-    for path in files:
+    for stem, path in by_stem.items():
         label = None
         if has_labels:
-            label = next((p for p in label_dir.glob(f"{_stem(path)}.*") if p.name.endswith(IMAGE_SUFFIXES)), None)
+            label = labels_by_stem.get(stem)
             if label is None:
-                raise DataError(f"{path}: no label file with the same name in {label_dir}.")
-        if path.name.endswith(".png") or sum(n > 1 for n in volume_shape(path)) == 2:  # a 2D slice
+                raise DataError(f"{path}: no label file named {stem} (.png, .nii or .nii.gz) in {label_dir}.")
+        if _is_raster(path) or sum(n > 1 for n in volume_shape(path)) == 2:  # a 2D slice
             items.append(_slice_item(path, label, size, list(data_cfg.clip_percentiles)))
-            owners.append(_stem(path) or path.name)
+            owners.append(stem)
             continue
         modality = reference.modalities[0]  # a volume without labels/ is read as tumour-free (no Dice)
-        case = CaseFiles(_stem(path) or path.name, {modality: path}, label, label_map={0: 0, 1: 1, 2: 2, 3: 3})
+        case = CaseFiles(stem, {modality: path}, label, label_map={0: 0, 1: 1, 2: 2, 3: 3})
         subject = load_subject(case, [modality], data_cfg)
         new = subject_items(subject, data_cfg, np.random.default_rng([seed, 3, len(owners)]))
+        if not new:
+            no_slices.append(path.name)
         items += new
         owners += [case.subject_id] * len(new)
+    if no_slices:
+        log.warning("generated set: %d volume(s) gave no slice under data.slices (policy=%s, min_brain_fraction=%s "
+                    "of the field of view): %s", len(no_slices), data_cfg.slices.policy,
+                    data_cfg.slices.min_brain_fraction, ", ".join(no_slices[:10]))
+    if not items:
+        raise DataError(f"{folder}: no generated item: every volume gave no slice under data.slices (policy="
+                        f"{data_cfg.slices.policy}, min_brain_fraction={data_cfg.slices.min_brain_fraction}).")
     images, labels, brains, indices = zip(*items, strict=True)
     if reference.spatial_dims != images[0].ndim - 1:
         raise DataError(f"{folder}: generated items are {images[0].ndim - 1}D but the study is "
                         f"{reference.spatial_dims}D.")
     log.info("generated set %s: %d items%s", folder, len(items), " with labels" if has_labels else "")
+    not_read = {"images": skipped, "labels": skipped_labels + [labels_by_stem[s].name for s in unused],
+                "volumes_without_slices": no_slices}
     return ImageSet(
         images=torch.from_numpy(np.stack(images)).float(),
         labels=torch.from_numpy(np.stack(labels)[:, None].astype(np.int64)),
         brain_masks=torch.from_numpy(np.stack(brains)[:, None].astype(bool)),
         subject_ids=owners, slice_indices=list(indices), modalities=reference.modalities,
-        spacing=reference.spacing, meta={"source": str(folder), "has_labels": has_labels},
+        spacing=reference.spacing, meta={"source": str(folder), "has_labels": has_labels, "not_read": not_read},
     )

@@ -8,7 +8,8 @@ Presets (`data.label_map=<name>`):
 - `brats2023`: already ours (0-3);
 - `msd`: Task01_BrainTumour, 1 oedema, 2 non-enhancing, 3 enhancing -> 2, 1, 3;
 - `binary`: 0 background, 1 lesion -> 1 (counted in the whole tumour and the core; no enhancing region).
-`null` detects BraTS 2021 or 2023 by the enhancing value each file holds (4 or 3).
+`null` decides BraTS 2021 or 2023 once per source from the values all its label files hold
+(`benchmark.data.label_convention`); `map_labels` given None decides from its one file.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from benchmark.errors import ConfigError, DataError
 
 OUR_LABELS = (0, 1, 2, 3)
+MANY_VALUES = 16  # a label file with more distinct values than this is taken for an image
 PRESETS: dict[str, dict[int, int]] = {
     "brats2015": {0: 0, 1: 1, 2: 2, 3: 1, 4: 3},
     "brats2021": {0: 0, 1: 1, 2: 2, 4: 3},
@@ -85,15 +87,24 @@ def map_labels(data: np.ndarray, label_map: dict[int, int] | None, path: Path) -
         label_map = PRESETS["brats2021"] if 4 in values else PRESETS["brats2023"]
     outside = sorted(values - set(label_map))
     if outside:
-        raise DataError(
-            f"{path}: label values {outside} are outside the expected set {sorted(label_map)}; check the dataset "
-            f"layout (data=brats|msd|folder|pattern|manifest) or set data.label_map to a preset "
-            f"({', '.join(sorted(PRESETS))}) or a mapping such as data.label_map='{{0: 0, 1: 1, 2: 2, 4: 3}}'."
-        )
+        raise DataError(outside_values_message(path, values, set(label_map)))
     lookup = np.zeros(max(label_map) + 1, dtype=np.uint8)
     for source, target in label_map.items():
         lookup[source] = target
     return lookup[data]
+
+
+def outside_values_message(path: Path, values: set[int], expected: set[int]) -> str:
+    """The error for a label file holding values outside `expected`: the values when they are few, else their
+    count and range and that the file looks like an image rather than a label map."""
+    outside = sorted(values - expected)
+    if len(values) > MANY_VALUES:
+        return (f"{path}: holds {len(values)} distinct values from {min(values)} to {max(values)}, not a few labels "
+                f"({sorted(expected)} expected): this looks like an image rather than a label map; point the label "
+                "(seg) file of this case to its segmentation.")
+    return (f"{path}: label values {outside} are outside the expected set {sorted(expected)}; check the dataset "
+            f"layout (data=brats|msd|folder|pattern|manifest) or set data.label_map to a preset "
+            f"({', '.join(sorted(PRESETS))}) or a mapping such as data.label_map='{{0: 0, 1: 1, 2: 2, 4: 3}}'.")
 
 
 def present_values(data: np.ndarray) -> np.ndarray:

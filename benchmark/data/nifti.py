@@ -30,15 +30,26 @@ class Volume:
 @contextmanager
 def _reading(path: Path, kind: str) -> Iterator[None]:
     """Turn a missing file or nibabel's read errors into a DataError naming the file."""
+    if path.is_dir():
+        raise DataError(f"{path}: a folder where the {kind} file should be; point to the NIfTI file (or rename the "
+                        "folder).")
     if not path.is_file():
         raise DataError(f"{path}: the {kind} file does not exist.")
     try:
         yield
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as error:
+    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError,
+            nib.orientations.OrientationError) as error:
         raise DataError(
             f"{path}: cannot read this {kind} as NIfTI ({type(error).__name__}: {error}). The file may be "
             "truncated or not a NIfTI file; re-export or re-download it."
         ) from error
+
+
+def _at_least_3d(image: nib.Nifti1Image) -> nib.Nifti1Image:
+    """A 2D image (X, Y) as (X, Y, 1): reorienting needs a third axis for the affine's third column."""
+    if len(image.shape) >= 3:
+        return image
+    return nib.Nifti1Image(np.asarray(image.dataobj)[:, :, None], image.affine)
 
 
 def volume_shape(path: Path, *, kind: str = "image") -> tuple[int, ...]:
@@ -56,7 +67,7 @@ def load_volume(path: Path, *, kind: str = "image") -> Volume:
     """
     path = Path(path)
     with _reading(path, kind):
-        image = nib.as_closest_canonical(nib.load(str(path)))
+        image = nib.as_closest_canonical(_at_least_3d(nib.load(str(path))))
         data = np.asarray(image.dataobj)
     if kind == "label":
         integral = np.issubdtype(data.dtype, np.integer) or (

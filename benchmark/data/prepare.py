@@ -8,6 +8,7 @@ settings (`benchmark.data.cache`), so a rerun on unchanged data skips NIfTI deco
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -21,10 +22,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data import preprocess
 from benchmark.data.cache import FileDigests, SubjectCache, file_digest, stamp, subject_key
-from benchmark.data.config_check import check_data_config
+from benchmark.data.config_check import check_data_config, check_memory
 from benchmark.data.imageset import ImageSet, PreparedData
-from benchmark.data.labels import resolve_label_map
+from benchmark.data.input_checks import refuse_blank, refuse_duplicate_ids, refuse_duplicate_scans
+from benchmark.data.label_convention import RememberedValues, detect_label_map
+from benchmark.data.labels import PRESETS, resolve_label_map
 from benchmark.data.readers import CaseFiles, find_brats_cases, find_folder_cases, find_msd_cases, load_case
+from benchmark.data.slices import (
+    SliceSelection,
+    empty_split_message,
+    field_of_view_brain,
+    select_slices,
+    selection_report,
+    warn_unmet_policy,
+)
 from benchmark.data.sources import find_manifest_cases, find_pattern_cases
 from benchmark.errors import ConfigError, DataError
 from benchmark.workers import process_context, worker_count
@@ -54,8 +65,11 @@ def modalities_of(data_cfg: DictConfig) -> tuple[str, ...]:
     return tuple(str(n).lower() for n in names)
 
 
-def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, list[CaseFiles]]:
-    """The dataset's root folder and its cases (the phantom is generated first when needed)."""
+def find_cases(data_cfg: DictConfig, modalities: Sequence[str], digests: FileDigests | None = None
+               ) -> tuple[Path, list[CaseFiles]]:
+    """The dataset's root folder and its cases (the phantom is generated first when needed), each with the
+    source's label map: the configured one, or with `data.label_map: null` the convention its label files
+    share (`benchmark.data.label_convention`)."""
     source = data_cfg.source
     label_map = resolve_label_map(data_cfg.get("label_map"))
     if source == "phantom":
@@ -67,29 +81,45 @@ def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, l
             voxel_size_mm=float(params.voxel_size_mm), max_tumours=int(params.max_tumours),
             tumour_free_fraction=float(params.tumour_free_fraction), seed=int(params.seed),
         )
-        return root, find_brats_cases(root, modalities)
+        return root, with_label_map(find_brats_cases(root, modalities), PRESETS["brats2021"])  # as it writes them
     if source == "manifest":
         if not data_cfg.get("manifest"):
             raise ConfigError("data.manifest is not set; pass data.manifest=/path/to/cases.csv.")
         manifest = Path(str(data_cfg.manifest)).expanduser()
-        return manifest.parent, find_manifest_cases(manifest, modalities, label_map)
-    if data_cfg.root is None:
+        root, cases = manifest.parent, find_manifest_cases(manifest, modalities, label_map)
+    elif data_cfg.root is None:
         raise ConfigError(f"data.root is not set for data source '{source}'; pass data.root=/path/to/dataset.")
-    root = Path(str(data_cfg.root)).expanduser()
-    if source == "brats":
-        cases = find_brats_cases(root, modalities)
-    elif source == "msd":
-        cases = find_msd_cases(root, modalities)
-    elif source == "folder":
-        cases = find_folder_cases(root, modalities, list(data_cfg.channel_names), label_map)
-    elif source == "pattern":
-        cases = find_pattern_cases(root, OmegaConf.to_container(data_cfg.patterns), modalities, label_map)
     else:
-        raise ConfigError(f"data.source '{source}' is not one of phantom, brats, msd, folder, pattern, manifest.")
-    if label_map is not None:
-        for case in cases:
-            case.label_map = label_map
-    return root, cases
+        root = Path(str(data_cfg.root)).expanduser()
+        cases = _find_in_root(data_cfg, root, modalities, label_map)
+    if label_map is None and source in ("brats", "pattern", "manifest") and cases:
+        where = str(data_cfg.manifest) if source == "manifest" else str(root)
+        digests = digests or file_digests(data_cfg)
+        index = digests.index.with_name("label_values.json") if digests.index else None
+        label_map = detect_label_map([c.label for c in cases if c.label is not None], where,
+                                     RememberedValues(index, digests.digest), _workers(data_cfg, len(cases)))
+    return root, with_label_map(cases, label_map) if label_map is not None else cases
+
+
+def _find_in_root(data_cfg: DictConfig, root: Path, modalities: Sequence[str], label_map: dict[int, int] | None
+                  ) -> list[CaseFiles]:
+    source = data_cfg.source
+    if source == "brats":
+        return find_brats_cases(root, modalities)
+    if source == "msd":
+        return find_msd_cases(root, modalities)
+    if source == "folder":
+        return find_folder_cases(root, modalities, list(data_cfg.channel_names), label_map)
+    if source == "pattern":
+        return find_pattern_cases(root, OmegaConf.to_container(data_cfg.patterns), modalities, label_map)
+    raise ConfigError(f"data.source '{source}' is not one of phantom, brats, msd, folder, pattern, manifest.")
+
+
+def with_label_map(cases: list[CaseFiles], label_map: dict[int, int]) -> list[CaseFiles]:
+    """`cases`, each reading its labels with `label_map`."""
+    for case in cases:
+        case.label_map = label_map
+    return cases
 
 
 def apply_missing_label(cases: list[CaseFiles], policy: str) -> tuple[list[CaseFiles], list[str]]:
@@ -151,6 +181,7 @@ def load_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfi
     resampling is left to the chosen slices (`plane_zoom`): a dozen slices cost less than a volume."""
     image, labels, spacing, provided = load_case(case, modalities)
     brain = (provided if provided is not None else preprocess.brain_mask_from_image(image)) | (labels > 0)
+    refuse_blank(case, modalities, image, brain, provided)
     image = preprocess.normalise_intensity(image, brain, data_cfg.clip_percentiles)
     target = list(target_spacing(data_cfg, spacing))
     plane_zoom = (1.0, 1.0)
@@ -168,53 +199,38 @@ def load_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfi
                    preprocess.to_display_order(brain), display_spacing, plane_zoom)
 
 
-def select_slices(subject: Subject, slices_cfg: DictConfig, rng: np.random.Generator) -> list[int]:
-    """Axial slice indices by policy: `brain` (enough brain), `tumour` (with tumour), `mix` (a share of
-    tumour slices, the rest tumour-free brain slices)."""
-    brain_fraction = subject.brain.mean(axis=(1, 2))
-    has_brain = np.flatnonzero(brain_fraction >= float(slices_cfg.min_brain_fraction))
-    has_tumour = np.flatnonzero((subject.labels > 0).any(axis=(1, 2)))
-    count = int(slices_cfg.per_subject)
-    policy = slices_cfg.policy
-
-    def pick(pool: np.ndarray, k: int) -> list[int]:
-        return sorted(rng.choice(pool, size=min(k, len(pool)), replace=False).tolist()) if k > 0 else []
-
-    if policy == "brain":
-        return pick(has_brain, count)
-    if policy == "tumour":
-        return pick(has_tumour, count)
-    if policy == "mix":
-        tumour = pick(has_tumour, round(count * float(slices_cfg.tumour_fraction)))
-        healthy = pick(np.setdiff1d(has_brain, has_tumour), count - len(tumour))
-        top_up = pick(np.setdiff1d(has_tumour, tumour), count - len(tumour) - len(healthy))  # few healthy slices
-        return sorted(tumour + healthy + top_up)
-    raise ConfigError(f"data.slices.policy '{policy}' is not one of brain, tumour, mix.")
-
-
 def subject_items(subject: Subject, data_cfg: DictConfig, rng: np.random.Generator) -> list[tuple]:
     """(image, label, brain, slice index) items of one subject, cropped/padded to data.size."""
+    return subject_slices(subject, data_cfg, rng)[0]
+
+
+def subject_slices(subject: Subject, data_cfg: DictConfig, rng: np.random.Generator
+                   ) -> tuple[list[tuple], SliceSelection | None]:
+    """`subject_items` and, in 2D mode, the slice selection that chose them (None for 3D volumes)."""
     size = [int(s) for s in data_cfg.size]
     if data_cfg.mode == "3d":
         if len(size) != 3:
             raise ConfigError(f"data.mode=3d needs data.size=[D, H, W], got {size}.")
         centre = preprocess.bounding_box_centre(subject.brain)
         crop = [preprocess.crop_or_pad(a, size, centre) for a in (subject.images, subject.labels, subject.brain)]
-        return [(*crop, -1)]
+        return [(*crop, -1)], None
     if data_cfg.mode != "2d" or len(size) != 2:
         raise ConfigError(f"data.mode must be 2d with data.size=[H, W] or 3d with [D, H, W]; got "
                           f"{data_cfg.mode} with {size}.")
     zoom = subject.plane_zoom
     resize = any(abs(f - 1) > 1e-3 for f in zoom)
     centre = preprocess.bounding_box_centre(subject.brain.any(axis=0)) * np.array(zoom)
+    in_view = field_of_view_brain(subject.brain, zoom, size, centre)
+    selection = select_slices(in_view.mean(axis=(1, 2)), (subject.labels > 0).any(axis=(1, 2)), data_cfg.slices,
+                              rng)
     items = []
-    for z in select_slices(subject, data_cfg.slices, rng):
+    for z in selection.indices:
         planes = [subject.images[:, z], subject.labels[z], subject.brain[z]]
         if resize:
             planes = [preprocess.zoom_plane(p, zoom, order=1 if i == 0 else 0) for i, p in enumerate(planes)]
             planes[0] = planes[0] * planes[2]  # zero outside the brain, as before resampling
         items.append((*[preprocess.crop_or_pad(p, size, centre) for p in planes], z))
-    return items
+    return items, selection
 
 
 def prepare_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfig, draw: list[int],
@@ -227,6 +243,9 @@ def prepare_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictCo
     kinds = {**{str(p): "image" for p in case.images.values()}, str(case.label): "label",
              str(case.brain_mask): "brain mask"}
     for path in case.files():
+        if path.is_dir():
+            raise DataError(f"{path}: a folder where the {kinds[str(path)]} file should be (subject "
+                            f"{case.subject_id}); point to the NIfTI file, or rename the folder.")
         if not path.is_file():
             raise DataError(f"{path}: the {kinds[str(path)]} file does not exist (subject {case.subject_id}).")
     case_digests = {str(p): digests.get(str(p)) or file_digest(p) for p in case.files()}
@@ -236,12 +255,13 @@ def prepare_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictCo
     if cached is not None:
         return cached, case_digests
     subject = load_subject(case, modalities, data_cfg)
-    items = subject_items(subject, data_cfg, np.random.default_rng(draw))
+    items, selection = subject_slices(subject, data_cfg, np.random.default_rng(draw))
     spacing = subject.spacing if data_cfg.mode == "3d" else subject.spacing[1:]
     arrays = {"images": np.stack([i[0] for i in items]).astype(np.float32) if items else np.zeros((0,)),
               "labels": np.stack([i[1] for i in items]).astype(np.uint8) if items else np.zeros((0,), np.uint8),
               "brain": np.stack([i[2] for i in items]).astype(bool) if items else np.zeros((0,), bool),
-              "indices": np.array([i[3] for i in items], dtype=np.int64), "spacing": np.array(spacing)}
+              "indices": np.array([i[3] for i in items], dtype=np.int64), "spacing": np.array(spacing),
+              "selection": np.array(json.dumps(selection.counts() if selection else None))}
     cache.save(key, arrays)
     return arrays, case_digests
 
@@ -270,9 +290,11 @@ class SplitArrays:
         self.owners: list[str] = []
         self.indices: list[int] = []
         self.spacing: tuple[float, ...] | None = None
+        self.selections: dict[str, dict[str, dict[str, int]] | None] = {}  # subject -> slice counts (2D)
 
     def add(self, subject_id: str, arrays: dict[str, np.ndarray]) -> None:
         at, k = len(self.indices), len(arrays["indices"])
+        self.selections[subject_id] = json.loads(str(arrays["selection"])) if "selection" in arrays else None
         if k == 0:
             return
         self.spacing = self.spacing or tuple(arrays["spacing"].tolist())
@@ -296,13 +318,19 @@ def _workers(data_cfg: DictConfig, n_jobs: int) -> int:
     return worker_count(int(data_cfg.get("workers", 0) or 0), n_jobs)
 
 
-def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple[str, ...], data_cfg: DictConfig
-                 ) -> dict[str, ImageSet]:
+def file_digests(data_cfg: DictConfig) -> FileDigests:
+    """The remembered content digests of input files (under the cache folder when the prepared cache is on)."""
+    cache_dir = Path(data_cfg.cache_dir).expanduser() if data_cfg.get("prepared_cache", True) else None
+    return FileDigests(cache_dir / "prepared" / "file_digests.json" if cache_dir else None)
+
+
+def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple[str, ...], data_cfg: DictConfig,
+                 digests: FileDigests) -> tuple[dict[str, ImageSet], dict[str, dict]]:
     """Prepare every subject (in parallel when there are many) and stream it, in order, into its split's
-    arrays; cached subjects are read when their turn comes. Remembers the files' digests."""
+    arrays; cached subjects are read when their turn comes. Remembers the files' digests. Returns the sets
+    and, per split, each subject's slice-selection counts (None in 3D mode)."""
     cache_dir = str(Path(data_cfg.cache_dir).expanduser()) if data_cfg.get("prepared_cache", True) else None
     cache = SubjectCache(Path(cache_dir) if cache_dir else None)  # a ConfigError if it cannot be made
-    digests = FileDigests(Path(cache_dir) / "prepared" / "file_digests.json" if cache_dir else None)
     args = [(case, modalities, data_cfg, draw, cache_dir, _known_digests(digests, case)) for _, case, draw in jobs]
     keys = {index: _cache_key(case, modalities, data_cfg, draw, known)
             for index, (case, _, _, draw, _, known) in enumerate(args)
@@ -334,7 +362,11 @@ def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple
     digests.save()
     log.info("prepared %d subjects (%d from the cache) with %d worker(s)", len(jobs), len(jobs) - len(pending),
              workers)
-    return {split: outputs[split].image_set(modalities, split) for split in SPLITS}
+    selections = {split: outputs[split].selections for split in SPLITS}
+    for split in SPLITS:
+        if not outputs[split].indices and data_cfg.mode == "2d":
+            raise DataError(empty_split_message(split, selections[split], data_cfg.slices))
+    return {split: outputs[split].image_set(modalities, split) for split in SPLITS}, selections
 
 
 def _known_digests(digests: FileDigests, case: CaseFiles) -> dict[str, str]:
@@ -365,19 +397,28 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
 
     check_data_config(data_cfg)
     modalities = modalities_of(data_cfg)
-    root, cases = find_cases(data_cfg, modalities)
+    digests = file_digests(data_cfg)
+    root, cases = find_cases(data_cfg, modalities, digests)
     if not cases:
         raise DataError(f"{root}: no cases found (is data.source={data_cfg.source} the right layout?).")
     cases, unlabelled = apply_missing_label(cases, str(data_cfg.get("missing_label", "error")))
+    refuse_duplicate_ids(cases)
+    check_memory(data_cfg, len(cases), len(modalities))
+    if str(data_cfg.get("duplicate_scans", "error")) == "error":
+        refuse_duplicate_scans(cases, digests.digest, _workers(data_cfg, len(cases)))
     by_id = {case.subject_id: case for case in cases}
     splits = split_subjects(sorted(by_id), data_cfg.split, seed)
     jobs = [(split, by_id[subject_id], [seed, 2, SPLITS.index(split), index])
             for split, ids in splits.items() for index, subject_id in enumerate(ids)]
-    sets = _prepare_all(jobs, modalities, data_cfg)
+    sets, selections = _prepare_all(jobs, modalities, data_cfg, digests)
+    contributing = {split: [s for s in ids if s in set(sets[split].subject_ids)] for split, ids in splits.items()}
     for split in SPLITS:
-        log.info("%s: %d subjects, %d items", split, len(splits[split]), len(sets[split]))
+        log.info("%s: %d subjects, %d items", split, len(contributing[split]), len(sets[split]))
     data = PreparedData(sets["train"], sets["val"], sets["test"], summary={})
-    data.summary = summarise(data, data_cfg, splits, root)
+    data.summary = summarise(data, data_cfg, contributing, root)
+    if data_cfg.mode == "2d":
+        data.summary["slice_selection"] = report = selection_report(selections, data_cfg)
+        warn_unmet_policy(report)
     data.summary["unlabelled_cases"] = {"policy": str(data_cfg.get("missing_label", "error")),
                                         "count": len(unlabelled), "subjects": unlabelled}
     return data

@@ -78,11 +78,15 @@ def find_brats_cases(root: Path, modalities: Sequence[str]) -> list[CaseFiles]:
     root = _require_dir(root, "BraTS")
     cases = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        by_key = {}  # "flair" -> .../Case_flair.nii.gz
-        for file in folder.iterdir():
+        by_key: dict[str, Path] = {}  # "flair" -> .../Case_flair.nii.gz
+        for file in sorted(folder.iterdir()):
             stem = strip_nifti_suffix(file.name)
             suffix = _brats_suffix(stem) if stem else None
             if suffix:
+                _refuse_folder(file)
+                if suffix in by_key:
+                    raise DataError(f"{folder}: two files for '{suffix}': {by_key[suffix].name} and {file.name}; "
+                                    "keep one of them (the study would read only one, by directory order).")
                 by_key[suffix] = file
         if not by_key:
             continue
@@ -94,6 +98,9 @@ def find_brats_cases(root: Path, modalities: Sequence[str]) -> list[CaseFiles]:
                     f"{folder}: no {modality} image (expected a file ending in "
                     f"{' or '.join('_' + s + '.nii.gz' for s in BRATS_SUFFIXES.get(modality, (modality,)))})."
                 )
+            if len(found) > 1:
+                raise DataError(f"{folder}: two {modality} images, {found[0].name} and {found[1].name} (BraTS 2021 "
+                                "and 2023 names of one modality); keep one of them.")
             images[modality] = found[0]
         cases.append(CaseFiles(folder.name, images, by_key.get("seg")))
     return cases
@@ -131,17 +138,37 @@ def find_folder_cases(
     unknown = [m for m in modalities if m not in channel_names]
     if unknown:
         raise DataError(f"{root}: modalities {unknown} are not among data.channel_names {list(channel_names)}.")
+    images = _by_stem(image_dir)
+    labels = _by_stem(label_dir) if label_dir.is_dir() else {}
     cases = []
-    for image in sorted(image_dir.iterdir()):
-        subject = strip_nifti_suffix(image.name)
-        if subject is None:
-            continue
-        label = next((label_dir / f"{subject}{s}" for s in NIFTI_SUFFIXES if (label_dir / f"{subject}{s}").exists()),
-                     None)
+    for subject, image in images.items():
+        label = labels.get(subject)
         channels = {m: list(channel_names).index(m) for m in modalities} if len(channel_names) > 1 else {}
         cases.append(CaseFiles(subject, {m: image for m in modalities}, label, channels,
                                label_map or IDENTITY_LABEL_MAP))
     return cases
+
+
+def _refuse_folder(path: Path) -> None:
+    if path.is_dir():
+        raise DataError(f"{path}: a folder with a NIfTI file's name; it must be a .nii or .nii.gz file (move the "
+                        "file out of it, or rename the folder).")
+
+
+def _by_stem(folder: Path) -> dict[str, Path]:
+    """The NIfTI files of `folder` by name without suffix; DataError when two share a name (`a.nii` and
+    `a.nii.gz`) or one is a folder."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        stem = strip_nifti_suffix(path.name)
+        if stem is None:
+            continue
+        _refuse_folder(path)
+        if stem in found:
+            raise DataError(f"{folder}: two files for '{stem}': {found[stem].name} and {path.name}; keep one of them "
+                            "(they would be read as one case).")
+        found[stem] = path
+    return found
 
 
 def _read_brain_mask(path: Path, reference: Volume) -> np.ndarray:

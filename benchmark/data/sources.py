@@ -26,9 +26,29 @@ OPTIONAL_COLUMNS = ("label", "brain_mask")
 
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
     """A regular expression for a relative glob pattern whose `{subject}` is captured."""
-    parts = re.split(r"(\{subject\}|\*\*|\*|\?)", pattern)
-    wildcard = {SUBJECT: "(?P<subject>[^/]+)", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+    parts = re.split(r"(\{subject\}|\*\*/|\*\*|\*|\?)", pattern)
+    wildcard = {SUBJECT: "(?P<subject>[^/]+)", "**/": "(?:[^/]+/)*", "**": ".*", "*": "[^/]*", "?": "[^/]"}
     return re.compile("".join(wildcard.get(part, re.escape(part)) for part in parts) + r"\Z")
+
+
+def subject_glob(pattern: str) -> str:
+    """The glob that finds every subject's file: `{subject}` as `*`, runs of `*` inside a name as one `*`
+    (`a*{subject}` is `a*`, not the recursive `**`)."""
+    return "/".join(part if part == "**" else re.sub(r"\*+", "*", part.replace(SUBJECT, "*"))
+                    for part in pattern.split("/"))
+
+
+def no_subject_message(root: Path, pattern: str, key: str) -> str:
+    """Why a pattern names no subject: no file matches its glob at all, or files match but none puts one whole
+    path component where `{subject}` stands."""
+    glob = subject_glob(pattern)
+    found = sorted(p.relative_to(root).as_posix() for p in root.glob(glob) if p.is_file())
+    if not found:
+        return f"{root}: no file matches {key}='{pattern}' (searched as the glob '{glob}' under data.root)."
+    return (f"{root}: {len(found)} files match the glob '{glob}' (e.g. {found[0]}) but none fits {key}='{pattern}': "
+            f"{SUBJECT} stands for a non-empty part of one folder or file name (never a '/') and the rest of the path "
+            "must match the pattern's other parts (`*` any part of one name, `**/` any number of folders, zero "
+            "included). Adjust the pattern to the layout.")
 
 
 def _one_match(root: Path, pattern: str, subject: str, what: str) -> Path | None:
@@ -54,12 +74,15 @@ def find_pattern_cases(root: Path, patterns: Mapping[str, str], modalities: Sequ
     for name, pattern in patterns.items():
         if pattern is not None and str(pattern).count(SUBJECT) != 1:
             raise ConfigError(f"data.patterns.{name}='{pattern}' must hold {SUBJECT} exactly once.")
+        if pattern is not None and any("**" in part and part != "**" for part in str(pattern).split("/")):
+            raise ConfigError(f"data.patterns.{name}='{pattern}': `**` must be a whole path component (`**/`, any "
+                              "number of folders); use `*` inside a name.")
     first = str(patterns[modalities[0]])
     regex = _pattern_regex(first)
-    subjects = sorted({m["subject"] for p in root.glob(first.replace(SUBJECT, "*"))
+    subjects = sorted({m["subject"] for p in root.glob(subject_glob(first))
                        if p.is_file() and (m := regex.match(p.relative_to(root).as_posix()))})
     if not subjects:
-        raise DataError(f"{root}: no file matches data.patterns.{modalities[0]}='{first}'.")
+        raise DataError(no_subject_message(root, first, f"data.patterns.{modalities[0]}"))
     cases = []
     for subject in subjects:
         images = {}
@@ -89,8 +112,12 @@ def find_manifest_cases(manifest: Path, modalities: Sequence[str], label_map: di
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"{manifest}: cannot read the manifest as UTF-8 text ({error}).") from error
     delimiter = "\t" if manifest.suffix.lower() == ".tsv" or "\t" in text.splitlines()[0:1][0] else ","
-    rows = list(csv.DictReader(text.splitlines(), delimiter=delimiter))
-    columns = [c.strip() for c in (rows[0].keys() if rows else [])]
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    columns = [c.strip() for c in reader.fieldnames or []]
+    rows = list(reader)
+    if columns and not rows:
+        raise DataError(f"{manifest}: the manifest has its header ({', '.join(columns)}) but lists no subject; add "
+                        "one row per subject below it.")
     needed = ["subject", *modalities]
     absent = [c for c in needed if c not in columns]
     if absent:

@@ -106,7 +106,7 @@ def prepare_once(cases: Path, cache: Path, workers: int, every_s: float = 0.5) -
     summed memory of the tree and of the preparing process alone (GiB), and the tree's CPU seconds (a
     process's last `every_s` before it exits is missed)."""
     overrides = ["data=brats", f"data.root={cases}", f"data.cache_dir={cache}", "data.size=[128,128]",
-                 "data.label_map=brats2015", f"data.workers={workers}"]
+                 "data.label_map=brats2015", f"data.workers={workers}", "data.duplicate_scans=allow"]
     code = PREPARE.replace("{conf}", str(REPO / "conf"))
     load_before = os.getloadavg()[0]
     process = subprocess.Popen([sys.executable, "-c", code, *overrides], cwd=REPO, stdout=subprocess.PIPE,
