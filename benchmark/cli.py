@@ -16,6 +16,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from benchmark.atomic import disk_full_error, is_disk_full
 from benchmark.errors import BenchmarkError, report_error
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -33,6 +34,11 @@ def run(cfg: DictConfig) -> None:
         if cfg.get("debug", False):
             raise
         report_error(error)
+        sys.exit(2)
+    except OSError as error:  # a full disk in a write that does not go through benchmark.atomic
+        if cfg.get("debug", False) or not is_disk_full(error):
+            raise
+        report_error(disk_full_error(error.filename or cfg.output_dir, error))
         sys.exit(2)
 
 

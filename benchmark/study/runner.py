@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from benchmark.data.imageset import ImageSet, PreparedData
+from benchmark.errors import DiskFullError
 from benchmark.study.info import levels_of
 from benchmark.study.scope import StudyScope, plain, stage_configs, study_scope
 from benchmark.study.store import CellKey, ResultsStore, hash_config
@@ -163,6 +164,8 @@ class StudyRunner:
             try:
                 rows, cases = self.compute(cell)
                 status, error = "ok", None
+            except DiskFullError:  # not the cell's failure: every later write would fail too
+                raise
             except Exception as exc:  # a failing cell must not stop the sweep
                 rows, cases, status = [], [], "failed"
                 error = f"{type(exc).__name__}: {exc}"
