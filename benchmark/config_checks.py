@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from benchmark.errors import ConfigError
 
 log = logging.getLogger("benchmark")
 GROUPS = ("data", "perturbation", "metrics", "segmentation", "experiment")
 SEVERITIES = range(6)
+SEEDS = range(2**32)  # what every generator accepts (NumPy's legacy seeding needs 0 <= seed < 2**32)
 
 
 def _overrides(argv: Sequence[str]) -> tuple[list[tuple[str, str]], list[Path]]:
@@ -67,15 +67,13 @@ def check_output_dir(value: str) -> None:
 
 
 def check_command_line(argv: Sequence[str], config_dir: Path) -> None:
-    """Overrides Hydra would only reject with a traceback, or not at all: output_dir, group option names
-    (listing the valid ones), an empty perturbation list, and seed."""
+    """Overrides Hydra would only reject with a traceback, or not at all: output_dir and group option names
+    (listing the valid ones)."""
     pairs, extra = _overrides(argv)
     folders = [config_dir, *extra]
     for key, value in pairs:
         if key == "output_dir":
             check_output_dir(value)
-        elif key == "seed" and not re.fullmatch(r"-?\d+(,-?\d+)*", value) and "(" not in value:
-            raise ConfigError(f"seed={value} is not a whole number; pass e.g. seed=0.")
         elif key in GROUPS:
             names = _names(value)
             if names is None:
@@ -95,17 +93,45 @@ def _int_list(value: Any, key: str, example: str) -> list[int]:
     return [int(v) for v in value]
 
 
+def check_seed(value: Any, key: str = "seed") -> int:
+    """The one check of a seed: a whole number from 0 to 2**32 - 1, else a ConfigError naming `key`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}={value} is not a whole number; pass e.g. {key}=0.")
+    if value not in SEEDS:
+        raise ConfigError(f"{key}={value} is outside the seed range 0 to {SEEDS[-1]} (2**32 - 1) that NumPy and "
+                          f"the other generators accept; pass e.g. {key}=0.")
+    return value
+
+
+def check_seeds(cfg: DictConfig) -> None:
+    """Every `seed` and `seeds` key of the composed config (seed, study.seeds, data.phantom.seed, the metric
+    suite's seeds, ...), before anything is computed."""
+    def visit(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for name, value in node.items():
+                key = f"{path}.{name}" if path else str(name)
+                if name == "seed":
+                    check_seed(value, key)
+                elif name == "seeds":
+                    for seed in _int_list(value, key, "[0,1,2]"):
+                        check_seed(seed, key)
+                else:
+                    visit(value, key)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                visit(value, f"{path}[{index}]")
+
+    visit(OmegaConf.to_container(cfg, resolve=True), "")
+
+
 def check_study_config(cfg: DictConfig, names: Iterable[str]) -> None:
-    """seed, study.severities / seeds, and the selections only_perturbation, only_severity and
-    utility_severities against what the study would run (`names`: perturbations and generated sets)."""
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
-        raise ConfigError(f"seed={cfg.seed} is not a whole number; pass e.g. seed=0.")
+    """study.severities and the selections only_perturbation, only_severity and utility_severities against
+    what the study would run (`names`: perturbations and generated sets); the seeds are `check_seeds`'."""
     study = cfg.study
     severities = _int_list(study.severities, "study.severities", "[0,1,3,5]")
     bad = [s for s in severities if s not in SEVERITIES]
     if bad:
         raise ConfigError(f"study.severities={severities}: {bad} outside 0 (clean) to 5.")
-    _int_list(study.seeds, "study.seeds", "[0,1,2]")
     names = sorted(names)
     only_p, only_s = study.get("only_perturbation"), study.get("only_severity")
     if only_p is not None and str(only_p) not in names:
