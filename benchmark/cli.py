@@ -4,12 +4,13 @@ errors in one paragraph.
 A `BenchmarkError` (bad input, bad configuration, missing weights) is printed as one paragraph on stderr
 with exit status 2 and no traceback; `debug=true` re-raises it to show the traceback. Overrides that Hydra
 itself would reject with a traceback (an output_dir that is a file, a misspelt option name) are checked
-before Hydra runs.
+before Hydra runs; Hydra's own composition errors (override grammar, unknown keys) are reported the same way.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -55,4 +56,27 @@ def main() -> None:
                 raise
             report_error(error)
             sys.exit(2)
-    run()
+    run_reporting_hydra_errors(args)
+
+
+def run_reporting_hydra_errors(args: list[str]) -> None:
+    """The Hydra app, with Hydra's own errors (override grammar, unknown keys) raised to us instead of
+    printed in Hydra's format, and reported like ours: one paragraph, exit 2."""
+    from hydra.errors import HydraException, InstantiationException
+
+    from benchmark.config_checks import hydra_error
+
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        run()
+    except HydraException as error:
+        if isinstance(error, InstantiationException) or "debug=true" in args:
+            raise
+        report_error(hydra_error(error, args, Path(CONFIG_DIR)))
+        sys.exit(2)
+    finally:
+        if previous is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous

@@ -3,8 +3,10 @@ tracebacks) and the composed study config. Each failure is one ConfigError namin
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -162,3 +164,55 @@ def check_metric_suite(suite: Any) -> None:
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise ConfigError(f"metrics.metrics.{name}.k={k}: the number of nearest neighbours must be a whole "
                               "number >= 1 (Naeem et al. use 5).")
+
+
+def hydra_error(error: Exception, argv: Sequence[str], config_dir: Path) -> ConfigError:
+    """Hydra's own errors while composing the command line (override grammar, unknown or duplicate keys, a
+    missing config) as one ConfigError naming the override and the fix."""
+    from hydra.errors import OverrideParseException
+
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, OverrideParseException):
+        key, _, value = error.override.partition("=")
+        if re.search(r"[{}\[\]()*?,:$'\"\\ ]", value) and not value.startswith(("[", "{", "'", '"')):
+            hint = (f"a value holding braces or other special characters must be quoted: {key}='{value}' (in a "
+                    f"shell, quote the whole argument too: \"{key}='{value}'\")")
+        else:
+            hint = "write key=value, lists as [a,b], and quote values holding special characters: key='a{b}c'"
+        return ConfigError(f"the override {error.override} cannot be parsed ({first_line}); {hint}. The override "
+                           "grammar: https://hydra.cc/docs/advanced/override_grammar/basic/")
+    cause = error.__cause__
+    full_key = getattr(cause, "full_key", None)
+    if full_key and "not in struct" in str(cause):
+        parent, _, name = str(full_key).rpartition(".")
+        known = _keys_of(parent, argv, config_dir)
+        close = difflib.get_close_matches(name, known, n=1)
+        suggestion = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
+        listing = f"the keys of {parent or 'the config'} are {', '.join(known)}; " if known else ""
+        return ConfigError(f"{full_key} is not a key of the config: {suggestion}{listing}fix the spelling, or add a "
+                           f"new key on purpose with +{full_key}=VALUE (python -m benchmark --cfg job prints the "
+                           "whole composed config).")
+    detail = f" ({' '.join(str(cause).split())})" if cause is not None else ""
+    return ConfigError(f"the command line cannot be composed into a config: {' '.join(str(error).split()).rstrip('.')}"
+                       f"{detail}. "
+                       "Check the overrides named there (python -m benchmark --help lists the groups and options).")
+
+
+def _keys_of(parent: str, argv: Sequence[str], config_dir: Path) -> list[str]:
+    """The keys under `parent` in the config composed from the group choices on the command line (empty
+    when it cannot be composed)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    choices = [f"{key}={value}" for key, value in _overrides(argv)[0]
+               if key in GROUPS and _names(value) is not None and "," not in value.strip("[]")]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            cfg = compose("config", overrides=choices)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        return sorted(str(k) for k in node) if isinstance(node, DictConfig) else []
+    except Exception:  # only a suggestion: the error itself is already known
+        return []
+    finally:
+        GlobalHydra.instance().clear()
