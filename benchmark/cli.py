@@ -4,18 +4,20 @@ errors in one paragraph.
 A `BenchmarkError` (bad input, bad configuration, missing weights) is printed as one paragraph on stderr
 with exit status 2 and no traceback; `debug=true` re-raises it to show the traceback. Overrides that Hydra
 itself would reject with a traceback (an output_dir that is a file, a misspelt option name) are checked
-before Hydra runs.
+before Hydra runs; Hydra's own composition errors (override grammar, unknown keys) are reported the same way.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from benchmark.atomic import disk_full_error, is_disk_full
 from benchmark.errors import BenchmarkError, report_error
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -34,6 +36,11 @@ def run(cfg: DictConfig) -> None:
             raise
         report_error(error)
         sys.exit(2)
+    except OSError as error:  # a full disk in a write that does not go through benchmark.atomic
+        if cfg.get("debug", False) or not is_disk_full(error):
+            raise
+        report_error(disk_full_error(error.filename or cfg.output_dir, error))
+        sys.exit(2)
 
 
 def main() -> None:
@@ -49,4 +56,27 @@ def main() -> None:
                 raise
             report_error(error)
             sys.exit(2)
-    run()
+    run_reporting_hydra_errors(args)
+
+
+def run_reporting_hydra_errors(args: list[str]) -> None:
+    """The Hydra app, with Hydra's own errors (override grammar, unknown keys) raised to us instead of
+    printed in Hydra's format, and reported like ours: one paragraph, exit 2."""
+    from hydra.errors import HydraException, InstantiationException
+
+    from benchmark.config_checks import hydra_error
+
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        run()
+    except HydraException as error:
+        if isinstance(error, InstantiationException) or "debug=true" in args:
+            raise
+        report_error(hydra_error(error, args, Path(CONFIG_DIR)))
+        sys.exit(2)
+    finally:
+        if previous is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous

@@ -3,6 +3,7 @@ tracebacks) and the composed study config. Each failure is one ConfigError namin
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -10,13 +11,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from benchmark.errors import ConfigError
 
 log = logging.getLogger("benchmark")
 GROUPS = ("data", "perturbation", "metrics", "segmentation", "experiment")
 SEVERITIES = range(6)
+SEEDS = range(2**32)  # what every generator accepts (NumPy's legacy seeding needs 0 <= seed < 2**32)
 
 
 def _overrides(argv: Sequence[str]) -> tuple[list[tuple[str, str]], list[Path]]:
@@ -67,15 +69,13 @@ def check_output_dir(value: str) -> None:
 
 
 def check_command_line(argv: Sequence[str], config_dir: Path) -> None:
-    """Overrides Hydra would only reject with a traceback, or not at all: output_dir, group option names
-    (listing the valid ones), an empty perturbation list, and seed."""
+    """Overrides Hydra would only reject with a traceback, or not at all: output_dir and group option names
+    (listing the valid ones)."""
     pairs, extra = _overrides(argv)
     folders = [config_dir, *extra]
     for key, value in pairs:
         if key == "output_dir":
             check_output_dir(value)
-        elif key == "seed" and not re.fullmatch(r"-?\d+(,-?\d+)*", value) and "(" not in value:
-            raise ConfigError(f"seed={value} is not a whole number; pass e.g. seed=0.")
         elif key in GROUPS:
             names = _names(value)
             if names is None:
@@ -95,17 +95,45 @@ def _int_list(value: Any, key: str, example: str) -> list[int]:
     return [int(v) for v in value]
 
 
+def check_seed(value: Any, key: str = "seed") -> int:
+    """The one check of a seed: a whole number from 0 to 2**32 - 1, else a ConfigError naming `key`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}={value} is not a whole number; pass e.g. {key}=0.")
+    if value not in SEEDS:
+        raise ConfigError(f"{key}={value} is outside the seed range 0 to {SEEDS[-1]} (2**32 - 1) that NumPy and "
+                          f"the other generators accept; pass e.g. {key}=0.")
+    return value
+
+
+def check_seeds(cfg: DictConfig) -> None:
+    """Every `seed` and `seeds` key of the composed config (seed, study.seeds, data.phantom.seed, the metric
+    suite's seeds, ...), before anything is computed."""
+    def visit(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for name, value in node.items():
+                key = f"{path}.{name}" if path else str(name)
+                if name == "seed":
+                    check_seed(value, key)
+                elif name == "seeds":
+                    for seed in _int_list(value, key, "[0,1,2]"):
+                        check_seed(seed, key)
+                else:
+                    visit(value, key)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                visit(value, f"{path}[{index}]")
+
+    visit(OmegaConf.to_container(cfg, resolve=True), "")
+
+
 def check_study_config(cfg: DictConfig, names: Iterable[str]) -> None:
-    """seed, study.severities / seeds, and the selections only_perturbation, only_severity and
-    utility_severities against what the study would run (`names`: perturbations and generated sets)."""
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
-        raise ConfigError(f"seed={cfg.seed} is not a whole number; pass e.g. seed=0.")
+    """study.severities and the selections only_perturbation, only_severity and utility_severities against
+    what the study would run (`names`: perturbations and generated sets); the seeds are `check_seeds`'."""
     study = cfg.study
     severities = _int_list(study.severities, "study.severities", "[0,1,3,5]")
     bad = [s for s in severities if s not in SEVERITIES]
     if bad:
         raise ConfigError(f"study.severities={severities}: {bad} outside 0 (clean) to 5.")
-    _int_list(study.seeds, "study.seeds", "[0,1,2]")
     names = sorted(names)
     only_p, only_s = study.get("only_perturbation"), study.get("only_severity")
     if only_p is not None and str(only_p) not in names:
@@ -136,3 +164,55 @@ def check_metric_suite(suite: Any) -> None:
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise ConfigError(f"metrics.metrics.{name}.k={k}: the number of nearest neighbours must be a whole "
                               "number >= 1 (Naeem et al. use 5).")
+
+
+def hydra_error(error: Exception, argv: Sequence[str], config_dir: Path) -> ConfigError:
+    """Hydra's own errors while composing the command line (override grammar, unknown or duplicate keys, a
+    missing config) as one ConfigError naming the override and the fix."""
+    from hydra.errors import OverrideParseException
+
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, OverrideParseException):
+        key, _, value = error.override.partition("=")
+        if re.search(r"[{}\[\]()*?,:$'\"\\ ]", value) and not value.startswith(("[", "{", "'", '"')):
+            hint = (f"a value holding braces or other special characters must be quoted: {key}='{value}' (in a "
+                    f"shell, quote the whole argument too: \"{key}='{value}'\")")
+        else:
+            hint = "write key=value, lists as [a,b], and quote values holding special characters: key='a{b}c'"
+        return ConfigError(f"the override {error.override} cannot be parsed ({first_line}); {hint}. The override "
+                           "grammar: https://hydra.cc/docs/advanced/override_grammar/basic/")
+    cause = error.__cause__
+    full_key = getattr(cause, "full_key", None)
+    if full_key and "not in struct" in str(cause):
+        parent, _, name = str(full_key).rpartition(".")
+        known = _keys_of(parent, argv, config_dir)
+        close = difflib.get_close_matches(name, known, n=1)
+        suggestion = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
+        listing = f"the keys of {parent or 'the config'} are {', '.join(known)}; " if known else ""
+        return ConfigError(f"{full_key} is not a key of the config: {suggestion}{listing}fix the spelling, or add a "
+                           f"new key on purpose with +{full_key}=VALUE (python -m benchmark --cfg job prints the "
+                           "whole composed config).")
+    detail = f" ({' '.join(str(cause).split())})" if cause is not None else ""
+    return ConfigError(f"the command line cannot be composed into a config: {' '.join(str(error).split()).rstrip('.')}"
+                       f"{detail}. "
+                       "Check the overrides named there (python -m benchmark --help lists the groups and options).")
+
+
+def _keys_of(parent: str, argv: Sequence[str], config_dir: Path) -> list[str]:
+    """The keys under `parent` in the config composed from the group choices on the command line (empty
+    when it cannot be composed)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    choices = [f"{key}={value}" for key, value in _overrides(argv)[0]
+               if key in GROUPS and _names(value) is not None and "," not in value.strip("[]")]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            cfg = compose("config", overrides=choices)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        return sorted(str(k) for k in node) if isinstance(node, DictConfig) else []
+    except Exception:  # only a suggestion: the error itself is already known
+        return []
+    finally:
+        GlobalHydra.instance().clear()

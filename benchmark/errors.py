@@ -11,6 +11,10 @@ class DataError(BenchmarkError):
     """An input image, label map or dataset folder is missing, unreadable or inconsistent."""
 
 
+class DiskFullError(DataError):
+    """The disk or quota filled up while a file was written; nothing was half-written."""
+
+
 class ConfigError(BenchmarkError):
     """The composed configuration names something that does not exist or has invalid values."""
 

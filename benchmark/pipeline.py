@@ -15,7 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from benchmark.config_checks import check_metric_suite, check_study_config
+from benchmark.config_checks import check_metric_suite, check_seeds, check_study_config
 from benchmark.errors import ConfigError
 from benchmark.runtime import resolve_device, seed_everything
 
@@ -44,10 +44,9 @@ def run_pipeline(cfg: DictConfig) -> None:
         raise ConfigError(f"stages {unknown} are unknown; choose from {list(STAGES)}.")
     from benchmark.data.config_check import check_data_config
 
+    check_seeds(cfg)
     check_data_config(cfg.data)
     device = resolve_device(str(cfg.device))
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
-        raise ConfigError(f"seed={cfg.seed} is not a whole number; pass e.g. seed=0.")
     seed_everything(int(cfg.seed))
     output_dir = Path(cfg.output_dir)
     try:
@@ -61,6 +60,8 @@ def run_pipeline(cfg: DictConfig) -> None:
     if "study" in stages:
         from benchmark.study.generator_stage import instantiate_generators
         from perturbations import check_severities, instantiate_perturbations
+        from segmentation.checks import check_buildable
+        from segmentation.checks import check_config as check_segmentation_config
 
         perturbations = instantiate_perturbations(cfg.get("perturbation"))
         generated = cfg.study.get("generated") or {}
@@ -69,6 +70,8 @@ def run_pipeline(cfg: DictConfig) -> None:
                               "some: perturbation=[gaussian_noise,tumour_remove], or score generated sets with "
                               "study.generated='{ddpm: /path/to/outputs}'.")
         check_study_config(cfg, [*perturbations, *generated])
+        check_segmentation_config(cfg.segmentation)
+        check_buildable(cfg.segmentation)
         check_severities(list(cfg.study.severities))
         instantiate_generators(cfg.get("generators"))  # a bad generator config fails before any compute
         suite = build_metric_suite(cfg)

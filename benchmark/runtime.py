@@ -25,7 +25,8 @@ def resolve_device(requested: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch; stages also derive their own generators from the seed."""
+    """Seed Python, NumPy and torch (`seed`: 0 to 2**32 - 1, see `config_checks.check_seed`); stages also
+    derive their own generators from the seed."""
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed)
     torch.manual_seed(seed)

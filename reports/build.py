@@ -1,7 +1,8 @@
 """Build the report from what a sweep stored under output_dir; nothing is recomputed but the analysis.
 
 Re-exports the results store under output_dir/store when there is one (so cells written by concurrent
-multirun jobs are all included), then reads results.parquet (or results.csv), cases.parquet, study.json
+multirun jobs are all included, and cells of other data or another configuration left there by earlier runs
+are not), then reads results.parquet (or results.csv), cases.parquet, study.json
 and examples.npz; writes the analysis tables (correlations.csv, sensitivity.csv, effect_sizes.csv,
 memorisation.csv, ranking.csv), the figures under figures/, report.md and report.html. Every file is
 replaced atomically.
@@ -48,12 +49,18 @@ def build_report(output_dir: Path, n_boot: int = 1000, seed: int = 0) -> Path:
     `n_boot`: bootstrap resamples for the correlation intervals (≥ 100); `seed`: their generator's seed.
     """
     output_dir = Path(output_dir)
+    left_out = ""
     if any((output_dir / "store" / "cells").glob("*.json")):
-        ResultsStore(output_dir / "store").export(output_dir)  # include every cell of concurrent writers
+        store = ResultsStore(output_dir / "store")
+        store.export(output_dir)  # every cell of concurrent writers, none of another study
+        left_out = store.left_out_line()
+        if left_out:
+            log.warning("report: %s", left_out)
     results = load_results(output_dir)
     cases = load_cases(output_dir)
     info = read_study_info(output_dir)
     analysis = analyse(results, cases, info, n_boot, seed, read_resampling(output_dir))
+    analysis.left_out = left_out
     tables = {"sensitivity": analysis.sensitivity,
               "effect_sizes": effect_sizes(results, cases, seed, noise=analysis.noise),
               "correlations": analysis.correlations, "memorisation": analysis.memorisation,

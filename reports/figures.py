@@ -15,6 +15,7 @@ from matplotlib import colormaps
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from benchmark.atomic import replace_atomically
 from benchmark.study.files import StudyInfo
 from benchmark.study.schema import DICE_KINDS, GENERATED_FAMILY
 from reports.agreement import cell_table
@@ -191,7 +192,7 @@ def _save(fig: Figure, path: Path, footer: str, right: float = 0.98, top: float 
                         top=top or 1 - 0.7 / fig.get_figheight(), hspace=hspace, wspace=wspace)
     fig.text(0.01, 0.01, wrapped, fontsize=7, va="bottom", ha="left", color="#333333")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
     return path
 
 

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from benchmark.atomic import replace_atomically
+
 FLOOR_SET = "clean (held-out subjects)"
 SEPARATION = 2.0
 
@@ -78,5 +80,5 @@ def draw_curves(summary: pd.DataFrame, caption: str, path: Path) -> Path:
     fig.text(0.01, 0.005, textwrap.fill(caption, 200), fontsize=7, va="bottom")
     fig.tight_layout(rect=(0, 0.15, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     return path

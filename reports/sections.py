@@ -35,6 +35,7 @@ class Analysis:
     scorecard: pd.DataFrame = field(default_factory=pd.DataFrame)
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # sample-size curve summary
     separation: pd.DataFrame = field(default_factory=pd.DataFrame)
+    left_out: str = ""  # stored cells of other data or another configuration, left out of the results
 
 
 CAVEATS = [
@@ -161,6 +162,8 @@ def _findings_section(a: Analysis) -> list[Block]:
                      "correlations, the curves and the effect sizes.")
     n_failed = int((a.results["status"] != "ok").sum())
     items.append(f"{n_failed} failed rows (listed at the end)." if n_failed else "No cell failed.")
+    if a.left_out:
+        items.append(a.left_out)
     return [Heading("Findings"), Bullets(items)]
 
 

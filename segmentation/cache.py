@@ -65,6 +65,9 @@ def load_checkpoint(path: Path, key: str) -> dict[str, Any] | None:
     except Exception as error:  # a truncated or foreign file: retrain and overwrite it
         log.warning("ignoring unreadable segmentation checkpoint %s (%s)", path, error)
         return None
+    if not isinstance(payload, dict) or not {"state_dict", "history", "info"} <= set(payload):
+        log.warning("ignoring segmentation checkpoint %s: it is not a checkpoint of this tool", path)
+        return None
     if payload.get("key") != key:
         log.warning("ignoring segmentation checkpoint %s: it was written for another key", path)
         return None

@@ -13,6 +13,7 @@ from benchmark.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("robustness", "utility")
+DEFAULTS = {"iterations": 300, "batch_size": 16, "val_interval": 50}  # conf/segmentation/unet2d.yaml
 FAMILIES = ("noise", "artifact", "shift", "morphological", "memorisation")
 
 
@@ -41,7 +42,34 @@ def check_device(device: torch.device | str) -> torch.device:
 def _positive_int(cfg: DictConfig, key: str) -> None:
     value = cfg.training.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"segmentation.training.{key} must be a positive integer, got {value!r}")
+        raise ConfigError(f"segmentation.training.{key} must be a positive integer, got {value!r}: the segmenter "
+                          f"needs at least one (e.g. segmentation.training.{key}={DEFAULTS[key]}).")
+
+
+def check_buildable(cfg: DictConfig) -> None:
+    """Build the configured network, loss, optimiser and scheduler once on a one-channel input, so a setting
+    they refuse (a negative learning rate, strides that do not match the channels) fails with the config,
+    not in every Dice cell of the study."""
+    from hydra.utils import instantiate
+
+    from segmentation.network import build_network
+
+    network = build_network(cfg.network, int(cfg.spatial_dims), in_channels=1)
+    optimizer = None
+    for part in ("loss", "optimizer", "scheduler"):
+        if cfg.get(part) is None:
+            continue
+        try:
+            if part == "loss":
+                instantiate(cfg.loss, to_onehot_y=True, softmax=True)
+            elif part == "optimizer":
+                optimizer = instantiate(cfg.optimizer, params=network.parameters())
+            else:
+                instantiate(cfg.scheduler, optimizer=optimizer)
+        except Exception as error:
+            raise ConfigError(f"segmentation.{part} cannot be built from {dict(cfg[part])}: "
+                              f"{type(error).__name__}: {error}; fix the values in conf/segmentation/ or on the "
+                              f"command line (segmentation.{part}.KEY=VALUE).") from error
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from benchmark.atomic import replace_atomically
+
 
 def plot_training_curves(history: dict[str, list[float]], path: Path | str, title: str = "") -> Path:
     """Write loss (raw and moving average over 20 iterations) and validation Dice WT/TC/ET to `path` (PNG)."""
@@ -32,6 +34,6 @@ def plot_training_curves(history: dict[str, list[float]], path: Path | str, titl
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    replace_atomically(path, lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
     plt.close(figure)
     return path

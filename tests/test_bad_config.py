@@ -39,6 +39,16 @@ def call(*args: str) -> tuple[int, str]:
         ("study.severities=3", "study.severities=3 must be a non-empty list"),
         ("study.severities=[0,7]", "[7] outside 0 (clean) to 5"),
         ("seed=abc", "seed=abc is not a whole number"),
+        ("seed=-1", "seed=-1 is outside the seed range 0 to 4294967295"),
+        ("seed=4294967296", "seed=4294967296 is outside the seed range 0 to 4294967295"),
+        ("seed=1.5", "seed=1.5 is not a whole number"),
+        ("study.seeds=[0,-3]", "study.seeds=-3 is outside the seed range"),
+        ("study.seeds=[]", "study.seeds=[] must be a non-empty list"),
+        ("data.phantom.seed=-2", "data.phantom.seed=-2 is outside the seed range"),
+        ("segmentation.training.iterations=0", "segmentation.training.iterations must be a positive integer, got 0"),
+        ("segmentation.training.batch_size=-4", "segmentation.training.batch_size must be a positive integer"),
+        ("segmentation.optimizer.lr=-1", "segmentation.optimizer cannot be built"),
+        ("segmentation.network.strides=[2]", "segmentation.network could not be built"),
         ("study.only_perturbation=foo", "study.only_perturbation=foo is not in this study; choose one of bias_field"),
         ("study.only_severity=7", "study.only_severity=7 is not one of study.severities"),
         ("study.utility_severities=[7]", "[7] outside 0-5, so no utility model would be trained"),
@@ -106,3 +116,33 @@ def test_label_value_missing_from_the_map_names_the_file(tmp_path: Path) -> None
     code, err = call(*SMALL, f"data.root={root}", "data.label_map=binary", "stages=[data]",
                      f"output_dir={tmp_path / 'out'}", f"data.cache_dir={tmp_path / 'cache'}")
     assert code == 2 and "_seg.nii.gz: label values [2, 3] are outside the expected set [0, 1]" in err
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.sise=3", "data.sise is not a key of the config: did you mean data.size?"),
+        ("segmentation.training.iteration=5", "did you mean segmentation.training.iterations?"),
+        ("data.patterns.flair=*/{subject}/x.nii.gz",
+         "braces or other special characters must be quoted: data.patterns.flair='*/{subject}/x.nii.gz'"),
+        ("data.size=[64,64", "the override data.size=[64,64 cannot be parsed"),
+        ("+seed=3", "Could not append to config. An item is already at 'seed'"),
+        ("seed=0,1", "To sweep over it, add --multirun"),
+    ],
+)
+def test_hydra_errors_are_one_paragraph_naming_the_key_and_exit_2(tmp_path: Path, override: str, message: str
+                                                                  ) -> None:
+    cache = tmp_path / "cache"
+    code, err = call("data=pattern", override, f"output_dir={tmp_path / 'out'}", f"data.cache_dir={cache}")
+    assert code == 2, err
+    assert message in err and err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err and "HYDRA_FULL_ERROR" not in err and not cache.exists()
+
+
+def test_hydra_errors_reach_the_user_in_a_subprocess_too(tmp_path: Path) -> None:
+    """As a user types it in a shell: stderr is our one paragraph, not Hydra's format."""
+    from tests.cli import run_cli
+
+    result = run_cli("data.sise=3", f"output_dir={tmp_path / 'out'}")
+    assert result.returncode == 2 and result.stderr.startswith("error: data.sise is not a key"), result.stderr
+    assert "Set the environment variable HYDRA_FULL_ERROR" not in result.stderr

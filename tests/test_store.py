@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import multiprocessing
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 
 from benchmark.errors import DataError
 from benchmark.study.schema import CASE_COLUMNS, RESULT_COLUMNS, load_results
+from benchmark.study.scope import StudyScope
 from benchmark.study.store import CellKey, ResultsStore, hash_config
 
 
@@ -198,3 +201,83 @@ def test_study_json_keeps_the_perturbations_of_earlier_writers(tmp_path: Path) -
     merged = {**previous_perturbations(path), "gaussian_noise": {"family": "noise"}}
     write_study_info(path, {"data": {"source": "phantom"}, "perturbations": merged})
     assert set(read_study_info(tmp_path).perturbations) == {"ghosting", "gaussian_noise"}
+
+
+def _scope(data: str, metrics_config: str = "m", cells: dict[str, str] | None = None) -> StudyScope:
+    return StudyScope(data, {"metrics": f"{data}-{metrics_config}", "dice_robustness": f"{data}-seg"}, cells or {})
+
+
+def test_hand_edited_cell_is_not_trusted_but_recomputed_with_a_warning(tmp_path: Path, caplog) -> None:
+    """A value changed by hand no longer matches the cell's checksum: the cell counts as absent (so the sweep
+    recomputes it) and stays out of the results, with a warning naming the file."""
+    store = ResultsStore(tmp_path, export_dir=tmp_path)
+    edited, kept = CellKey("metrics", "blur", 1, 0), CellKey("metrics", "blur", 2, 0)
+    store.write_cell(edited, "h", metric_rows(0.5))
+    store.write_cell(kept, "h", metric_rows(0.25))
+    cell = json.loads(store.path(edited).read_text())
+    cell["rows"][0]["value"] = 0.99  # checksum left as it was
+    store.path(edited).write_text(json.dumps(cell))
+    reader = ResultsStore(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="benchmark.study"):
+        assert not reader.done(edited, "h") and reader.done(kept, "h")
+        table = reader.table()
+    assert sorted(table["value"]) == [0.25, 2.5] and 0.99 not in table["value"].tolist()
+    assert reader.left_out == {"checksum mismatch": 1}
+    assert str(store.path(edited)) in caplog.text and "does not match its checksum" in caplog.text
+    reader.write_cell(edited, "h", metric_rows(0.5))  # the recomputation replaces it
+    assert reader.done(edited, "h") and sorted(reader.table()["value"]) == [0.25, 0.5, 2.5, 5.0]
+
+
+def test_checksum_covers_every_field_and_survives_nan_and_inf(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    key = CellKey("metrics", "blur", 1, 0)
+    rows = [*metric_rows(0.5), {"quantity": "psnr", "value": math.inf, "kind": "reference", "higher_is_better": True},
+            {"quantity": "kid", "value": math.nan, "kind": "distribution", "higher_is_better": False,
+             "status": "failed", "error": "too few"}]
+    store.write_cell(key, "h", rows)
+    assert store.done(key, "h")
+    original = store.path(key).read_text()
+    for old, new in (('"config_hash": "h"', '"config_hash": "g"'), ('"status": "failed"', '"status": "ok"'),
+                     ('"quantity": "fid"', '"quantity": "fidd"')):
+        assert old in original
+        store.path(key).write_text(original.replace(old, new, 1))
+        assert ResultsStore(tmp_path).read_cell(key) is None, new
+
+
+def test_cells_of_other_data_or_config_are_left_out_but_kept_on_disk(tmp_path: Path) -> None:
+    """A rerun into the same output_dir with other data (or another metric config) declares its scope: the
+    earlier study's cells stay on disk but enter neither the table, the cases nor the exported files."""
+    first = ResultsStore(tmp_path / "store", export_dir=tmp_path, scope=_scope("data-a"))
+    first.declare(first.scope)
+    for severity in (0, 3):
+        first.write_cell(CellKey("metrics", "blur", severity, 0), "a", metric_rows(0.9),
+                         cases=[{"quantity": "ssim", "case_id": 0, "value": 0.9}])
+    first.write_cell(CellKey("metrics", "ghosting", 3, 0), "a", metric_rows(0.7))
+    assert len(load_results(tmp_path)) == 6
+
+    second = ResultsStore(tmp_path / "store", export_dir=tmp_path, scope=_scope("data-b"))
+    second.declare(second.scope)
+    second.write_cell(CellKey("metrics", "blur", 0, 0), "b", metric_rows(0.8))
+    results = load_results(tmp_path)
+    assert set(results["config_hash"]) == {"b"} and len(results) == 2
+    assert set(pd.read_parquet(tmp_path / "cases.parquet")["config_hash"]) <= {"b"}
+    assert second.left_out == {"other data": 2} and len(list(second.cells_dir.glob("*.json"))) == 3
+    assert "2 stored cell(s)" in second.left_out_line() and "2 of other data" in second.left_out_line()
+
+    reader = ResultsStore(tmp_path / "store")  # the report step: no config, reads the declared scope
+    assert reader.scope == second.scope and len(reader.table()) == 2
+
+    third = ResultsStore(tmp_path / "store", scope=_scope("data-b", metrics_config="other"))
+    assert third.table().empty and third.left_out == {"another configuration": 1, "other data": 2}
+
+
+def test_cell_of_the_study_with_an_old_config_hash_is_left_out(tmp_path: Path) -> None:
+    """A cell the current study defines, still holding the result of earlier perturbation parameters (an
+    interrupted rerun), is not part of the current results before it is recomputed."""
+    key = CellKey("metrics", "blur", 3, 0)
+    store = ResultsStore(tmp_path, scope=_scope("d"))
+    store.write_cell(key, "old-parameters", metric_rows(0.9))
+    store.write_cell(CellKey("metrics", "ghosting", 3, 0), "g", metric_rows(0.5))
+    current = ResultsStore(tmp_path, scope=_scope("d", cells={key.file_name(): "new-parameters"}))
+    assert set(current.table()["perturbation"]) == {"ghosting"}  # not in this study's list: same data, kept
+    assert current.left_out == {"another configuration": 1}

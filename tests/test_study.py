@@ -96,6 +96,34 @@ def test_changed_metric_config_recomputes_only_metric_cells(finished_run: tuple[
     assert changed and all(name.startswith("metrics-") for name in changed)
 
 
+@pytest.mark.slow
+def test_rerun_with_other_data_leaves_the_earlier_cells_out_of_the_outputs(finished_run: tuple[Path, Path],
+                                                                          tmp_path: Path) -> None:
+    """Other data and a shorter perturbation list into the same output_dir: results, cases, analysis and report
+    hold only the new study's cells; the earlier cells stay in the store and the log and report count them."""
+    cache, out = finished_run
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(out), str(copy)], check=True)
+    before = {p.name for p in (copy / "store" / "cells").glob("*.json")}
+    args = [a for a in tiny(cache, copy) if not a.startswith(("perturbation=", "data.phantom.n_subjects="))]
+    result = run_cli(*args, "data.phantom.n_subjects=6", "perturbation=[gaussian_noise]")
+    assert result.returncode == 0, result.stderr[-2000:]
+    scope = json.loads((copy / "store" / "scope.json").read_text())
+    results = pd.read_csv(copy / "results.csv")
+    assert set(results["perturbation"]) == {"gaussian_noise"}
+    assert set(results["config_hash"]) <= set(scope["cells"].values())
+    assert set(pd.read_parquet(copy / "cases.parquet")["perturbation"]) <= {"gaussian_noise"}
+    clean = results[(results["severity"] == 0) & (results["quantity"] == "ssim")]
+    assert len(clean) == 1  # one clean baseline, of the new data
+    after = {p.name for p in (copy / "store" / "cells").glob("*.json")}
+    left = before - {name for name in after if name in scope["cells"]}
+    assert before <= after and left  # the earlier study's cells are still on disk
+    log = result.stdout + result.stderr
+    assert f"{len(left)} stored cell(s)" in log and f"({len(left)} of other data)" in log
+    assert f"{len(left)} stored cell(s)" in (copy / "report.md").read_text()
+    assert "tumour_remove_keep" not in (copy / "sensitivity.csv").read_text()
+
+
 def test_resume_after_kill_gives_identical_results(finished_run: tuple[Path, Path], tmp_path: Path) -> None:
     cache, reference = finished_run
     out = tmp_path / "killed"

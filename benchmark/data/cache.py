@@ -14,6 +14,8 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from benchmark.atomic import replace_atomically, write_text_atomically
 from benchmark.errors import ConfigError
 
 CACHE_VERSION = 3  # bump when preprocessing changes what the same settings produce
+SUBJECT_ARRAYS = ("images", "labels", "brain", "indices", "spacing")  # what a prepared subject holds
 log = logging.getLogger(__name__)
 
 
@@ -101,8 +104,12 @@ class SubjectCache:
             return None
         try:
             with np.load(path) as data:
-                return {name: data[name] for name in data.files}
-        except (OSError, ValueError, EOFError) as error:  # damaged entry: prepare it again
+                arrays = {name: data[name] for name in data.files}
+            missing = [name for name in SUBJECT_ARRAYS if name not in arrays]
+            if missing:
+                raise ValueError(f"no {', '.join(missing)} array")
+            return arrays
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:  # damaged: prepare again
             log.warning("prepared-data cache entry %s is unreadable (%s); preparing the subject again", path, error)
             return None
 

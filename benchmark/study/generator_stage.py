@@ -25,6 +25,7 @@ from benchmark.errors import ConfigError
 from benchmark.generators.base import ConditionalGenerator
 from benchmark.generators.sets import GeneratorSet
 from benchmark.generators.training import train_generator
+from benchmark.study.scope import study_scope
 from benchmark.study.store import CellKey, ResultsStore, hash_config
 
 log = logging.getLogger("benchmark.generators")
@@ -56,7 +57,7 @@ def add_generator_sets(cfg: DictConfig, data: PreparedData, device: torch.device
         raise ConfigError("generators train on 2D slices only; use data.mode=2d with experiment=generators.")
     seeds = [int(s) for s in cfg.study.seeds]
     cache_dir = Path(cfg.study.checkpoint_dir).expanduser()
-    store = ResultsStore(output_dir / "store", export_dir=output_dir)
+    store = ResultsStore(output_dir / "store", export_dir=output_dir, scope=study_scope(cfg, data.fingerprint))
     added, summary = {}, {}
     for name, generator in instantiate_generators(specs).items():
         config = OmegaConf.to_container(specs[name], resolve=True)

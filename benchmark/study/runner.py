@@ -24,11 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from benchmark.data.imageset import ImageSet, PreparedData
+from benchmark.errors import DiskFullError
 from benchmark.study.info import levels_of
+from benchmark.study.scope import StudyScope, plain, stage_configs, study_scope
 from benchmark.study.store import CellKey, ResultsStore, hash_config
 
 log = logging.getLogger("benchmark.study")
@@ -42,11 +44,6 @@ class Cell:
     key: CellKey
     family: str
     config_hash: str
-
-
-def plain(cfg: Any) -> Any:
-    """A resolved plain-container copy of a config node (for hashing and JSON)."""
-    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
 
 
 def metric_rows(values: dict[str, float], description: dict[str, dict], n_reference: int, n_candidate: int
@@ -92,24 +89,25 @@ class StudyRunner:
                  perturbations: dict, suite: Any) -> None:
         self.cfg, self.data, self.device, self.output_dir = cfg, data, device, output_dir
         self.perturbations, self.suite = perturbations, suite
-        self.store = ResultsStore(output_dir / "store", export_dir=output_dir)
+        self.stage_configs = stage_configs(cfg)
         self.cache_dir = Path(cfg.study.checkpoint_dir).expanduser()
         self.protocols = list(cfg.segmentation.get("protocols", ["robustness", "utility"]))
         self.utility_families = set(cfg.segmentation.get("utility_families", ["morphological", "memorisation"]))
         levels = cfg.study.get("utility_severities")
         self.utility_severities = None if levels is None else {int(level) for level in levels}
-        extractors = plain(cfg.metrics).get("extractors") or {}
-        self.needs_segmenter = any("segmentation_encoder" in str(spec.get("_target_", ""))
-                                   for spec in extractors.values())  # a task-aware feature extractor
+        self.needs_segmenter = isinstance(self.stage_configs["metrics"], list)  # a task-aware feature extractor
         self._clean_models: dict[int, Any] = {}
         self._attached_seed: int | None = None
         self._shared: dict[tuple[str, int], Rows] = {}
         self._last_perturbed: tuple[tuple, Any] | None = None
+        self.study_scope = self.scope()
+        self.store = ResultsStore(output_dir / "store", export_dir=output_dir, scope=self.study_scope)
 
-    def cells(self) -> list[Cell]:
-        """Every cell of the study in run order, filtered by study.only_perturbation / only_severity."""
+    def cells(self, selected: bool = True) -> list[Cell]:
+        """Every cell of the study in run order, filtered by study.only_perturbation / only_severity when
+        `selected` (a multirun job's share)."""
         study, data_hash = self.cfg.study, {"content": self.data.fingerprint}  # content, not the data config
-        only_p, only_s = study.get("only_perturbation"), study.get("only_severity")
+        only_p, only_s = (study.get("only_perturbation"), study.get("only_severity")) if selected else (None, None)
         cells = []
         for seed in study.seeds:
             for name, perturbation in self.perturbations.items():
@@ -126,18 +124,23 @@ class StudyRunner:
                                           hash_config(stage, data_hash, p_cfg, stage_cfg, int(severity), int(seed))))
         return cells
 
+    def scope(self) -> StudyScope:
+        """What this study's cells share (data fingerprint, stage configs) and every cell it defines."""
+        cells = {cell.key.file_name(): cell.config_hash for cell in self.cells(selected=False)}
+        return study_scope(self.cfg, self.data.fingerprint, cells)
+
     def _stages(self, perturbation: Any, severity: int) -> dict[str, Any]:
         """The stages a cell runs, each with the configuration its result depends on."""
-        metrics, segmentation = plain(self.cfg.metrics), plain(self.cfg.segmentation)
-        stages = {"metrics": [metrics, segmentation] if self.needs_segmenter else metrics}
+        configs = self.stage_configs
+        stages = {"metrics": configs["metrics"]}
         if not getattr(perturbation, "has_labels", True):  # a generated set without masks: no Dice
             return stages
         if "robustness" in self.protocols:
-            stages["dice_robustness"] = segmentation
+            stages["dice_robustness"] = configs["dice_robustness"]
         generated = perturbation.family == "generated"
         at_level = self.utility_severities is None or severity in self.utility_severities
         if "utility" in self.protocols and (generated or (perturbation.family in self.utility_families and at_level)):
-            stages["dice_utility"] = segmentation
+            stages["dice_utility"] = configs["dice_utility"]
         return stages
 
     def _identity(self, name: str, perturbation: Any, severity: int) -> Any:
@@ -150,6 +153,10 @@ class StudyRunner:
     def run(self) -> None:
         """Compute every unfinished cell; a failing cell is recorded with its error and the sweep goes on."""
         cells = self.cells()
+        self.store.declare(self.study_scope)
+        self.store.cells()
+        if self.store.left_out:
+            log.warning("study: %s", self.store.left_out_line())
         todo = [c for c in cells if not self.store.done(c.key, c.config_hash)]
         log.info("study: %d cells, %d already done, %d to compute", len(cells), len(cells) - len(todo), len(todo))
         for cell in tqdm(todo, desc="cells", unit="cell", disable=None):
@@ -157,6 +164,8 @@ class StudyRunner:
             try:
                 rows, cases = self.compute(cell)
                 status, error = "ok", None
+            except DiskFullError:  # not the cell's failure: every later write would fail too
+                raise
             except Exception as exc:  # a failing cell must not stop the sweep
                 rows, cases, status = [], [], "failed"
                 error = f"{type(exc).__name__}: {exc}"

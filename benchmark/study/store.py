@@ -8,8 +8,14 @@ reader counts. Several processes (Hydra multirun jobs, SLURM array tasks) can th
 same store at once without a lock, as long as two of them never compute the same cell at the same time
 (and if they do, the last complete file wins).
 
+Each cell carries a SHA-256 checksum of its content: a cell whose checksum does not match (edited by hand,
+damaged) counts as absent, with a warning, so it is recomputed and never enters the results. Each cell also
+records the scope of the study that wrote it (`benchmark.study.scope`); once a study declares its scope
+(`declare`), cells of other data or another configuration stay on disk but are left out of `cells()`,
+`table()`, `cases()` and the exported tables, and `left_out` counts them by reason.
+
 `done(key, config_hash)` says whether a cell is finished under that configuration: a changed hash means
-the cell is recomputed, other cells are kept. `table()` and `cases()` consolidate every cell;
+the cell is recomputed, other cells are kept. `table()` and `cases()` consolidate the study's cells;
 `export(output_dir)` writes `results.csv`, `results.parquet` and `cases.parquet` atomically.
 """
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -28,11 +35,15 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.atomic import replace_atomically, write_bytes_atomically
+from benchmark.atomic import replace_atomically, write_bytes_atomically, write_text_atomically
 from benchmark.errors import DataError
 from benchmark.study.schema import CASE_COLUMNS, RESULT_COLUMNS
+from benchmark.study.scope import StudyScope
 
-CELL_FORMAT = 1
+CELL_FORMAT = 2  # format 2 adds the checksum and the study scope
+READABLE_FORMATS = (1, 2)  # a format-1 cell has no checksum: it counts as absent and is recomputed
+SCOPE_FILE = "scope.json"
+log = logging.getLogger("benchmark.study")
 ROW_FIELDS_FROM_CALLER = ("quantity", "value", "kind", "higher_is_better")
 ROW_DEFAULTS: dict[str, Any] = {"family": "", "feature_extractor": "", "n_reference": 0, "n_candidate": 0}
 
@@ -54,23 +65,14 @@ class CellKey:
         return f"{readable}-{digest}.json"
 
 
-def hash_config(*parts: Any) -> str:
-    """A stable 16-hex-digit hash of JSON-able parts (plain dicts, lists, numbers, strings).
-
-    Pass everything that influences a cell (its perturbation's parameters, the metric suite, the data
-    config, the segmentation config) as plain containers, e.g. `OmegaConf.to_container(cfg, resolve=True)`.
-    """
-    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 class ResultsStore:
     """Finished cells under `root/cells/`, each its own JSON file; see the module docstring."""
 
-    def __init__(self, root: Path, export_dir: Path | None = None) -> None:
+    def __init__(self, root: Path, export_dir: Path | None = None, scope: StudyScope | None = None) -> None:
         """`root`: folder of the store (created); `export_dir`: when given, every `write_cell` re-exports
         `results.csv`, `results.parquet` and `cases.parquet` there, so the tables on disk always hold
-        every cell finished so far."""
+        every cell finished so far; `scope`: the study's scope, stamped on written cells and used to keep
+        only its cells (default: the scope last declared in this store, if any)."""
         self.root = Path(root)
         self.cells_dir = self.root / "cells"
         try:
@@ -79,14 +81,40 @@ class ResultsStore:
             raise DataError(f"cannot create the results store {self.cells_dir} ({error.strerror or error}); "
                             "choose a writable output_dir.") from error
         self.export_dir = None if export_dir is None else Path(export_dir)
-        self._parsed: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}  # file name -> (stamp, cell)
+        self.scope = scope if scope is not None else self._declared_scope()
+        self.left_out: dict[str, int] = {}  # reason -> number of cells on disk left out by the last cells()
+        self._parsed: dict[str, tuple[tuple[int, int, int], dict[str, Any] | None]] = {}  # name -> (stamp, cell)
+        self._warned: set[str] = set()
+
+    def declare(self, scope: StudyScope) -> None:
+        """Record `scope` as the current study's: later readers of this store (the report) keep its cells."""
+        self.scope = scope
+        path = self.root / SCOPE_FILE
+        try:
+            write_text_atomically(path, json.dumps(scope.as_json(), sort_keys=True))
+        except OSError as error:
+            raise DataError(f"cannot write {path} ({error.strerror or error}); make {self.root} writable and run "
+                            "again.") from error
+
+    def _declared_scope(self) -> StudyScope | None:
+        path = self.root / SCOPE_FILE
+        if not path.is_file():
+            return None
+        try:
+            return StudyScope.from_json(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise DataError(f"{path} is unreadable ({error}); delete it and rerun the study (python -m benchmark "
+                            "with the same settings), which writes it again without recomputing finished cells."
+                            ) from error
 
     def path(self, key: CellKey) -> Path:
         return self.cells_dir / key.file_name()
 
     def read_cell(self, key: CellKey) -> dict[str, Any] | None:
-        """The stored cell (key, config_hash, status, error, rows, cases), or None if absent."""
-        return _read_json(self.path(key))
+        """The stored cell (key, config_hash, status, error, rows, cases), or None if absent or if its
+        checksum does not match its content (a warning says so)."""
+        path = self.path(key)
+        return self._verified(path.name, _read_json(path))
 
     def done(self, key: CellKey, config_hash: str, retry_failed: bool = True) -> bool:
         """Whether `key` is finished under `config_hash`; a failed cell counts as done only when
@@ -136,10 +164,13 @@ class ResultsStore:
             "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "rows": full_rows,
             "cases": full_cases,
+            "scope": self.scope.stamp(key.stage) if self.scope is not None else None,
         }
+        cell = json.loads(json.dumps(cell, allow_nan=True, default=_json_default))  # as a reader will see it
+        cell["checksum"] = cell_checksum(cell)
         path = self.path(key)
         try:
-            write_bytes_atomically(path, json.dumps(cell, allow_nan=True, default=_json_default).encode(), fsync=True)
+            write_bytes_atomically(path, json.dumps(cell, allow_nan=True).encode(), fsync=True)
         except OSError as error:
             raise DataError(
                 f"cannot write the results store file {path} ({error.strerror or error}); make {self.cells_dir} "
@@ -150,24 +181,56 @@ class ResultsStore:
         return path
 
     def cells(self) -> list[dict[str, Any]]:
-        """Every complete cell in the store (temporary `.part` files of unfinished writes are ignored).
+        """Every complete cell of the current study (temporary `.part` files of unfinished writes, cells whose
+        checksum does not match and cells outside the declared scope are left out; see `left_out`).
 
         Files are parsed again only when their modification time or size changed since the last call,
         so re-exporting after every cell stays cheap in a long sweep.
         """
-        cells, seen = [], {}
+        cells, seen, left_out = [], {}, {}
         for entry in sorted(os.scandir(self.cells_dir), key=lambda e: e.name):
             if not entry.name.endswith(".json") or entry.name.startswith("."):
                 continue
             stat = entry.stat()
             stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
             cached = self._parsed.get(entry.name)
-            cell = cached[1] if cached is not None and cached[0] == stamp else _read_json(Path(entry.path))
-            if cell is not None:
-                seen[entry.name] = (stamp, cell)
+            if cached is not None and cached[0] == stamp:
+                cell = cached[1]
+            else:
+                cell = self._verified(entry.name, _read_json(Path(entry.path)))
+            seen[entry.name] = (stamp, cell)
+            reason = "checksum mismatch" if cell is None else (
+                None if self.scope is None else self.scope.reason_left_out(entry.name, cell))
+            if reason is None and cell is not None:
                 cells.append(cell)
-        self._parsed = seen
+            elif reason is not None:
+                left_out[reason] = left_out.get(reason, 0) + 1
+        self._parsed, self.left_out = seen, left_out
         return cells
+
+    def left_out_line(self) -> str:
+        """One sentence on the stored cells left out of the results, empty when none."""
+        if not self.left_out:
+            return ""
+        parts = ", ".join(f"{count} of {reason}" if reason != "checksum mismatch" else f"{count} with a {reason}"
+                          for reason, count in sorted(self.left_out.items()))
+        total = sum(self.left_out.values())
+        return (f"{total} stored cell(s) in {self.cells_dir} are left out of the results ({parts}); they stay on "
+                "disk, and a cell of this study among them is recomputed by the next run.")
+
+    def _verified(self, name: str, cell: dict[str, Any] | None) -> dict[str, Any] | None:
+        """`cell` when its checksum matches its content, else None with a warning (once per file)."""
+        if cell is None:
+            return None
+        stored = cell.get("checksum")
+        if stored is not None and stored == cell_checksum(cell):
+            return cell
+        if name not in self._warned:
+            self._warned.add(name)
+            why = "carries no checksum" if stored is None else "does not match its checksum (edited or damaged)"
+            log.warning("results store file %s %s: it is not used and the cell is recomputed by the next run",
+                        self.cells_dir / name, why)
+        return None
 
     def table(self) -> pd.DataFrame:
         """All rows of all cells, in RESULT_COLUMNS order, sorted by stage, perturbation, severity, seed."""
@@ -242,6 +305,13 @@ def _json_default(value: Any) -> Any:
 CELL_FIELDS = ("format", "key", "config_hash", "status", "rows")
 
 
+def cell_checksum(cell: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a cell's content, every field but the checksum itself, in canonical JSON."""
+    content = {name: value for name, value in cell.items() if name != "checksum"}
+    text = json.dumps(content, sort_keys=True, allow_nan=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     """A stored cell, None when the file is absent; anything else that is not a cell is a DataError."""
     fix = ("cells are written atomically, so it was edited, copied incompletely or written by another tool: "
@@ -258,7 +328,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         raise DataError(f"The results store file {path} cannot be read ({error.strerror}); check its "
                         "permissions.") from error
     missing = [name for name in CELL_FIELDS if name not in cell] if isinstance(cell, dict) else list(CELL_FIELDS)
-    if missing or cell.get("format") != CELL_FORMAT or not isinstance(cell.get("rows"), list):
+    if missing or cell.get("format") not in READABLE_FORMATS or not isinstance(cell.get("rows"), list):
         what = f"a JSON {type(cell).__name__}" if not isinstance(cell, dict) else (
             f"missing {missing}" if missing else f"format {cell.get('format')!r}, expected {CELL_FORMAT}")
         raise DataError(f"The results store file {path} is not a cell of this tool ({what}); {fix}")
