@@ -65,8 +65,8 @@ def effect_grid(effects: pd.DataFrame) -> pd.DataFrame:
 
 def severity_effects(effects: pd.DataFrame, info: StudyInfo, results: pd.DataFrame, path: Path) -> Path:
     """The effect grid (`effect_grid`) as a heatmap: bins of EFFECT_BINS noise units, white within ±2, reds
-    for worse, blues for better, grey where no noise estimate exists. Dice rows sit on top, so a metric
-    reads well when its row is red where the Dice rows are and white where they are white.
+    for worse, blues for better, grey where no noise estimate exists. Segmentation rows sit on top, so a
+    metric reads well when its row is red where the Dice rows are and white where they are white.
     """
     grid = effect_grid(effects)
     table = effects[effects["family"] != GENERATED_FAMILY]
@@ -83,7 +83,7 @@ def severity_effects(effects: pd.DataFrame, info: StudyInfo, results: pd.DataFra
     image = ax.imshow(np.clip(values, -outer, outer), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
     for (i, j), value in np.ndenumerate(values):
         ax.text(j, i, _effect_label(value), ha="center", va="center", fontsize=6,
-                color="white" if np.isfinite(value) and abs(value) >= EFFECT_BINS[-2] else "black")
+                color="white" if abs(value) >= EFFECT_BINS[-2] else "black")  # NaN compares False: black
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
     ax.set_xticks(range(len(columns)), [str(severity) for _, severity in columns], fontsize=7)
     ax.set_xlabel("severity", fontsize=8)
@@ -95,9 +95,11 @@ def severity_effects(effects: pd.DataFrame, info: StudyInfo, results: pd.DataFra
     bar.set_label("change from clean in noise units (+ = reports worse)", fontsize=8)
     bar.ax.tick_params(labelsize=7)
     sources = ", ".join(sorted(set(table["noise_source"].dropna()) - {"unavailable"})) or "none"
-    fig.suptitle("Change from the clean set in noise units (red: reports worse; Dice rows on top)", fontsize=11)
+    fig.suptitle("Change from the clean set in noise units (red: reports worse; segmentation rows on top)",
+                 fontsize=11)
     footer = (f"Cell: (value - clean value) / noise, signed by the quantity's reading; |effect| < "
-              f"{EFFECT_BINS[3]:g} is within the noise, ∞ a noiseless change, grey no noise estimate. "
+              f"{EFFECT_BINS[3]:g} is within the noise; ∞: an infinite clean value (PSNR of identical images) became "
+              "finite, or a noiseless quantity changed; grey: no noise estimate or no change to measure. "
               f"Noise sources: {sources}. " + provenance(info, ok_rows(results)))
     return _save(fig, path, footer, top=1 - 1.1 / fig.get_figheight(), bottom_inches=0.6,
                  left_inches=1.9, right=1 - 0.75 / fig.get_figwidth())

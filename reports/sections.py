@@ -202,8 +202,9 @@ def _sensitivity_section(a: Analysis) -> list[Block]:
     if "severity" in a.figures:
         blocks.append(Image(a.figures["severity"], "Change of each quantity from the clean set at each severity, "
                                                    "in units of its noise (floor spread or subject-bootstrap std), "
-                                                   "signed so that + means it reports lower quality; Dice rows on "
-                                                   f"top. |effect| ≥ {EFFECT_THRESHOLD:g} counts as detected."))
+                                                   "signed so that + means it reports lower quality; segmentation "
+                                                   "rows (Dice, HD95) on top. |effect| ≥ "
+                                                   f"{EFFECT_THRESHOLD:g} counts as detected."))
     if table.empty:
         return blocks
     worsening = table.assign(worsening=np.where(table["higher_is_better"], -1, 1) * table["spearman_rho"])
