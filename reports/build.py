@@ -17,7 +17,7 @@ import pandas as pd
 
 from benchmark.atomic import write_text_atomically
 from benchmark.study.files import read_examples, read_study_info
-from benchmark.study.schema import load_cases, load_results
+from benchmark.study.schema import GENERATED_FAMILY, load_cases, load_results
 from benchmark.study.store import ResultsStore
 from reports import figures
 from reports.agreement import correlations, rank_metrics
@@ -69,7 +69,7 @@ def build_report(output_dir: Path, n_boot: int = 1000, seed: int = 0) -> Path:
               "sample_size_separation": analysis.separation}
     for name, table in tables.items():
         write_text_atomically(output_dir / f"{name}.csv", table.to_csv(index=False))
-    analysis.figures = draw_figures(analysis, output_dir)
+    analysis.figures = draw_figures(analysis, output_dir, tables["effect_sizes"])
     blocks = with_generators_section(report_blocks(analysis), output_dir, results, info)
     write_text_atomically(output_dir / "report.md", render_markdown(blocks))
     write_text_atomically(output_dir / "report.html", render_html(blocks, output_dir, info.title))
@@ -135,12 +135,13 @@ def primary_target(correlation_table: pd.DataFrame) -> str | None:
     return targets[0] if targets else None
 
 
-def draw_figures(a: Analysis, output_dir: Path) -> dict[str, str]:
-    """Draw every figure the stored data allow; returns name -> path relative to output_dir."""
+def draw_figures(a: Analysis, output_dir: Path, effects: pd.DataFrame) -> dict[str, str]:
+    """Draw every figure the stored data allow; `effects` is the effect_sizes table. Returns name -> path
+    relative to output_dir."""
     folder = output_dir / "figures"
     drawn: dict[str, Path] = {}
-    if not ok_rows(a.results).empty:
-        drawn["severity"] = figures.severity_curves(a.results, a.info, folder / "severity_curves.png")
+    if not effects.empty and (effects["family"] != GENERATED_FAMILY).any():
+        drawn["severity"] = figures.severity_effects(effects, a.info, a.results, folder / "severity_effects.png")
     if a.target is not None:
         safe = a.target.replace("/", "_")
         drawn["scatter"] = figures.dice_scatter(a.results, a.correlations, a.target, a.info,

@@ -36,7 +36,7 @@ VERDICT_MARKS = {"yes": "🟢 yes", "no": "🔴 no", "inconclusive": "🟡 incon
 
 @dataclass
 class Image:
-    path: str  # relative to the output folder, e.g. figures/severity_curves.png
+    path: str  # relative to the output folder, e.g. figures/severity_effects.png
     caption: str
 
 

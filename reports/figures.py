@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
-from matplotlib.colors import TwoSlopeNorm
+from matplotlib.axes import Axes
+from matplotlib.colors import BoundaryNorm, ListedColormap, TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from benchmark.atomic import replace_atomically
 from benchmark.study.files import StudyInfo
 from benchmark.study.schema import DICE_KINDS, GENERATED_FAMILY
 from reports.agreement import cell_table
-from reports.sensitivity import level_summary, ok_rows
+from reports.sensitivity import ok_rows
 
 DPI = 110
 FAMILY_COLOURS = {"clean": "black", "noise": "tab:blue", "artifact": "tab:orange", "shift": "tab:green",
@@ -40,53 +41,97 @@ def provenance(info: StudyInfo, rows: pd.DataFrame) -> str:
     )
 
 
-def severity_curves(results: pd.DataFrame, info: StudyInfo, path: Path) -> Path:
-    """Small multiples, one panel per perturbation: each quantity's change from severity 0, normalised.
+EFFECT_BINS = (-20.0, -5.0, -2.0, 2.0, 5.0, 20.0)  # noise units; |effect| < 2 is within the noise
+FAMILY_ORDER = ("noise", "artifact", "shift", "morphological", "memorisation")
 
-    y = (value − value at 0) / (largest |change| of that quantity over all perturbations), signed so
-    that up means worse quality by the quantity's own reading (where the value at 0 is infinite or
-    failed, as PSNR of identical images, the lowest finite level is the anchor). Dice curves are drawn
-    black and dashed, so a metric is good when it follows them. Bars: std over seeds on the same scale.
+
+def effect_grid(effects: pd.DataFrame) -> pd.DataFrame:
+    """The heatmap's numbers: quantity rows (Dice first, then metrics, each alphabetical) × (perturbation,
+    severity) columns (families from noise to memorisation, then name and severity); each cell the effect
+    in noise units signed so that + means the quantity reports lower quality; NaN without a noise estimate.
+
+    `effects` is `sensitivity.effect_sizes`; generated sets (no severity scale) are left out.
     """
-    levels = level_summary(results)
-    levels = levels[np.isfinite(levels["mean"]) & (levels["family"] != GENERATED_FAMILY)]
-    base = levels.sort_values("severity").groupby(["quantity", "perturbation"])["mean"].first()
-    levels = levels.join(base.rename("base"), on=["quantity", "perturbation"])
-    sign = np.where(levels["higher_is_better"].astype(bool), -1.0, 1.0)
-    levels["change"] = sign * (levels["mean"] - levels["base"])
-    scale = levels.groupby("quantity")["change"].apply(lambda c: c.abs().max()).replace(0, 1.0)
-    levels["worse"] = levels["change"] / levels["quantity"].map(scale)
-    levels["bar"] = levels["std"] / levels["quantity"].map(scale)
-    perturbations = sorted(levels["perturbation"].unique())
-    quantities = sorted(levels["quantity"].unique(), key=lambda q: (q in _dice_names(levels), q))
-    colours = _quantity_colours([q for q in quantities if q not in _dice_names(levels)])
-    ncols = min(3, len(perturbations))
-    nrows = int(np.ceil(len(perturbations) / ncols))
-    fig = Figure(figsize=(4.2 * ncols + 2.8, 3.2 * nrows + 1.0), dpi=DPI)
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
-    family = levels.groupby("perturbation")["family"].first()
-    for ax, perturbation in zip(axes.flat, perturbations, strict=False):
-        for quantity in quantities:
-            curve = levels[(levels.perturbation == perturbation) & (levels.quantity == quantity)]
-            curve = curve.sort_values("severity")
-            if curve.empty:  # e.g. utility Dice exists only for the families that train a model
-                continue
-            is_dice = quantity in _dice_names(levels)
-            dice_colour = "black" if curve["kind"].iloc[0] == "dice" else "grey"
-            ax.errorbar(curve["severity"], curve["worse"], yerr=curve["bar"].fillna(0), label=quantity,
-                        color=dice_colour if is_dice else colours[quantity], ls="--" if is_dice else "-",
-                        lw=2.0 if is_dice else 1.2, marker="o", ms=3, capsize=2)
-        ax.axhline(0, color="grey", lw=0.6)
-        ax.set_title(f"{perturbation} ({family[perturbation]})", fontsize=10)
-        ax.set_xlabel("severity")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("change, normalised (up = worse)")
-    for ax in list(axes.flat)[len(perturbations):]:
-        ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", fontsize=8, frameon=False)
-    fig.suptitle("Metric change with perturbation severity (Dice dashed)", fontsize=12)
-    return _save(fig, path, provenance(info, ok_rows(results)), right=1 - 2.6 / fig.get_figwidth())
+    table = effects[effects["family"] != GENERATED_FAMILY]
+    table = table.assign(signed=np.where(table["worse"].astype(bool), 1.0, -1.0) * table["effect"].astype(float))
+    family = table.groupby("perturbation")["family"].first()
+    rank = {name: FAMILY_ORDER.index(f) if f in FAMILY_ORDER else len(FAMILY_ORDER) for name, f in family.items()}
+    pairs = {(p, int(s)) for p, s in table[["perturbation", "severity"]].itertuples(index=False)}
+    columns = sorted(pairs, key=lambda c: (rank[c[0]], c[0], c[1]))
+    dice = sorted(set(table.loc[table["kind"].isin(DICE_KINDS), "quantity"]))
+    rows = dice + sorted(set(table["quantity"]) - set(dice))
+    grid = table.set_index(["quantity", "perturbation", "severity"])["signed"].unstack(["perturbation", "severity"])
+    return grid.reindex(index=rows, columns=pd.MultiIndex.from_tuples(columns, names=["perturbation", "severity"]))
+
+
+def severity_effects(effects: pd.DataFrame, info: StudyInfo, results: pd.DataFrame, path: Path) -> Path:
+    """The effect grid (`effect_grid`) as a heatmap: bins of EFFECT_BINS noise units, white within ±2, reds
+    for worse, blues for better, grey where no noise estimate exists. Segmentation rows sit on top, so a
+    metric reads well when its row is red where the Dice rows are and white where they are white.
+    """
+    grid = effect_grid(effects)
+    table = effects[effects["family"] != GENERATED_FAMILY]
+    columns, rows = list(grid.columns), list(grid.index)
+    dice = set(table.loc[table["kind"].isin(DICE_KINDS), "quantity"])
+    values = grid.to_numpy(float)
+    fig = Figure(figsize=(max(8.0, 0.45 * len(columns) + 3.2), 0.26 * len(rows) + 3.0), dpi=DPI)
+    ax = fig.subplots()
+    colours = colormaps["RdBu_r"](np.linspace(0.05, 0.95, len(EFFECT_BINS) + 1))
+    colours[len(EFFECT_BINS) // 2] = (0.97, 0.97, 0.97, 1.0)
+    cmap = ListedColormap(colours).with_extremes(bad="#bdbdbd")
+    outer = 2.5 * EFFECT_BINS[-1]  # the outermost bins are open-ended: values beyond are drawn at their edge
+    norm = BoundaryNorm([-outer, *EFFECT_BINS, outer], cmap.N)
+    image = ax.imshow(np.clip(values, -outer, outer), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
+    for (i, j), value in np.ndenumerate(values):
+        ax.text(j, i, _effect_label(value), ha="center", va="center", fontsize=6,
+                color="white" if abs(value) >= EFFECT_BINS[-2] else "black")  # NaN compares False: black
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_xticks(range(len(columns)), [str(severity) for _, severity in columns], fontsize=7)
+    ax.set_xlabel("severity", fontsize=8)
+    if dice and len(dice) < len(rows):
+        ax.axhline(len(dice) - 0.5, color="black", lw=1.5)
+    column_inches = (fig.get_figwidth() - 3.2) / len(columns)
+    _label_perturbations(ax, columns, table.groupby("perturbation")["family"].first(), column_inches)
+    bar = fig.colorbar(image, ax=ax, fraction=0.03, pad=0.015, ticks=EFFECT_BINS)
+    bar.set_label("change from clean in noise units (+ = reports worse)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    sources = ", ".join(sorted(set(table["noise_source"].dropna()) - {"unavailable"})) or "none"
+    fig.suptitle("Change from the clean set in noise units (red: reports worse; segmentation rows on top)",
+                 fontsize=11)
+    footer = (f"Cell: (value - clean value) / noise, signed by the quantity's reading; |effect| < "
+              f"{EFFECT_BINS[3]:g} is within the noise; ∞: an infinite clean value (PSNR of identical images) became "
+              "finite, or a noiseless quantity changed; grey: no noise estimate or no change to measure. "
+              f"Noise sources: {sources}. " + provenance(info, ok_rows(results)))
+    return _save(fig, path, footer, top=1 - 1.1 / fig.get_figheight(), bottom_inches=0.6,
+                 left_inches=1.9, right=1 - 0.75 / fig.get_figwidth())
+
+
+def _label_perturbations(ax: Axes, columns: list[tuple[str, int]], family: pd.Series, column_inches: float
+                         ) -> None:
+    """Perturbation and family names above their severity columns, coloured by family, wrapped after `_`
+    to the block's width; white separators between the blocks."""
+    starts = [j for j, (name, _) in enumerate(columns) if j == 0 or columns[j - 1][0] != name]
+    for start, end in zip(starts, [*starts[1:], len(columns)], strict=True):
+        name = columns[start][0]
+        width = max(6, int((end - start) * column_inches / 0.06))  # characters of 7 pt text across the block
+        lines = textwrap.wrap(name.replace("_", "_ "), width=width, break_long_words=True)
+        label = "\n".join(line.replace(" ", "") for line in lines)
+        ax.text((start + end - 1) / 2, -0.65, label + f"\n({family.get(name, '?')})", ha="center", va="bottom",
+                fontsize=7, color=FAMILY_COLOURS.get(family.get(name, ""), "black"))
+        if start:
+            ax.axvline(start - 0.5, color="white", lw=2.5)
+
+
+def _effect_label(value: float) -> str:
+    if np.isnan(value):
+        return "–"
+    if np.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if abs(value) < 0.05:
+        return "0"
+    if abs(value) >= 999.5:
+        return ">999" if value > 0 else "<−999"
+    return f"{value:.1f}" if abs(value) < 9.95 else f"{value:.0f}"
 
 
 def dice_scatter(results: pd.DataFrame, correlation_table: pd.DataFrame, target: str, info: StudyInfo,
@@ -182,27 +227,20 @@ def _pairs(rows: list[str], columns: list[int]) -> list[tuple[tuple[int, str], t
 
 
 def _save(fig: Figure, path: Path, footer: str, right: float = 0.98, top: float | None = None,
-          bottom_inches: float = 1.0, hspace: float = 0.55, wspace: float = 0.3) -> Path:
+          bottom_inches: float = 1.0, hspace: float = 0.55, wspace: float = 0.3,
+          left_inches: float | None = None) -> Path:
     """Add the provenance footer below the axes and write a PNG."""
     width = fig.get_figwidth()
     wrapped = textwrap.fill(footer, width=int(width * 17))
     lines = wrapped.count("\n") + 1
     bottom = (bottom_inches + 0.14 * lines) / fig.get_figheight()
-    fig.subplots_adjust(left=0.12 if width < 6 else 0.08, right=right, bottom=bottom,
+    left = left_inches / width if left_inches is not None else (0.12 if width < 6 else 0.08)
+    fig.subplots_adjust(left=left, right=right, bottom=bottom,
                         top=top or 1 - 0.7 / fig.get_figheight(), hspace=hspace, wspace=wspace)
     fig.text(0.01, 0.01, wrapped, fontsize=7, va="bottom", ha="left", color="#333333")
     path.parent.mkdir(parents=True, exist_ok=True)
     replace_atomically(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
     return path
-
-
-def _dice_names(levels: pd.DataFrame) -> set[str]:
-    return set(levels.loc[levels["kind"].isin(DICE_KINDS), "quantity"])
-
-
-def _quantity_colours(quantities: list[str]) -> dict[str, tuple]:
-    cmap = colormaps["tab20" if len(quantities) > 10 else "tab10"]
-    return {q: cmap(i % cmap.N) for i, q in enumerate(quantities)}
 
 
 def _unique_legend(axes: np.ndarray) -> tuple[list, list]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 from reports.document import Block, Bullets, Heading, Image, Paragraph, Table
@@ -14,22 +15,30 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max
        margin: 2em auto; padding: 0 1.5em; color: #222; line-height: 1.45; }
 h1 { border-bottom: 2px solid #ddd; padding-bottom: .3em; }
 h2 { border-bottom: 1px solid #eee; padding-bottom: .2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: .8em 0 1.6em; font-size: 0.85em; }
-th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; white-space: nowrap; }
-th { background: #f4f4f4; }
+div.scroll { overflow-x: auto; max-width: 100%; margin: .8em 0 1.6em; }
+table { border-collapse: collapse; font-size: 0.8em; line-height: 1.3; }
+th, td { border: 1px solid #ddd; padding: 3px 6px; text-align: right; white-space: nowrap; }
+th { background: #f4f4f4; white-space: normal; vertical-align: bottom; }
 th.text, td.text { text-align: left; }
-td.text:last-child { white-space: normal; min-width: 16em; }
-div.scroll { overflow-x: auto; }
+td.text { white-space: normal; }
 tr:nth-child(even) td { background: #fafafa; }
 caption { caption-side: top; text-align: left; font-style: italic; padding-bottom: .3em; }
 figure { margin: 1em 0 2em; }
-figure img { max-width: 100%; border: 1px solid #eee; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; }
-code { background: #f4f4f4; padding: 0 3px; }
+code { background: #f4f4f4; padding: 0 3px; overflow-wrap: anywhere; }
 td.v-yes { background: #c8e6c9 !important; color: #1b5e20; font-weight: 600; text-align: center; }
 td.v-no { background: #ffcdd2 !important; color: #b71c1c; font-weight: 600; text-align: center; }
 td.v-inconclusive { background: #fff3c4 !important; color: #7a5c00; text-align: center; }
+@media (max-width: 1000px) {
+  body { padding: 0 .6em; margin: 1em auto; }
+  table { font-size: 0.66em; }
+  th, td { padding: 2px 2px; }
+}
 """
+
+
+TEXT_CLASS = ' class="text"'
 
 
 def render_html(blocks: list[Block], output_dir: Path, title: str) -> str:
@@ -61,17 +70,19 @@ def _block(block: Block, output_dir: Path) -> str:
 
 
 def _table(table: Table) -> str:
-    """A scrollable table; text columns left-aligned and wrapping, number columns right-aligned."""
+    """A table in a box that scrolls sideways only where even wrapped it is wider than the page: headers
+    and text columns wrap (also after `_` and `/`), number columns stay on one line, right-aligned."""
     frame = table.frame
     if frame.empty:
         return f"<p><em>{html.escape(table.caption)}: none.</em></p>"
     text = [not frame[column].map(_is_number).all() for column in frame.columns]
-    attrs = [' class="text"' if is_text else "" for is_text in text]
-    head = "".join(f"<th{a}>{html.escape(str(c))}</th>" for c, a in zip(frame.columns, attrs, strict=True))
+    attrs = [TEXT_CLASS if is_text else "" for is_text in text]
+    head = "".join(f"<th{a}>{_breakable(str(c))}</th>" for c, a in zip(frame.columns, attrs, strict=True))
+
     def cell(value: str, attr: str) -> str:
         if table.verdicts and value in ("yes", "no", "inconclusive"):
             attr = f' class="v-{value}"'
-        return f"<td{attr}>{html.escape(value)}</td>"
+        return f"<td{attr}>{_breakable(value) if attr == TEXT_CLASS else html.escape(value)}</td>"
 
     rows = "".join(
         "<tr>" + "".join(cell(v, a) for v, a in zip(row, attrs, strict=True)) + "</tr>"
@@ -79,6 +90,12 @@ def _table(table: Table) -> str:
     )
     caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
     return f'<div class="scroll"><table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
+
+
+def _breakable(text: str) -> str:
+    """Escaped text with line-break opportunities after `_` and `/`, so long identifiers
+    (robustness/dice_WT, tumour_remove_keep) wrap inside narrow columns instead of widening the table."""
+    return re.sub(r"([_/])", r"\1<wbr>", html.escape(text))
 
 
 def _is_number(cell: str) -> bool:

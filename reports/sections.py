@@ -203,10 +203,11 @@ def _sensitivity_section(a: Analysis) -> list[Block]:
     table = a.sensitivity[~a.sensitivity["kind"].isin(DICE_KINDS)] if not a.sensitivity.empty else a.sensitivity
     blocks: list[Block] = [Heading("Sensitivity to each perturbation")]
     if "severity" in a.figures:
-        blocks.append(Image(a.figures["severity"], "Change of each quantity with severity, normalised by its "
-                                                   "largest change; up = worse; Dice dashed. Where the clean value is "
-                                                   "infinite or failed (PSNR of identical images) the curve starts "
-                                                   "at the lowest finite level."))
+        blocks.append(Image(a.figures["severity"], "Change of each quantity from the clean set at each severity, "
+                                                   "in units of its noise (floor spread or subject-bootstrap std), "
+                                                   "signed so that + means it reports lower quality; segmentation "
+                                                   "rows (Dice, HD95) on top. |effect| ≥ "
+                                                   f"{EFFECT_THRESHOLD:g} counts as detected."))
     if table.empty:
         return blocks
     worsening = table.assign(worsening=np.where(table["higher_is_better"], -1, 1) * table["spearman_rho"])

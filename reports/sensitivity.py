@@ -13,8 +13,6 @@ unavailable and no effect size is given.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -56,7 +54,7 @@ def level_summary(results: pd.DataFrame) -> pd.DataFrame:
         kind=("kind", "first"),
         higher_is_better=("higher_is_better", "first"),
         mean=("value", "mean"),
-        std=("value", lambda v: v.std(ddof=1) if len(v) > 1 else np.nan),
+        std=("value", _seed_std),
         n_seeds=("seed", "nunique"),
     )
 
@@ -113,7 +111,7 @@ def effect_sizes(results: pd.DataFrame, cases: pd.DataFrame | None = None, seed:
         if key not in base.index:
             continue
         b = base.loc[key]
-        delta = row.mean - b["mean"]
+        delta = _change(row.mean, b["mean"])
         noise, source = (row.given_noise, row.given_source) if pd.notna(row.given_noise) else _pooled_noise(row, b)
         records.append({
             "quantity": row.quantity, "perturbation": row.perturbation, "family": row.family,
@@ -147,7 +145,7 @@ def sensitivity(results: pd.DataFrame, cases: pd.DataFrame | None = None, seed: 
         hib = bool(group["higher_is_better"].iloc[0])
         oriented = _oriented(rho, hib) if np.isfinite(rho) else 0.0
         means = levels[(levels.quantity == quantity) & (levels.perturbation == perturbation)].sort_values("severity")
-        steps = np.diff(means["mean"].to_numpy(float))
+        level_means = means["mean"].to_numpy(float)
         eff = effects[(effects.quantity == quantity) & (effects.perturbation == perturbation)] if len(effects) else None
         at_max = eff.loc[eff["severity"].idxmax()] if eff is not None and len(eff) else None
         detected = eff[(eff["effect"] >= EFFECT_THRESHOLD) & eff["worse"]] if eff is not None else None
@@ -159,7 +157,7 @@ def sensitivity(results: pd.DataFrame, cases: pd.DataFrame | None = None, seed: 
             "spearman_rho": rho, "spearman_p": p,
             "direction": "flat" if oriented == 0 else ("worse" if oriented < 0 else "better"),
             "right_direction": bool(oriented < 0),
-            "monotone": bool(len(steps) > 0 and (np.all(steps > 0) or np.all(steps < 0))),
+            "monotone": _strictly_monotone(level_means),
             "delta_at_max": np.nan if at_max is None else at_max["delta"],
             "effect_at_max": np.nan if at_max is None else at_max["effect"],
             "noise_source": "unavailable" if at_max is None else at_max["noise_source"],
@@ -201,10 +199,31 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """scipy's Spearman ρ and p; NaN for fewer than 3 points or a constant input (nothing to rank)."""
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return np.nan, np.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = stats.spearmanr(x, y)
+    result = stats.spearmanr(x, y)
     return float(result.statistic), float(result.pvalue)
+
+
+def _seed_std(values: pd.Series) -> float:
+    """Std (ddof 1) over seeds; NaN for one seed, or when a seed's value is infinite (no finite spread)."""
+    if len(values) < 2 or np.isinf(values).any():
+        return np.nan
+    return float(values.std(ddof=1))
+
+
+def _change(level: float, baseline: float) -> float:
+    """level − baseline; NaN when both are the same infinity (PSNR of identical images at both levels: the
+    mean cannot move, so there is no change to measure)."""
+    if np.isinf(level) and level == baseline:
+        return np.nan
+    return level - baseline
+
+
+def _strictly_monotone(means: np.ndarray) -> bool:
+    """The level means move strictly one way; equal neighbours (two infinite levels included) or a NaN do not."""
+    if len(means) < 2:
+        return False
+    rising, falling = means[1:] > means[:-1], means[1:] < means[:-1]
+    return bool(rising.all() or falling.all())
 
 
 def _oriented(change: float, higher_is_better: bool) -> float:

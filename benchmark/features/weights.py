@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,74 @@ def load_state_dict_file(path: Path, what: str) -> dict[str, torch.Tensor]:
         if state and all(key.startswith(prefix) for key in state):
             state = {key[len(prefix) :]: value for key, value in state.items()}
     return state
+
+
+class _ScriptModuleState:
+    """Stands in for a TorchScript module class while unpickling: keeps its attributes, runs no code."""
+
+
+_STORAGE_DTYPES = {"FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
+                   "LongStorage": torch.int64, "IntStorage": torch.int32, "BoolStorage": torch.bool}
+
+
+def _rebuild_tensor(storage: torch.Tensor, offset: int, size: tuple, stride: tuple, *_: object) -> torch.Tensor:
+    """A tensor viewing its record's storage (a bytearray the tensor keeps alive; nothing is copied)."""
+    return storage.as_strided(size, stride, offset)
+
+
+class _TorchScriptUnpickler(pickle.Unpickler):
+    """Reads a TorchScript archive's `data.pkl` as plain attribute trees: module classes become
+    `_ScriptModuleState`, tensors are rebuilt from the archive's `data/<key>` records; no other global loads."""
+
+    def __init__(self, archive: zipfile.ZipFile, prefix: str) -> None:
+        super().__init__(io.BytesIO(archive.read(f"{prefix}data.pkl")))
+        self.archive, self.prefix = archive, prefix
+        self.storages: dict[str, torch.Tensor] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith("__torch__."):
+            return _ScriptModuleState
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _STORAGE_DTYPES[name]
+        if (module, name) == ("torch.jit._pickle", "build_intlist"):
+            return list
+        if (module, name) == ("collections", "OrderedDict"):
+            return dict
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a TorchScript archive")
+
+    def persistent_load(self, pid: Any) -> torch.Tensor:
+        _, dtype, key, _, numel = pid
+        if key not in self.storages:
+            raw = bytearray(self.archive.read(f"{self.prefix}data/{key}"))
+            flat = torch.frombuffer(raw, dtype=dtype, count=numel) if numel else torch.empty(0, dtype=dtype)
+            self.storages[key] = flat
+        return self.storages[key]
+
+
+def _module_tensors(state: _ScriptModuleState, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
+    tensors = []
+    for name, value in vars(state).items():
+        if isinstance(value, torch.Tensor):
+            tensors.append((f"{prefix}{name}", value))
+        elif isinstance(value, _ScriptModuleState):
+            tensors.extend(_module_tensors(value, f"{prefix}{name}."))
+    return tensors
+
+
+def load_torchscript_tensors(path: Path, what: str) -> list[tuple[str, torch.Tensor]]:
+    """The (dotted name, tensor) pairs of a TorchScript archive's modules, in the order the archive stores
+    them (module attribute order, depth first), read with zipfile and a restricted unpickler: the archive's
+    code is never compiled or run, so no `torch.jit.load` (deprecated since torch 2.13)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [name for name in archive.namelist() if name.endswith("/data.pkl") and name.count("/") == 1]
+            if len(pickles) != 1:
+                raise pickle.UnpicklingError("no single <archive>/data.pkl record")
+            root = _TorchScriptUnpickler(archive, pickles[0][: -len("data.pkl")]).load()
+    except (zipfile.BadZipFile, pickle.UnpicklingError, KeyError, ValueError, EOFError) as error:
+        raise BenchmarkError(f"Could not read the {what} TorchScript weight file {path}: {error}") from error
+    if not isinstance(root, _ScriptModuleState):
+        raise BenchmarkError(f"The {what} weight file {path} does not hold a TorchScript module.")
+    return _module_tensors(root)

@@ -28,6 +28,7 @@ and, for volumes, the axial slice), and optionally `<perturbation>__sev<severity
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,15 @@ from benchmark.errors import DataError
 
 STUDY_SCHEMA = 1
 NOT_RECORDED = "not recorded"
+
+
+def data_name(description: str, source: str) -> str:
+    """What a caption calls the data: a description that is a folder path becomes the folder's name (the
+    report names the data, not where one machine keeps it); the phantom's folder, a cache entry named by a
+    content hash, is named by its source alone (empty string)."""
+    if "/" not in description and "\\" not in description:
+        return description
+    return "" if source == "phantom" else re.split(r"[/\\]", description.rstrip("/\\"))[-1]
 
 
 @dataclass
@@ -65,8 +75,9 @@ class StudyInfo:
         """One line naming the data: source, modality, geometry, subjects and items per split."""
         d = self.data
         parts = [str(d.get("source", NOT_RECORDED))]
-        if d.get("description"):
-            parts.append(str(d["description"]))
+        name = data_name(str(d.get("description") or ""), parts[0])
+        if name:
+            parts.append(name)
         if d.get("modalities"):
             parts.append("/".join(d["modalities"]))
         if d.get("shape"):
