@@ -13,8 +13,8 @@ import pytest
 
 from benchmark.errors import DataError
 from benchmark.study.schema import CASE_COLUMNS, RESULT_COLUMNS, load_results
-from benchmark.study.scope import StudyScope
-from benchmark.study.store import CellKey, ResultsStore, hash_config
+from benchmark.study.scope import StudyScope, hash_config
+from benchmark.study.store import CellKey, ResultsStore
 
 
 def metric_rows(value: float) -> list[dict]:

@@ -25,8 +25,8 @@ from benchmark.errors import ConfigError
 from benchmark.generators.base import ConditionalGenerator
 from benchmark.generators.sets import GeneratorSet
 from benchmark.generators.training import train_generator
-from benchmark.study.scope import study_scope
-from benchmark.study.store import CellKey, ResultsStore, hash_config
+from benchmark.study.scope import hash_config, study_scope
+from benchmark.study.store import CellKey, ResultsStore
 
 log = logging.getLogger("benchmark.generators")
 N_SAMPLES = 6  # test items shown per generator in the report

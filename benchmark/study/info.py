@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data.imageset import PreparedData
-from benchmark.study.store import hash_config
+from benchmark.study.scope import hash_config
 
 PACKAGES = ("mri-metric-bench", "torch", "monai", "torchio", "numpy", "scipy", "scikit-image", "hydra-core")
 

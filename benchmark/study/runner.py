@@ -30,8 +30,8 @@ from tqdm import tqdm
 from benchmark.data.imageset import ImageSet, PreparedData
 from benchmark.errors import DiskFullError
 from benchmark.study.info import levels_of
-from benchmark.study.scope import StudyScope, plain, stage_configs, study_scope
-from benchmark.study.store import CellKey, ResultsStore, hash_config
+from benchmark.study.scope import StudyScope, hash_config, plain, stage_configs, study_scope
+from benchmark.study.store import CellKey, ResultsStore
 
 log = logging.getLogger("benchmark.study")
 Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # (result rows, per-case rows)
