@@ -34,6 +34,26 @@ def _mni_maps() -> tuple[np.ndarray, np.ndarray]:
     return np.stack([gm * inside, wm * inside, csf, outside_mm]).astype(np.float32), template.origin_mm
 
 
+def coarse_grid(shape: tuple[int, ...], affine: np.ndarray, step_mm: float = 1.5
+                ) -> tuple[tuple[int, ...], np.ndarray]:
+    """A grid over the same field of view with voxels of about `step_mm` (a whole number of fine voxels
+    per axis): the static tissue is smooth at that scale, and sampling it there costs a fraction."""
+    spacing = np.linalg.norm(np.asarray(affine, np.float64)[:3, :3], axis=0)
+    factor = np.maximum(np.round(step_mm / spacing), 1).astype(int)
+    coarse_shape = tuple(int(np.ceil(n / k)) for n, k in zip(shape, factor, strict=True))
+    coarse = np.asarray(affine, np.float64) @ np.diag([*factor.astype(float), 1.0])
+    coarse[:3, 3] = np.asarray(affine, np.float64)[:3, :3] @ ((factor - 1) / 2) + np.asarray(affine)[:3, 3]
+    return coarse_shape, coarse
+
+
+def upsample(volume: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A coarse-grid map (`coarse_grid`) linearly interpolated onto the fine grid of `shape`."""
+    if tuple(volume.shape) == tuple(shape):
+        return volume
+    factors = [n / c for n, c in zip(shape, volume.shape, strict=True)]
+    return ndimage.zoom(volume, factors, order=1, mode="nearest", grid_mode=True).astype(np.float32)
+
+
 def head_tissues(shape: tuple[int, int, int], affine: np.ndarray, mni_offset_mm: np.ndarray) -> dict[str, np.ndarray]:
     """Tissue fractions (0-1, float32, one map per name in TISSUES, summing to at most 1; air is the rest)
     on the grid of `shape` voxels and voxel-to-world `affine`, whose world point p lies at MNI p + offset."""
@@ -54,6 +74,8 @@ def head_tissues(shape: tuple[int, int, int], affine: np.ndarray, mni_offset_mm:
     return {name: (tissues[name] * scale).astype(np.float32) for name in TISSUES}
 
 
-def head_mask(tissues: dict[str, np.ndarray]) -> np.ndarray:
-    """The imaged head (bool): voxels at least half filled by tissue."""
-    return sum(tissues.values()) >= 0.5
+def head_mask(tissues: dict[str, np.ndarray], shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The imaged head (bool): voxels at least half filled by tissue, on the grid of `shape` when the
+    tissue maps are on a coarse grid (`coarse_grid`)."""
+    total = sum(tissues.values())
+    return upsample(total, shape or total.shape) >= 0.5

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark.data.vessels.anatomy import head_mask, head_tissues
+from benchmark.data.vessels.anatomy import coarse_grid, head_mask, head_tissues
 from benchmark.data.vessels.rasterise import rasterise_tree
 from benchmark.data.vessels.tof import render_tof
 from benchmark.data.vessels.tree import VesselTree, cerebral_arterial_tree
@@ -52,8 +52,9 @@ def _inside_brain() -> Any:
 
 @lru_cache(maxsize=1)
 def _slab_tissues(shape: tuple[int, int, int], affine: tuple[float, ...]) -> dict[str, np.ndarray]:
-    """The head's tissue maps on the phantom's slab, shared by its subjects (sampled once per process)."""
-    return head_tissues(shape, np.array(affine).reshape(4, 4), np.zeros(3))
+    """The head's tissue maps on a coarse grid over the phantom's slab, shared by its subjects (sampled
+    once per process)."""
+    return head_tissues(*coarse_grid(shape, np.array(affine).reshape(4, 4)), np.zeros(3))
 
 
 def render_phantom_subject(settings: VesselPhantom, index: int) -> RenderedSubject:
@@ -70,4 +71,4 @@ def render_phantom_subject(settings: VesselPhantom, index: int) -> RenderedSubje
     facts = {"segments": len(tree), "vessel_voxels": int(vessels.sum()),
              "radius_mm": [round(float(tree.radii.min()), 3), round(float(tree.radii.max()), 3)],
              "trunks": sorted({name.split("/")[0] for name in tree.names})}
-    return RenderedSubject(tof, vessels, head_mask(tissues) | vessels, affine, facts, tree)
+    return RenderedSubject(tof, vessels, head_mask(tissues, shape) | vessels, affine, facts, tree)

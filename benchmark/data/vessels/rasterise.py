@@ -41,12 +41,24 @@ def _voxel_box(points_mm: np.ndarray, margin_mm: float, inverse: np.ndarray, spa
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
 
 
+def ramp_volume_scale(radius: np.ndarray, width: float) -> np.ndarray:
+    """The factor that makes a linear wall ramp of `width` (mm) hold a vessel's true cross-section pi r^2:
+    the ramp clip(0.5 + (r - d) / w, 0, 1) integrates to pi r^2 + pi w^2 / 12 for r >= w / 2, and to far
+    more than pi r^2 for thinner vessels, so it is scaled down by their ratio."""
+    r = np.maximum(np.asarray(radius, dtype=np.float64), 1e-6)
+    outer = r + width / 2
+    inner = np.maximum(r - width / 2, 0.0)
+    area = np.pi * inner**2 + 2 * np.pi / width * (outer**3 / 6 - outer * inner**2 / 2 + inner**3 / 3)
+    return np.pi * r**2 / area
+
+
 def rasterise_tree(tree: VesselTree, shape: tuple[int, int, int], affine: np.ndarray) -> VesselMaps:
     """Draw every segment (a truncated cone) on the grid of `shape` voxels and voxel-to-world `affine` (mm).
 
     Partial volume: a voxel at distance d from the axis of a vessel of radius r holds
-    clip(0.5 + (r - d) / w, 0, 1) blood, w the voxel's mean edge (the box average of a flat wall);
-    overlapping segments take the larger share. Radius and path come from the segment with the largest share.
+    clip(0.5 + (r - d) / w, 0, 1) blood, w the voxel's mean edge (the box average of a flat wall), scaled
+    so the cross-section holds pi r^2 (`ramp_volume_scale`); overlapping segments take the larger share.
+    Radius and path come from the segment with the largest share.
     """
     affine = np.asarray(affine, dtype=np.float64)
     inverse = np.linalg.inv(affine)
@@ -67,7 +79,8 @@ def rasterise_tree(tree: VesselTree, shape: tuple[int, int, int], affine: np.nda
         nearest = start + t[..., None] * axis
         distance = np.linalg.norm(world - nearest, axis=-1)
         local_radius = r0 + (r1 - r0) * t
-        share = np.clip(0.5 + (local_radius - distance) / width, 0.0, 1.0).astype(np.float32)
+        share = np.clip(0.5 + (local_radius - distance) / width, 0.0, 1.0) * ramp_volume_scale(local_radius, width)
+        share = share.astype(np.float32)
         better = share > fraction[box]
         fraction[box] = np.where(better, share, fraction[box])
         radius[box] = np.where(better, local_radius, radius[box])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.data.vessels.anatomy import CIRCLE_OF_WILLIS_MNI, head_mask, head_tissues
+from benchmark.data.vessels.anatomy import CIRCLE_OF_WILLIS_MNI, coarse_grid, head_mask, head_tissues
 from benchmark.data.vessels.masks import read_vessel_mask
 from benchmark.data.vessels.phantom import RenderedSubject
 from benchmark.data.vessels.tof import TofParameters, render_tof
@@ -44,8 +44,8 @@ def render_mask_file(path: Path, label_map: dict[int, int] | None, rng: np.rando
     vessels = volume.data
     spacing = volume.spacing
     offset = mni_offset(vessels, volume.affine)
-    tissues = head_tissues(vessels.shape, volume.affine, offset)
+    tissues = head_tissues(*coarse_grid(vessels.shape, volume.affine), offset)
     tof = render_tof(vessels.astype(np.float32), spacing, tissues, rng, params=params)
     facts = {"source": str(path), "shape": list(vessels.shape), "spacing_mm": [round(s, 4) for s in spacing],
              "vessel_voxels": int(vessels.sum()), "mni_offset_mm": [round(float(v), 1) for v in offset]}
-    return RenderedSubject(tof, vessels, head_mask(tissues) | vessels, volume.affine, facts)
+    return RenderedSubject(tof, vessels, head_mask(tissues, vessels.shape) | vessels, volume.affine, facts)

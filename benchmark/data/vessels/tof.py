@@ -24,6 +24,8 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from benchmark.data.vessels.anatomy import upsample
+
 T1_MS_3T = {"blood": 1650.0, "wm": 850.0, "gm": 1330.0, "csf": 4000.0, "fat": 380.0, "skin": 1400.0}
 PROTON_DENSITY = {"blood": 0.85, "wm": 0.69, "gm": 0.8, "csf": 1.0, "fat": 0.9, "skin": 0.7, "bone": 0.05}
 
@@ -47,7 +49,7 @@ class TofParameters:
     radius_ref_mm: float = 2.0
     velocity_exponent: float = 0.5
     psf_fwhm_mm: tuple[float, float, float] = (0.6, 0.6, 0.9)
-    noise_fraction: float = 0.06
+    noise_fraction: float = 0.042
     coil_variation: float = 0.1
 
 
@@ -80,20 +82,33 @@ def blood_signal(path_mm: np.ndarray, radius_mm: np.ndarray, params: TofParamete
     return (m_ss + (1.0 - m_ss) * (e1 * np.cos(alpha)) ** pulses).astype(np.float32)
 
 
+def _vessel_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    """The bounding box of `mask` grown by `margin` voxels (clipped): vessel maps are computed inside it."""
+    present = np.argwhere(mask)
+    if len(present) == 0:
+        return tuple(slice(0, 0) for _ in mask.shape)
+    low = np.maximum(present.min(axis=0) - margin, 0)
+    high = np.minimum(present.max(axis=0) + margin + 1, mask.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+
+
 def local_radius_mm(mask: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
     """Radius of the vessel covering each mask voxel (mm; 0 outside): the largest distance to the wall
     within a vessel-sized neighbourhood, i.e. the distance of the nearby centreline to the wall."""
-    distance = ndimage.distance_transform_edt(mask, sampling=spacing).astype(np.float32)
+    out = np.zeros(mask.shape, np.float32)
+    box = _vessel_box(mask, 2)
+    inner = mask[box]
+    distance = ndimage.distance_transform_edt(inner, sampling=spacing).astype(np.float32)
     reach = np.maximum(np.ceil(2.5 / np.asarray(spacing)).astype(int) * 2 + 1, 3)
-    return (ndimage.maximum_filter(distance, size=tuple(reach)) * mask).astype(np.float32)
+    out[box] = ndimage.maximum_filter(distance, size=tuple(reach)) * inner
+    return out
 
 
 def inflow_path_mm(mask: np.ndarray, spacing: tuple[float, ...], tortuosity: float = 1.4) -> np.ndarray:
-    """Blood's path length (mm) from the slab's inferior face (z index 0, arteries flow upward) to each mask
-    voxel, along the vessels (shortest path through 26-connected mask voxels). Voxels not reached from
-    the inferior face get `tortuosity` times their height above it."""
+    """Blood's path length (mm) from where the arteries enter (the lowest slice holding vessel: arteries flow
+    upward, along +Z) to each mask voxel, along the vessels (shortest path through 26-connected mask
+    voxels). Voxels not reached from there get `tortuosity` times their height above that slice."""
     spacing_arr = np.asarray(spacing, dtype=np.float64)
-    height = (np.arange(mask.shape[2]) * spacing_arr[2])[None, None, :] * np.ones(mask.shape, np.float32)
     path = np.zeros(mask.shape, np.float32)
     voxels = np.argwhere(mask)
     if len(voxels) == 0:
@@ -116,17 +131,20 @@ def inflow_path_mm(mask: np.ndarray, spacing: tuple[float, ...], tortuosity: flo
                        shape=(len(voxels), len(voxels))).tocsr()
     sources = np.flatnonzero(voxels[:, 2] == voxels[:, 2].min())
     distance = dijkstra(graph, directed=False, indices=sources, min_only=True)
-    fallback = tortuosity * height[tuple(voxels.T)]
+    fallback = tortuosity * (voxels[:, 2] - voxels[:, 2].min()) * spacing_arr[2]
     path[tuple(voxels.T)] = np.where(np.isfinite(distance), distance, fallback)
     return path
 
 
 def _coil_shading(shape: tuple[int, ...], rng: np.random.Generator, amplitude: float) -> np.ndarray:
-    """A smooth multiplicative field 1 +- amplitude (a few control points per axis)."""
-    coarse = rng.standard_normal(tuple(3 for _ in shape))
-    field_ = ndimage.zoom(coarse, [n / 3 for n in shape], order=1, mode="nearest", grid_mode=True)
-    field_ = field_ / max(float(np.abs(field_).max()), 1e-6)
-    return (1.0 + amplitude * field_).astype(np.float32)
+    """A smooth multiplicative field 1 +- amplitude: the mean of one random low-order profile per axis."""
+    field_ = np.zeros(shape, np.float32)
+    for axis, n in enumerate(shape):
+        position = np.linspace(-1.0, 1.0, n)
+        a, b, phase = rng.uniform(-1.0, 1.0, 3)
+        profile = (a * position + b * np.cos(np.pi * position + phase)) / 2
+        field_ += profile.astype(np.float32).reshape([-1 if k == axis else 1 for k in range(len(shape))])
+    return 1.0 + amplitude * field_ / len(shape)
 
 
 def render_tof(vessel_fraction: np.ndarray, spacing: tuple[float, float, float], tissues: dict[str, np.ndarray],
@@ -136,8 +154,9 @@ def render_tof(vessel_fraction: np.ndarray, spacing: tuple[float, float, float],
 
     `vessel_fraction`: blood share per voxel (0-1; a binary mask works: its edges get partial volume from
     the PSF); `spacing` mm per axis, Z the slab axis with inflow at index 0; `tissues`: static tissue
-    fractions by name (`anatomy.TISSUES`); `radius_mm` / `path_mm`: vessel radius and inflow path per
-    voxel (derived from the mask when None); `rng` draws the coil shading and the noise.
+    fractions by name (`anatomy.TISSUES`), on this grid or on a coarse grid over the same field of view
+    (`anatomy.coarse_grid`; the static signal is interpolated); `radius_mm` / `path_mm`: vessel radius
+    and inflow path per voxel (derived from the mask when None); `rng` draws the coil shading and noise.
     """
     params = params or TofParameters()
     fraction = np.clip(np.asarray(vessel_fraction, np.float32), 0.0, 1.0)
@@ -147,11 +166,13 @@ def render_tof(vessel_fraction: np.ndarray, spacing: tuple[float, float, float],
     if path_mm is None:
         path_mm = inflow_path_mm(mask | (fraction > 0), spacing)
     signal = tissue_signal(params)
-    static = np.zeros(fraction.shape, np.float32)
-    for name, share in tissues.items():
-        static += share * np.float32(signal[name])
-    blood = blood_signal(path_mm, np.maximum(radius_mm, 0.05), params)
-    image = fraction * blood + (1.0 - fraction) * static
+    static = sum(share * np.float32(signal[name]) for name, share in tissues.items())
+    static = upsample(np.asarray(static, np.float32), fraction.shape)
+    image = static
+    vessel = fraction > 0
+    share = fraction[vessel]
+    blood = blood_signal(path_mm[vessel], np.maximum(radius_mm[vessel], 0.05), params)
+    image[vessel] = share * blood + (1.0 - share) * image[vessel]
     image *= _coil_shading(image.shape, rng, params.coil_variation)
     sigma_vox = [f / 2.355 / s for f, s in zip(params.psf_fwhm_mm, spacing, strict=True)]
     image = ndimage.gaussian_filter(image, sigma_vox, mode="nearest")
