@@ -298,13 +298,33 @@ class TofWithMasks:
             root, cases = manifest.parent, find_manifest_cases(manifest, [MODALITY], label_map)
         else:
             raise ConfigError(f"data.vessels.layout={self.layout} is not pattern or manifest.")
+        heads = None if data_cfg.get("patterns", {}).get("brain_mask") and self.layout == "pattern" else \
+            _cache_dir(data_cfg) / "vessel_heads"
         for case in cases:
             tof = tof_header(case.images[MODALITY])
             if case.label is not None:
                 mask = read_vessel_mask(case.label, label_map)
                 check_same_grid(tof, mask)
             case.label_map = _as_vessel_map(label_map)
+            if case.brain_mask is None and heads is not None:
+                case.brain_mask = _head_file(case.images[MODALITY], heads)
         return root, cases
+
+
+def _head_file(tof_path: Path, folder: Path) -> Path:
+    """A head mask of the TOF volume (`masks.head_from_tof`), written once per file content under `folder`:
+    the study's brain-mask rule (Otsu) would keep only the bright vessels of a TOF image."""
+    from benchmark.data.vessels.masks import head_from_tof, read_tof
+
+    path = folder / f"{file_digest(tof_path)[:24]}_head.nii.gz"
+    if not path.is_file():
+        volume = read_tof(tof_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.nii.gz"
+        image = nib.Nifti1Image(head_from_tof(volume.data).astype(np.uint8), volume.affine)
+        nib.save(image, partial)
+        partial.rename(path)
+    return path
 
 
 def _as_vessel_map(label_map: dict[int, int] | None) -> dict[int, int]:
