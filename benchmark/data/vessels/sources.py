@@ -32,6 +32,7 @@ from benchmark.data.labels import resolve_label_map
 from benchmark.data.nifti import check_same_grid
 from benchmark.data.readers import CaseFiles
 from benchmark.errors import ConfigError, DataError
+from benchmark.workers import process_context, worker_count
 
 log = logging.getLogger(__name__)
 MODALITY = "tof"
@@ -110,7 +111,6 @@ def ensure_rendered(cache_dir: Path, prefix: str, parameters: dict[str, Any], ca
     """The folder of rendered `cases` for these parameters, rendering them (on every core when there
     are many) only when it is missing or incomplete. `render(folder, index)` writes case `index`."""
     from benchmark.data.cache import subject_key
-    from benchmark.data.prepare import MIN_SUBJECTS_FOR_WORKERS, available_cores, process_context
 
     key = subject_key([], {"parameters": parameters, "cases": cases, "version": RENDER_VERSION}, [])[:16]
     root = cache_dir / f"{prefix}_{key}"
@@ -121,7 +121,7 @@ def ensure_rendered(cache_dir: Path, prefix: str, parameters: dict[str, Any], ca
     partial.mkdir(parents=True)
     try:
         indices = range(len(cases))
-        workers = min(available_cores(), len(cases)) if len(cases) >= MIN_SUBJECTS_FOR_WORKERS // 2 else 1
+        workers = worker_count(0, len(cases))
         if workers > 1:
             with ProcessPoolExecutor(workers, mp_context=process_context()) as pool:
                 facts = list(pool.map(render, [partial] * len(cases), indices))
