@@ -1,6 +1,7 @@
 """Calibrate the TOF renderer against a real TOF-MRA crop: the same three measurements (`measure`) on the
 real crop, on phantom subjects cropped around their Circle of Willis and on real Circle-of-Willis masks
-rendered with the renderer; a table (CSV and Markdown) and a side-by-side figure (axial slice and MIP).
+rendered with the renderer; a table (CSV and Markdown), a side-by-side figure (axial slice and MIP) and a
+preview of one phantom's whole slab.
 
     python -m benchmark.data.vessels.calibrate --out calibration/
 
@@ -30,8 +31,9 @@ CROP_HALF_MM = np.array([21.0, 18.0, 10.0])  # the real crop's extent (41.6 x 36
 TOPCOW_VESSELS = {value: int(value > 0) for value in range(16)}
 
 
-def phantom_crops(n_subjects: int, seed: int) -> list[tuple[str, np.ndarray, tuple[float, ...]]]:
-    """Phantom subjects cropped like the real crop around their Circle of Willis."""
+def phantom_crops(n_subjects: int, seed: int, out: Path) -> list[tuple[str, np.ndarray, tuple[float, ...]]]:
+    """Phantom subjects cropped like the real crop around their Circle of Willis (and the first one's whole
+    slab previewed under `out`)."""
     from benchmark.data.vessels.phantom import render_phantom_subject
     from benchmark.data.vessels.sources import VesselPhantom
 
@@ -44,7 +46,31 @@ def phantom_crops(n_subjects: int, seed: int) -> list[tuple[str, np.ndarray, tup
     for index in range(n_subjects):
         tof = render_phantom_subject(settings, index).tof
         crops.append((f"phantom {index}", tof[low[0]:high[0], low[1]:high[1], low[2]:high[2]], spacing))
+        if index == 0:
+            write_slab_preview(tof, spacing, out)
     return crops
+
+
+def write_slab_preview(tof: np.ndarray, spacing: tuple[float, ...], out: Path) -> None:
+    """phantom_slab.png: one phantom subject's whole slab as radiologists read TOF: axial MIP (anterior up)
+    and coronal MIP (superior up), beside the middle axial slice."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    top = float(np.percentile(tof, 99.95))
+    views = [("axial MIP", np.rot90(tof.max(axis=2)), spacing[1] / spacing[0]),
+             ("axial slice", np.rot90(tof[:, :, tof.shape[2] // 2]), spacing[1] / spacing[0]),
+             ("coronal MIP", np.rot90(tof.max(axis=1)), spacing[2] / spacing[0])]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1, 1, 1.1]})
+    for axis, (title, plane, aspect) in zip(axes, views, strict=True):
+        axis.imshow(plane, cmap="gray", vmin=0, vmax=top, aspect=aspect)
+        axis.set_title(f"vessel phantom 0: {title}", fontsize=9)
+        axis.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "phantom_slab.png", dpi=100)
+    plt.close(fig)
 
 
 def rendered_masks(folder: Path, seed: int) -> list[tuple[str, np.ndarray, tuple[float, ...]]]:
@@ -115,7 +141,7 @@ def calibrate(out: Path, real_path: Path = REAL_CROP, masks: Path | None = COW_M
     out.mkdir(parents=True, exist_ok=True)
     real = read_tof(Path(real_path))
     real_figures = measure_tof(real.data, real.spacing)
-    phantom = phantom_crops(n_phantom, seed)
+    phantom = phantom_crops(n_phantom, seed, out)
     groups = {"phantom": [measure_tof(v, s) for _, v, s in phantom]}
     shown = [("real TOF crop", real.data, real.spacing), phantom[0]]
     if masks is not None and Path(masks).is_dir():
