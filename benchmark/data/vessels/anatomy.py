@@ -1,8 +1,8 @@
 """Static head tissue on any voxel grid, from the MNI152 maps nilearn ships: grey and white matter inside
-the brain, CSF in the sulci and basal cisterns, then, by distance outside the skull's inner surface, a
-CSF rim, the skull (dark cortical bone with a fatty diploe), the scalp's subcutaneous fat and the skin.
-A TOF-MRA slab shows all of them; fat is the one static tissue that stays bright (short T1, no
-magnetisation transfer)."""
+the brain, CSF in the sulci and basal cisterns (`intracranial_space`), then, by distance outside the
+skull's inner surface, a CSF rim, the skull (dark cortical bone with a fatty diploe), the scalp's
+subcutaneous fat and the skin. A TOF-MRA slab shows all of them; fat is the one static tissue that stays
+bright (short T1, no magnetisation transfer)."""
 
 from __future__ import annotations
 
@@ -19,22 +19,31 @@ HEAD_LAYERS: tuple[tuple[str, float, float], ...] = (
     ("csf", 0.0, 2.0), ("bone", 2.0, 4.0), ("fat", 4.0, 5.5), ("bone", 5.5, 7.5), ("fat", 7.5, 12.0),
     ("skin", 12.0, 14.0),
 )
-CISTERN_CLOSING_MM = 12.0  # closing radius that fills the basal cisterns and sulci of the MNI brain mask
 # The Circle of Willis in MNI152 mm: where a crop of a real Circle-of-Willis mask is placed.
 CIRCLE_OF_WILLIS_MNI = np.array([0.0, -8.0, -18.0])
 
 
+def intracranial_space(brain: np.ndarray) -> np.ndarray:
+    """The space inside the skull (bool): per axial slice, the convex hull of the brain's section. It adds
+    the basal cisterns, the sulci and, at the skull base, the midline between the temporal lobes (sella,
+    clivus: CSF, bone and air, all dark in TOF), so no scalp layers are drawn inside the head."""
+    from skimage.morphology import convex_hull_image
+
+    inside = brain.copy()
+    for z in range(brain.shape[2]):
+        if brain[:, :, z].any():
+            inside[:, :, z] |= convex_hull_image(brain[:, :, z])
+    return inside
+
+
 @lru_cache(maxsize=1)
 def _mni_maps() -> tuple[np.ndarray, np.ndarray]:
-    """(4, X, Y, Z) float32 maps on MNI's 1 mm grid (gm, wm, csf, distance outside the skull's inner surface
-    in mm) and the grid's origin (mm). The inner skull surface is the brain mask closed by
-    `CISTERN_CLOSING_MM`: the basal cisterns round the Circle of Willis are CSF, not scalp."""
+    """(4, X, Y, Z) float32 maps on MNI's 1 mm grid (gm, wm, csf, distance outside the intracranial space
+    in mm) and the grid's origin (mm)."""
     template = load_mni_template(1.0)
     gm, wm, brain, _ = template.maps.numpy()
     inside = brain > 0.5
-    grown = ndimage.distance_transform_edt(~inside) <= CISTERN_CLOSING_MM
-    intracranial = ndimage.distance_transform_edt(grown) > CISTERN_CLOSING_MM
-    intracranial |= inside
+    intracranial = intracranial_space(inside)
     outside_mm = ndimage.distance_transform_edt(~intracranial).astype(np.float32)
     csf = np.clip(1.0 - gm * inside - wm * inside, 0.0, 1.0) * intracranial
     return np.stack([gm * inside, wm * inside, csf, outside_mm]).astype(np.float32), template.origin_mm

@@ -39,7 +39,18 @@ MODALITY = "tof"
 VESSEL_LABEL_MAP = {0: 0, 1: 1}
 SUFFIXES = {"tof": "_tof.nii.gz", "vessels": "_vessels.nii.gz", "head": "_head.nii.gz"}
 MANIFEST = "vessels.json"
-RENDER_VERSION = 1  # bump when the renderer's output changes, so cached renders are made again
+RENDERING_MODULES = ("tree", "rasterise", "anatomy", "tof", "phantom", "real", "masks")
+
+
+def renderer_fingerprint() -> str:
+    """A digest of the source of the modules that shape a rendered subject: renders cached by another
+    version of the code are made again, never reused."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in RENDERING_MODULES:
+        digest.update((Path(__file__).parent / f"{name}.py").read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def find_vessel_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, list[CaseFiles]]:
@@ -112,7 +123,8 @@ def ensure_rendered(cache_dir: Path, prefix: str, parameters: dict[str, Any], ca
     are many) only when it is missing or incomplete. `render(folder, index)` writes case `index`."""
     from benchmark.data.cache import subject_key
 
-    key = subject_key([], {"parameters": parameters, "cases": cases, "version": RENDER_VERSION}, [])[:16]
+    version = renderer_fingerprint()
+    key = subject_key([], {"parameters": parameters, "cases": cases, "version": version}, [])[:16]
     root = cache_dir / f"{prefix}_{key}"
     if _complete(root):
         return root
@@ -128,7 +140,7 @@ def ensure_rendered(cache_dir: Path, prefix: str, parameters: dict[str, Any], ca
         else:
             facts = [render(partial, index) for index in indices]
         files = {p.relative_to(partial).as_posix(): p.stat().st_size for p in sorted(partial.glob("*/*.nii.gz"))}
-        (partial / MANIFEST).write_text(json.dumps({"parameters": parameters, "version": RENDER_VERSION,
+        (partial / MANIFEST).write_text(json.dumps({"parameters": parameters, "version": version,
                                                     "subjects": dict(zip(cases, facts, strict=True)),
                                                     "files": files}, indent=1, default=str))
         try:
