@@ -188,3 +188,15 @@ def test_rendered_dataset_manifest_lists_its_files(tmp_path: Path) -> None:
     assert _complete(root)
     (root / "a" / "a_tof.nii.gz").write_bytes(b"x")
     assert not _complete(root)
+
+
+def test_user_tof_by_manifest(tmp_path: Path) -> None:
+    root = write_tof_dataset(tmp_path / "d")
+    rows = ["subject,tof,label"] + [f"s{i},sub{i}/tof.nii.gz,sub{i}/vessels.nii.gz" for i in range(3)]
+    (root / "cases.csv").write_text("\n".join(rows) + "\n")
+    cfg = data_config("data=tof", "data.vessels.layout=manifest", f"data.manifest={root / 'cases.csv'}",
+                      f"data.cache_dir={tmp_path / 'cache'}", *SMALL)
+    data = prepare_data(cfg, seed=0)
+    assert sorted(data.train.subject_ids[:1] + data.val.subject_ids[:1] + data.test.subject_ids[:1]) == \
+        ["s0", "s1", "s2"]
+    assert set(data.test.labels.unique().tolist()) == {0, 1}
