@@ -136,6 +136,7 @@ def test_bad_input_names_the_file(tmp_path: Path, damage: str, message: str) -> 
     assert str(bad) in str(error.value) and message in str(error.value)
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_4d_tof_with_one_paragraph_and_exit_2(tmp_path: Path) -> None:
     root = write_tof_dataset(tmp_path / "d")
     tof = np.asarray(nib.load(root / "sub1" / "tof.nii.gz").dataobj)
