@@ -118,9 +118,10 @@ def _cache_dir(data_cfg: DictConfig) -> Path:
 
 
 def ensure_rendered(cache_dir: Path, prefix: str, parameters: dict[str, Any], cases: list[str],
-                    render: Callable[[Path, int], dict[str, Any]]) -> Path:
-    """The folder of rendered `cases` for these parameters, rendering them (on every core when there
-    are many) only when it is missing or incomplete. `render(folder, index)` writes case `index`."""
+                    render: Callable[[Path, int], dict[str, Any]], workers: int = 0) -> Path:
+    """The folder of rendered `cases` for these parameters, rendering them only when it is missing or
+    incomplete, in `workers` processes (0: every core; `data.workers`) when there are many.
+    `render(folder, index)` writes case `index`."""
     from benchmark.data.cache import subject_key
 
     version = renderer_fingerprint()
@@ -133,7 +134,9 @@ def ensure_rendered(cache_dir: Path, prefix: str, parameters: dict[str, Any], ca
     partial.mkdir(parents=True)
     try:
         indices = range(len(cases))
-        workers = worker_count(0, len(cases))
+        workers = worker_count(workers, len(cases))
+        log.info("rendering %d %s subjects as TOF-MRA into %s (%d worker(s); reused afterwards)", len(cases),
+                 prefix, root, workers)
         if workers > 1:
             with ProcessPoolExecutor(workers, mp_context=process_context()) as pool:
                 facts = list(pool.map(render, [partial] * len(cases), indices))
@@ -195,7 +198,7 @@ class VesselPhantom:
         names = [f"VesselPhantom_{index:04d}" for index in range(int(self.n_subjects))]
         parameters = {"kind": "phantom", **asdict(self)}
         root = ensure_rendered(_cache_dir(data_cfg), "vessel_phantom", parameters, names,
-                               _PhantomRenderer(parameters, names))
+                               _PhantomRenderer(parameters, names), int(data_cfg.get("workers", 0) or 0))
         return root, [case_files(root, name) for name in names]
 
 
@@ -262,7 +265,8 @@ class RenderedMasks:
         parameters = {"kind": "masks", "seed": int(self.seed), "label_map": label_map,
                       "digests": {name: file_digest(p) for name, p in zip(names, files, strict=True)}}
         renderer = _MaskRenderer([str(p) for p in files], names, label_map, int(self.seed))
-        rendered = ensure_rendered(_cache_dir(data_cfg), "vessel_masks", parameters, names, renderer)
+        rendered = ensure_rendered(_cache_dir(data_cfg), "vessel_masks", parameters, names, renderer,
+                                   int(data_cfg.get("workers", 0) or 0))
         return root, [case_files(rendered, name) for name in names]
 
 
