@@ -201,3 +201,20 @@ def test_user_tof_by_manifest(tmp_path: Path) -> None:
     assert sorted(data.train.subject_ids[:1] + data.val.subject_ids[:1] + data.test.subject_ids[:1]) == \
         ["s0", "s1", "s2"]
     assert set(data.test.labels.unique().tolist()) == {0, 1}
+
+
+def test_head_from_tof_keeps_the_head_where_linear_otsu_keeps_the_vessels() -> None:
+    from benchmark.data.preprocess import brain_mask_from_image
+    from benchmark.data.vessels.masks import head_from_tof
+
+    x, y, z = np.indices((48, 48, 20)) - np.array([23.5, 23.5, 9.5])[:, None, None, None]
+    head = (x / 22) ** 2 + (y / 20) ** 2 + (z / 30) ** 2 <= 1
+    vessels = ((x - 3) ** 2 + y**2 <= 9) | ((x + 8) ** 2 + (y - 5) ** 2 <= 4)
+    rng = np.random.default_rng(0)
+    image = np.hypot(np.where(vessels, 800.0, np.where(head, 130.0, 0.0)) + rng.normal(0, 6, head.shape),
+                     rng.normal(0, 6, head.shape)).astype(np.float32)
+    found = head_from_tof(image)
+    dice = 2 * (found & head).sum() / (found.sum() + head.sum())
+    assert dice > 0.97
+    linear = brain_mask_from_image(image[None])
+    assert (linear & head).sum() < 0.2 * head.sum()  # the tumour data's rule finds the vessels, not the head
