@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 
 from benchmark.data.prepare import prepare_data
 from benchmark.data.vessels.masks import read_vessel_mask
-from benchmark.data.vessels.sources import RenderedMasks
+from benchmark.data.vessels.rasterise import rasterise_tree
+from benchmark.data.vessels.sources import RenderedMasks, find_vessel_cases, phantom_tree
 from benchmark.errors import DataError
 from tests.real_data import shared_data
 from tests.test_data_readers import data_config
@@ -77,6 +79,11 @@ def test_vessel_phantom_flows_through_prepare_and_is_seeded(tmp_path: Path) -> N
     again = prepare_data(data_config("data=vessel_phantom", *small, "data.prepared_cache=false"), seed=0)
     other = prepare_data(data_config("data=vessel_phantom", *small, "seed=1", "data.vessels.seed=1"), seed=0)
     assert data.fingerprint == again.fingerprint != other.fingerprint
+    _, cases = find_vessel_cases(data_config("data=vessel_phantom", *small), ("tof",))
+    mask = nib.load(cases[0].label)
+    tree = phantom_tree(cases[0])
+    drawn = rasterise_tree(tree, mask.shape, mask.affine).mask
+    assert np.array_equal(drawn, np.asarray(mask.dataobj) > 0)  # the stored tree is the one in the label
     assert data.test.modalities == ("tof",) and data.test.spacing == (0.5, 0.5)
     assert set(data.train.labels.unique().tolist()) == {0, 1}
     assert data.train.labels.flatten(1).any(dim=1).all()

@@ -101,3 +101,12 @@ def test_partial_volume_matches_supersampled_cylinder() -> None:
     reference = (((y - 0.1) ** 2 + (z - 0.23) ** 2) <= 0.36).mean(axis=(-1, -2))
     assert np.abs(share - reference).max() < 0.2
     assert abs(share.sum() / reference.sum() - 1) < 0.03
+
+
+def test_tree_json_round_trip(tree: VesselTree) -> None:
+    import json
+
+    back = VesselTree.from_json(json.loads(json.dumps(tree.to_json())))
+    for name in ("starts", "ends", "radii", "parents", "path_mm"):
+        assert np.array_equal(getattr(back, name), getattr(tree, name))
+    assert back.names == tree.names

@@ -6,8 +6,8 @@ preparation, metrics and report run on them unchanged.
 - `VesselPhantom`: synthetic arterial trees rendered as TOF-MRA (offline, no download);
 - `RenderedMasks`: real vessel masks under `data.root`, rendered as TOF-MRA with the same renderer;
 - `TofWithMasks`: a user's TOF volumes and vessel masks, found by `data.patterns` or `data.manifest`.
-Rendered subjects are written as NIfTI under `data.cache_dir` and reused while their inputs and
-parameters are unchanged.
+Rendered subjects are written as NIfTI under `data.cache_dir` (a phantom subject also with its arterial
+tree as json, `phantom_tree`) and reused while their inputs and parameters are unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from benchmark.data.cache import file_digest
 from benchmark.data.labels import resolve_label_map
 from benchmark.data.nifti import check_same_grid
 from benchmark.data.readers import CaseFiles
+from benchmark.data.vessels.tree import VesselTree
 from benchmark.errors import ConfigError, DataError
 from benchmark.workers import process_context, worker_count
 
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 MODALITY = "tof"
 VESSEL_LABEL_MAP = {0: 0, 1: 1}
 SUFFIXES = {"tof": "_tof.nii.gz", "vessels": "_vessels.nii.gz", "head": "_head.nii.gz"}
+TREE_SUFFIX = "_tree.json"  # a phantom subject's arterial tree (world mm, the grid of its NIfTI files)
 MANIFEST = "vessels.json"
 RENDERING_MODULES = ("tree", "rasterise", "anatomy", "tof", "phantom", "real", "masks")
 
@@ -69,6 +71,12 @@ def find_vessel_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[
         raise ConfigError(f"data.vessels cannot be built ({error}); check data.vessels._target_ and its keys.") \
             from None
     return source.cases(data_cfg)
+
+
+def phantom_tree(case: CaseFiles) -> VesselTree | None:
+    """The arterial tree of a phantom case (world mm), or None for a case that is not a phantom subject."""
+    path = Path(case.label).parent / f"{case.subject_id}{TREE_SUFFIX}" if case.label else None
+    return VesselTree.from_json(json.loads(path.read_text())) if path is not None and path.is_file() else None
 
 
 def case_files(root: Path, case: str) -> CaseFiles:
@@ -142,7 +150,7 @@ def ensure_rendered(cache_dir: Path, prefix: str, parameters: dict[str, Any], ca
                 facts = list(pool.map(render, [partial] * len(cases), indices))
         else:
             facts = [render(partial, index) for index in indices]
-        files = {p.relative_to(partial).as_posix(): p.stat().st_size for p in sorted(partial.glob("*/*.nii.gz"))}
+        files = {p.relative_to(partial).as_posix(): p.stat().st_size for p in sorted(partial.glob("*/*"))}
         (partial / MANIFEST).write_text(json.dumps({"parameters": parameters, "version": version,
                                                     "subjects": dict(zip(cases, facts, strict=True)),
                                                     "files": files}, indent=1, default=str))
@@ -215,6 +223,8 @@ class _PhantomRenderer:
         settings = {k: v for k, v in self.parameters.items() if k != "kind"}
         subject = render_phantom_subject(VesselPhantom(**settings), index)
         write_case(folder, self.names[index], subject.tof, subject.vessels, subject.head, subject.affine)
+        tree_file = folder / self.names[index] / f"{self.names[index]}{TREE_SUFFIX}"
+        tree_file.write_text(json.dumps(subject.tree.to_json()))
         return subject.facts
 
 

@@ -106,6 +106,19 @@ class VesselTree:
         return VesselTree(self.starts[keep], self.ends[keep], self.radii[keep], remapped,
                           [n for n, k in zip(self.names, keep, strict=True) if k], self.path_mm[keep])
 
+    def to_json(self) -> dict[str, list]:
+        """The tree as plain lists (mm), for a json file beside the rendered subject."""
+        return {"starts": self.starts.tolist(), "ends": self.ends.tolist(), "radii": self.radii.tolist(),
+                "parents": self.parents.tolist(), "names": list(self.names), "path_mm": self.path_mm.tolist()}
+
+    @staticmethod
+    def from_json(data: dict[str, list]) -> VesselTree:
+        """The tree `to_json` wrote."""
+        return VesselTree(np.array(data["starts"], np.float64).reshape(-1, 3),
+                          np.array(data["ends"], np.float64).reshape(-1, 3),
+                          np.array(data["radii"], np.float64).reshape(-1, 2), np.array(data["parents"], np.int64),
+                          list(data["names"]), np.array(data["path_mm"], np.float64))
+
     def transformed(self, matrix: np.ndarray, offset: np.ndarray) -> VesselTree:
         """The tree moved by x -> matrix @ x + offset (mm); radii scaled by the mean linear scale."""
         scale = float(np.cbrt(abs(np.linalg.det(matrix))))
