@@ -71,6 +71,10 @@ def find_cases(data_cfg: DictConfig, modalities: Sequence[str], digests: FileDig
     source's label map: the configured one, or with `data.label_map: null` the convention its label files
     share (`benchmark.data.label_convention`)."""
     source = data_cfg.source
+    if source == "vessels":
+        from benchmark.data.vessels.sources import find_vessel_cases
+
+        return find_vessel_cases(data_cfg, modalities)
     label_map = resolve_label_map(data_cfg.get("label_map"))
     if source == "phantom":
         from benchmark.data.phantom_files import ensure_phantom
