@@ -9,7 +9,7 @@ from omegaconf import DictConfig, ListConfig
 from benchmark.data.labels import resolve_label_map
 from benchmark.errors import ConfigError
 
-SOURCES = ("phantom", "brats", "msd", "folder", "pattern", "manifest")
+SOURCES = ("phantom", "brats", "msd", "folder", "pattern", "manifest", "vessels")
 MISSING_LABEL = ("error", "skip", "empty")
 
 

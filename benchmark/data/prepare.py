@@ -59,6 +59,10 @@ def modalities_of(data_cfg: DictConfig) -> tuple[str, ...]:
 def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, list[CaseFiles]]:
     """The dataset's root folder and its cases (the phantom is generated first when needed)."""
     source = data_cfg.source
+    if source == "vessels":
+        from benchmark.data.vessels.sources import find_vessel_cases
+
+        return find_vessel_cases(data_cfg, modalities)
     label_map = resolve_label_map(data_cfg.get("label_map"))
     if source == "phantom":
         from benchmark.data.phantom_files import ensure_phantom
