@@ -3,6 +3,8 @@ exactly the distal subtree, no bright residue where a vessel left, and the other
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -70,6 +72,15 @@ def test_edit_is_seeded_per_item_and_skips_items_without_vessels(kind):
     alone = edit.apply(data.subset([2]), 4, seed=7)
     assert torch.equal(alone.data.images[0], whole.data.images[2])
     assert not torch.equal(edit.apply(data, 4, seed=8).data.images[0], whole.data.images[0])
+
+
+@pytest.mark.parametrize("kind", sorted(EDITS))
+def test_change_grows_with_severity(kind):
+    data = vessel_imageset(n=1, size=40, spatial_dims=3)
+    edit = named(EDITS[kind](), kind)
+    errors = [float(((edit.apply(data, s, seed=0).data.images - data.images) ** 2).mean()) for s in range(6)]
+    assert errors[0] == 0 and errors[1] > 0 and errors[5] > errors[1], errors
+    assert all(b >= a * 0.9 for a, b in itertools.pairwise(errors)), errors  # no real step back
 
 
 def test_occlusion_removes_exactly_the_distal_subtree():

@@ -108,20 +108,25 @@ def window(tree: VesselTree, centre_mm: np.ndarray, reach_mm: float) -> tuple[tu
     return box, np.stack(grid, axis=-1)
 
 
-def pick(scores: np.ndarray, rng: np.random.Generator) -> int:
-    """The index of the lowest score; ties go to the first in a random order drawn from `rng`."""
-    order = rng.permutation(len(scores))
-    return int(order[np.argmin(scores[order])])
-
-
-def branch_at(tree: VesselTree, share: float, rng: np.random.Generator) -> int | None:
-    """A non-root centreline node whose distal subtree holds the share of vessel volume nearest `share`."""
+def branch_at(tree: VesselTree, shares: list[float], rng: np.random.Generator) -> int | None:
+    """A non-root centreline node whose distal subtree holds the share of vessel volume nearest `shares[-1]`,
+    found by nesting: the node nearest shares[0] first, then among the nodes beyond it the one nearest shares[1],
+    and so on, so a schedule of decreasing shares gives nested, growing edits across severities."""
     if len(tree.nodes) < 3:
         return None
     distal = tree.subtree_volume() / max(float(tree.mask.sum()), 1.0)
-    scores = np.abs(distal - share)
-    scores[tree.root] = np.inf
-    return None if not np.isfinite(scores).any() else pick(scores, rng)
+    order = rng.permutation(len(tree.nodes))
+    allowed = np.ones(len(tree.nodes), dtype=bool)
+    allowed[tree.root] = False
+    node = None
+    for share in shares:
+        scores = np.where(allowed, np.abs(distal - share), np.inf)
+        if not np.isfinite(scores).any():
+            break
+        node = int(order[np.argmin(scores[order])])
+        allowed = tree.beyond(node)
+        allowed[node] = False
+    return node
 
 
 def cut_and_beyond(tree: VesselTree, node: int) -> np.ndarray:
@@ -135,8 +140,9 @@ class VesselOcclusion(VesselEdit):
 
     Models a thrombus or embolus (no inflow, so no TOF signal beyond the block). The point is the centreline
     voxel whose distal subtree holds the scheduled share of the item's vessel volume (first in the item's fixed
-    random order among equals); its neighbourhood (the vessel's radius) and every centreline voxel cut off from
-    the widest vessel by it lose their territory.
+    random order among equals), searched beyond the point of the next higher severity, so the occluded part
+    grows with severity and contains that of the levels below; its neighbourhood (the vessel's radius) and every
+    centreline voxel cut off from the widest vessel by it lose their territory.
     share: distal share of the vessel volume, 0..1; default 0.05 -> 0.4.
     """
 
@@ -148,7 +154,8 @@ class VesselOcclusion(VesselEdit):
         return {"distal_share": at_severity(self.share, severity)}
 
     def new_mask(self, tree, params, rng):
-        node = branch_at(tree, params["distal_share"], rng)
+        levels = [at_severity(self.share, severity) for severity in range(5, 0, -1)]
+        node = branch_at(tree, [s for s in levels if s >= params["distal_share"]] or [params["distal_share"]], rng)
         if node is None:
             return None
         return tree.mask & ~tree.territory(cut_and_beyond(tree, node))
@@ -336,7 +343,7 @@ class VesselCalibre(VesselEdit):
         return {"factor": at_severity(self.factor, severity), "share": self.share}
 
     def new_mask(self, tree, params, rng):
-        node = branch_at(tree, self.share, rng)
+        node = branch_at(tree, [self.share], rng)
         if node is None:
             return None
         branch = cut_and_beyond(tree, node)

@@ -3,9 +3,10 @@
 Only voxels within `margin` voxels of a changed vessel voxel are touched. There the image is rebuilt as
 tissue + partial-volume vessel + texture: the tissue is a normalised Gaussian convolution of the voxels that are
 neither vessel nor its partial-volume halo (what the scanner shows behind a vessel: suppressed static tissue);
-the blood is the brightness of the nearest original centreline voxel, weighted by the new mask blurred over
-about a voxel (partial volume at the wall); the texture is residuals (image minus tissue) drawn at random from
-tissue voxels around the edit, so the noise level matches. The rebuilt part meets the original over a one-voxel
+the blood is the original voxel where the vessel stays and the brightness of the nearest original centreline
+voxel where it is new, weighted by the new mask blurred over about a voxel (partial volume at the wall); the
+tissue's texture is residuals (image minus tissue) drawn at random from tissue voxels around the edit, so the
+noise level matches. The rebuilt part meets the original over a one-voxel
 feather. An occluded artery thus leaves tissue of the surrounding brightness and noise, no bright residue.
 """
 
@@ -50,9 +51,9 @@ def redraw_vessels(image: np.ndarray, old: np.ndarray, new: np.ndarray, brain: n
     background = tissue_estimate(image, tissue)
     core = centre if centre is not None and centre.any() else (old if old.any() else new)
     nearest = distance_transform_edt(~core, return_distances=False, return_indices=True)
-    blood = image[(slice(None), *nearest)]
+    blood = np.where(old, image, image[(slice(None), *nearest)])  # vessel that stays keeps its own voxels
     wall = gaussian_filter(new.astype(np.float64), WALL_SIGMA)
-    rendered = (1.0 - wall) * background + wall * blood + texture(image, background, tissue, region, rng)
+    rendered = (1.0 - wall) * (background + texture(image, background, tissue, region, rng)) + wall * blood
     alpha = np.clip(distance_transform_edt(region) / 2.0, 0.0, 1.0)
     out = alpha * rendered + (1.0 - alpha) * image
     return np.where(region, out, image).astype(image.dtype)

@@ -63,15 +63,28 @@ class VesselTree:
         rooted = {int(full[r]) for r in self.root if keep[r]}
         return keep & ~np.isin(full, list(rooted))
 
+    def breadth_first(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per piece, (order, parent) of the breadth-first tree from its root (scipy.sparse.csgraph)."""
+        return [breadth_first_order(self.graph, int(root), directed=False) for root in self.root]
+
     def subtree_volume(self) -> np.ndarray:
         """(n,) mask voxels owned by each node and everything beyond it on the breadth-first tree from its root
         (equal to the distal volume where the tree has no loops; an estimate across the Circle of Willis)."""
         total = self.volume.astype(float)
-        for root in self.root:
-            order, parent = breadth_first_order(self.graph, int(root), directed=False)
+        for order, parent in self.breadth_first():
             for node in order[:0:-1]:
                 total[parent[node]] += total[node]
         return total
+
+    def beyond(self, node: int) -> np.ndarray:
+        """(n,) `node` and every node after it on the breadth-first tree from its root."""
+        inside = np.zeros(len(self.nodes), dtype=bool)
+        inside[node] = True
+        for order, parent in self.breadth_first():
+            if node in set(order.tolist()):
+                for v in order[1:]:
+                    inside[v] |= inside[parent[v]]
+        return inside
 
     def distances_mm(self, node: int) -> np.ndarray:
         """(n,) straight-line distance in mm from `node` to every node."""
