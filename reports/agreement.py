@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from benchmark.study.schema import DICE_KINDS
 from reports.sensitivity import ok_rows
 
 MIN_CELLS = 3
@@ -82,7 +83,7 @@ def correlations(
     rows = ok_rows(results)
     info = rows.groupby("quantity")[["kind", "higher_is_better"]].first()
     targets = sorted(info.index[info["kind"].isin(target_kinds)])
-    metrics = sorted(info.index[~info["kind"].isin(("dice", "hd95"))])
+    metrics = sorted(info.index[~info["kind"].isin(DICE_KINDS)])
     families = sorted(set(rows["family"]) - {""})
     records = []
     for group in ["all", *families]:

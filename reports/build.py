@@ -25,7 +25,7 @@ from reports.generators import with_generators_section
 from reports.html import render_html
 from reports.markdown import render_markdown
 from reports.sample_size import curve_summary, draw_curves, separation
-from reports.scorecard import TARGETS, dice_harm, scorecard, worse_effects
+from reports.scorecard import dice_harm, harm_targets, scorecard, targets_for, worse_effects
 from reports.sections import Analysis, report_blocks
 from reports.sensitivity import effect_sizes, memorisation_table, ok_rows, sensitivity
 from reports.uncertainty import (
@@ -40,7 +40,7 @@ from reports.uncertainty import (
 )
 
 log = logging.getLogger("reports")
-PREFERRED_TARGETS = ("robustness/dice_WT", "utility/dice_WT")
+PREFERRED_TARGETS = ("robustness/dice_WT", "robustness/dice_vessel", "utility/dice_WT", "utility/dice_vessel")
 
 
 def build_report(output_dir: Path, n_boot: int = 1000, seed: int = 0) -> Path:
@@ -92,7 +92,8 @@ def analyse(results: pd.DataFrame, cases: pd.DataFrame | None, info, n_boot: int
     corr = correlations(results, n_boot, seed) if has_rows else pd.DataFrame(columns=["target"])
     target = primary_target(corr)
     orientation = metric_orientation(results) if has_rows else {}
-    targets = sorted(set(corr["target"]) & ({target} | set(TARGETS.values())))  # the scorecard's and the ranking's
+    card_targets = targets_for(results["quantity"]) if has_rows else {}
+    targets = sorted(set(corr["target"]) & ({target} | set(card_targets.values())))  # the scorecard's and ranking's
     agreement = {t: _with_subject_intervals(corr, t, resampling, orientation) for t in targets}
     ranking = rank_metrics(corr, target) if target else pd.DataFrame()
     if target:
@@ -104,8 +105,9 @@ def analyse(results: pd.DataFrame, cases: pd.DataFrame | None, info, n_boot: int
     if has_rows:
         effects = worse_effects(resampling.resamples, results, noise, orientation)
         kinds = ok_rows(results).groupby("quantity")["kind"].first().to_dict()
-        card = scorecard(orientation, kinds, effects, dice_harm(intervals, results), agreement, results,
-                         resampling.n_test_subjects, not resampling.resamples.empty, floor)
+        harm = dice_harm(intervals, results, harm_targets(results["quantity"]))
+        card = scorecard(orientation, kinds, effects, harm, agreement, results,
+                         resampling.n_test_subjects, not resampling.resamples.empty, floor, card_targets)
     curves = curve_summary(resampling.curves)
     return Analysis(
         results=results, info=info, sensitivity=sens, correlations=corr,

@@ -32,10 +32,32 @@ QUESTIONS = {
     "a": "detects harmful localised edits",
     "b": "stays calm when Dice is unharmed",
     "c_robustness": "tracks robustness Dice",
+    "c_robustness_cldice": "tracks robustness clDice",
     "c_utility": "tracks utility Dice",
+    "c_utility_cldice": "tracks utility clDice",
     "d": "flags memorisation",
 }
 TARGETS = {"c_robustness": "robustness/dice_WT", "c_utility": "utility/dice_WT"}
+VESSEL_TARGETS = {"c_robustness": "robustness/dice_vessel", "c_robustness_cldice": "robustness/cldice_vessel",
+                  "c_utility": "utility/dice_vessel", "c_utility_cldice": "utility/cldice_vessel"}
+
+
+def targets_for(quantities) -> dict[str, str]:
+    """The (c) targets of a study: vessel Dice and clDice when it scored vessels, whole-tumour Dice otherwise."""
+    return VESSEL_TARGETS if "robustness/dice_vessel" in set(quantities) else TARGETS
+
+
+def harm_targets(quantities) -> tuple[str, ...]:
+    """The Dice quantities whose drop makes an edit harmful for (a) and (b): either of vessel Dice and clDice
+    (a gap costs clDice, a bulge costs Dice), whole-tumour Dice otherwise."""
+    if "robustness/dice_vessel" in set(quantities):
+        return ("robustness/dice_vessel", "robustness/cldice_vessel")
+    return ("robustness/dice_WT",)
+
+
+def question_keys(card: pd.DataFrame) -> list[str]:
+    """The questions this scorecard answers, in QUESTIONS order."""
+    return [key for key in QUESTIONS if key in card.columns]
 
 
 def decide(lo: float, hi: float, threshold: float) -> str:
@@ -87,9 +109,21 @@ def worse_effects(resamples: pd.DataFrame, results: pd.DataFrame, noise: pd.Data
                                                                           "effect_hi": float, "value": float})
 
 
-def dice_harm(intervals: pd.DataFrame, results: pd.DataFrame, target: str = "robustness/dice_WT") -> pd.DataFrame:
+def dice_harm(intervals: pd.DataFrame, results: pd.DataFrame,
+              target: str | tuple[str, ...] = "robustness/dice_WT") -> pd.DataFrame:
     """Per (perturbation, severity ≥ 1) with the target: family, harmed (Dice interval entirely below the clean
-    interval) and unharmed (the intervals overlap)."""
+    interval) and unharmed (the intervals overlap). Several targets: harmed by any, unharmed by all."""
+    if not isinstance(target, str):
+        tables = [dice_harm(intervals, results, t) for t in target]
+        tables = [t for t in tables if not t.empty]
+        if len(tables) < 2:
+            return tables[0] if tables else dice_harm(intervals, results, "")
+        merged = tables[0]
+        for other in tables[1:]:
+            merged = merged.merge(other, on=["perturbation", "severity", "family"], suffixes=("", "_other"))
+            merged["harmed"] = merged["harmed"] | merged.pop("harmed_other")
+            merged["unharmed"] = merged["unharmed"] & merged.pop("unharmed_other")
+        return merged
     columns = ["perturbation", "severity", "family", "harmed", "unharmed"]
     rows = intervals[intervals["quantity"] == target]
     clean = rows[rows["perturbation"] == "clean"]
@@ -108,10 +142,12 @@ def dice_harm(intervals: pd.DataFrame, results: pd.DataFrame, target: str = "rob
 
 def scorecard(orientation: dict[str, bool], kinds: dict[str, str], effects: pd.DataFrame, harm: pd.DataFrame,
               agreement: dict[str, pd.DataFrame], results: pd.DataFrame, n_test_subjects: int,
-              has_bootstrap: bool, floor: pd.DataFrame | None = None) -> pd.DataFrame:
+              has_bootstrap: bool, floor: pd.DataFrame | None = None,
+              targets: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per metric: kind, then for each question its verdict and its evidence (see the module
     docstring). `agreement`: target -> table with quantity, agreement, subject_lo, subject_hi. `floor`:
-    the real-vs-real floor per quantity; (a) then also says whether the edited set's value lies within it."""
+    the real-vs-real floor per quantity; (a) then also says whether the edited set's value lies within it.
+    `targets`: question key -> Dice quantity of (c) (default TARGETS; `targets_for` picks the study's)."""
     reason = no_data_reason(n_test_subjects, has_bootstrap)
     family = results.groupby("perturbation")["family"].first()
     records = []
@@ -121,7 +157,7 @@ def scorecard(orientation: dict[str, bool], kinds: dict[str, str], effects: pd.D
         answers = {
             "a": _localised(own, harm, family, _floor_of(floor, metric)),
             "b": _calm(own, harm),
-            **{key: _tracks(agreement.get(target), metric) for key, target in TARGETS.items()},
+            **{key: _tracks(agreement.get(target), metric) for key, target in (targets or TARGETS).items()},
             "d": _memorisation(own, family),
         }
         for key, (verdict, evidence) in answers.items():

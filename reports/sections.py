@@ -301,12 +301,13 @@ def _basis_line(a: Analysis) -> str:
 def _scorecard_section(a: Analysis) -> list[Block]:
     if a.scorecard.empty:
         return [Heading("Scorecard"), Paragraph("No metric rows: nothing to judge.")]
-    from reports.scorecard import QUESTIONS, RHO_TRACKS, no_data_reason
+    from reports.scorecard import QUESTIONS, RHO_TRACKS, no_data_reason, question_keys
 
     card = a.scorecard
-    verdicts = card[["metric", "kind", *QUESTIONS]].rename(columns={k: f"({k[0]}) {v}" for k, v in QUESTIONS.items()})
-    evidence = card[["metric", *[f"{k}_evidence" for k in QUESTIONS]]].rename(
-        columns={f"{k}_evidence": f"({k[0]}) {v}" for k, v in QUESTIONS.items()})
+    keys = question_keys(card)
+    verdicts = card[["metric", "kind", *keys]].rename(columns={k: f"({k[0]}) {QUESTIONS[k]}" for k in keys})
+    evidence = card[["metric", *[f"{k}_evidence" for k in keys]]].rename(
+        columns={f"{k}_evidence": f"({k[0]}) {QUESTIONS[k]}" for k in keys})
     return [
         Heading("Scorecard"),
         Paragraph("One row per metric: green yes, red no, amber inconclusive. (a) detects every morphological edit "
@@ -327,13 +328,15 @@ def _scorecard_section(a: Analysis) -> list[Block]:
 def verdict_findings(card: pd.DataFrame, reason: str = "") -> list[str]:
     """Findings sentences generated from the scorecard's verdicts (so they cannot contradict it); `reason`:
     why the data cannot decide, when they cannot."""
-    from reports.scorecard import QUESTIONS
+    from reports.scorecard import question_keys
+
+    keys = question_keys(card)
 
     def names(key: str, verdict: str) -> str:
         chosen = card.loc[card[key] == verdict, "metric"].tolist()
         return ", ".join(chosen) if chosen else "none"
 
-    if all((card[key] == "inconclusive").all() for key in QUESTIONS):
+    if all((card[key] == "inconclusive").all() for key in keys):
         because = f" ({reason})" if reason else ""
         return [f"Every verdict is inconclusive{because}: this study cannot tell which metrics to trust."]
     items = [
@@ -343,9 +346,11 @@ def verdict_findings(card: pd.DataFrame, reason: str = "") -> list[str]:
         f"Track robustness Dice (ρ interval above the threshold): {names('c_robustness', 'yes')}; do not: "
         f"{names('c_robustness', 'no')}.",
         f"Track utility Dice: {names('c_utility', 'yes')}; do not: {names('c_utility', 'no')}.",
+        *[f"Track {key.split('_')[1]} clDice: {names(key, 'yes')}; do not: {names(key, 'no')}."
+          for key in keys if key.endswith("_cldice")],
         f"Flag memorisation: {names('d', 'yes')}; ignore, reward or are undefined on copies: {names('d', 'no')}.",
     ]
-    trusted = card.loc[(card[list(QUESTIONS)] == "yes").all(axis=1), "metric"].tolist()
+    trusted = card.loc[(card[keys] == "yes").all(axis=1), "metric"].tolist()
     items.append(f"Yes to all four questions: {', '.join(trusted) if trusted else 'no metric'}.")
     return items
 

@@ -14,6 +14,7 @@ from benchmark.errors import ConfigError, DataError
 log = logging.getLogger(__name__)
 PROTOCOLS = ("robustness", "utility")
 DEFAULTS = {"iterations": 300, "batch_size": 16, "val_interval": 50}  # conf/segmentation/unet2d.yaml
+STRUCTURE_SETS = ("tumour", "vessel")  # segmentation.structures: BraTS regions, or every label > 0 as vessel
 FAMILIES = ("noise", "artifact", "shift", "morphological", "memorisation")
 
 
@@ -95,6 +96,9 @@ def check_config(cfg: DictConfig) -> None:
                              or any(not isinstance(c, int) or isinstance(c, bool) or c < 8 for c in crop)):
         raise ConfigError(f"segmentation.training.crop_size must be null or 1 to {cfg.spatial_dims} whole numbers "
                           f">= 8 (the window's last spatial sides), got {list(crop)}")
+    if cfg.get("structures", "tumour") not in STRUCTURE_SETS:
+        raise ConfigError(f"segmentation.structures must be 'tumour' (BraTS regions) or 'vessel' (every label > 0: "
+                          f"Dice, clDice, HD95, component error), got {cfg.get('structures')!r}")
     unknown = set(cfg.get("protocols", [])) - set(PROTOCOLS)
     if unknown:
         raise ConfigError(f"segmentation.protocols: unknown {sorted(unknown)}; choose from {list(PROTOCOLS)}")

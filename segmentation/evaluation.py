@@ -11,6 +11,10 @@ Dice is 1 if the prediction is empty too and 0 otherwise; HD95 is the image diag
 distance possible in the field of view; BraTS uses a fixed 373.13 mm) when exactly one of the two is
 empty, and 0 for a subject whose every item has both empty. So a label absent from a subject scores 1
 when the model rightly predicts none of it.
+
+Vessel studies (`structures="vessel"`, segmentation.structures in the config) score one structure, every
+label > 0: Dice and HD95 as above, clDice and the component (Betti-0) error of `segmentation.vessel_scores`,
+clDice pooled over a subject's items like Dice, the component error averaged over its items.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import math
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 from monai.metrics import DiceMetric, compute_hausdorff_distance
@@ -26,6 +31,7 @@ from monai.metrics import DiceMetric, compute_hausdorff_distance
 from benchmark.data.imageset import REGIONS, ImageSet
 from segmentation.checks import check_device, usable_items
 from segmentation.segmenter import Segmenter
+from segmentation.vessel_scores import centreline_counts, cldice_from_counts, component_error
 
 # Evaluated structures: the BraTS regions first, then the labels that are not already a region (3 is ET).
 STRUCTURES: dict[str, tuple[int, ...]] = {**REGIONS, "NCR": (1,), "ED": (2,)}
@@ -88,14 +94,17 @@ def subject_groups(subject_ids: Sequence[str], slice_indices: Sequence[int]) -> 
 
 
 def score_label_maps(
-    predicted: torch.Tensor, test: ImageSet, with_hd95: bool = True
+    predicted: torch.Tensor, test: ImageSet, with_hd95: bool = True, structures: str = "tumour"
 ) -> pd.DataFrame:
     """One row per subject: Dice (and HD95) of `predicted` label maps (N, 1, *spatial) against `test.labels`.
 
     Columns: subject_id, n_items, dice_<S> for S in WT, TC, ET, NCR, ED, hd95_<R> for the regions R in
     WT, TC, ET (surface distances of single labels say little), and ref_voxels_WT
-    (reference whole-tumour size in voxels, 0 for a tumour-free subject).
+    (reference whole-tumour size in voxels, 0 for a tumour-free subject). For `structures="vessel"` see
+    `score_vessel_maps`.
     """
+    if structures == "vessel":
+        return score_vessel_maps(predicted, test, with_hd95)
     pred_masks = structure_masks(predicted.cpu())
     ref_masks = structure_masks(test.labels.cpu())
     rows = []
@@ -111,7 +120,30 @@ def score_label_maps(
     return pd.DataFrame(rows)
 
 
-def evaluate_segmenter(model: Segmenter, test: ImageSet, device: torch.device | str | None = None) -> pd.DataFrame:
+def score_vessel_maps(predicted: torch.Tensor, test: ImageSet, with_hd95: bool = True) -> pd.DataFrame:
+    """One row per subject of vessel scores (every label > 0 is vessel): subject_id, n_items, dice_vessel,
+    cldice_vessel, hd95_vessel (mm; without `with_hd95`: absent), components_vessel (mean per-item |pieces
+    predicted - pieces in the reference|) and ref_voxels_vessel."""
+    pred_masks = (predicted.cpu() > 0).float()
+    ref_masks = (test.labels.cpu() > 0).float()
+    rows = []
+    for subject, items in subject_groups(test.subject_ids, test.slice_indices).items():
+        pred, ref = pred_masks[items], ref_masks[items]
+        pred_np, ref_np = pred[:, 0].numpy().astype(bool), ref[:, 0].numpy().astype(bool)
+        row: dict[str, object] = {"subject_id": subject, "n_items": len(items),
+                                  "dice_vessel": float(subject_dice(pred, ref)[0]),
+                                  "cldice_vessel": cldice_from_counts([centreline_counts(p, r)
+                                                                       for p, r in zip(pred_np, ref_np, strict=True)])}
+        if with_hd95:
+            row["hd95_vessel"] = float(subject_hd95(pred, ref, test.spacing)[0])
+        row["components_vessel"] = float(np.mean([component_error(p, r) for p, r in zip(pred_np, ref_np, strict=True)]))
+        row["ref_voxels_vessel"] = int(ref.sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def evaluate_segmenter(model: Segmenter, test: ImageSet, device: torch.device | str | None = None,
+                       structures: str = "tumour") -> pd.DataFrame:
     """Segment `test` and score it against its own labels: one row per subject (see `score_label_maps`).
 
     The labels are those of the test set as given, so a morphological edit is judged against the mask it
@@ -120,4 +152,4 @@ def evaluate_segmenter(model: Segmenter, test: ImageSet, device: torch.device | 
     if device is not None:
         model.to(check_device(device))
     test, _ = usable_items(test, "test set")
-    return score_label_maps(model.predict(test.images), test)
+    return score_label_maps(model.predict(test.images), test, structures=structures)

@@ -22,6 +22,7 @@ from benchmark.metrics.no_reference import (
     total_variation,
     tumour_cnr,
     variance_of_laplacian,
+    vessel_cnr,
 )
 from benchmark.metrics.radiomics import RadiomicsExtractor, frd
 from benchmark.metrics.radiomics.frd_v1 import frd_v1_features
@@ -82,6 +83,34 @@ class TumourContrast(SuiteMetric):
         positions = torch.nonzero(with_tumour).flatten()
         subset = candidate.subset(positions)
         values = tumour_cnr(subset.images.cpu(), subset.labels.cpu(), subset.brain_masks.cpu())
+        self.items = {self.name: ItemValues(values.double(), positions.cpu())}
+        return {self.name: float(values.double().mean())}
+
+
+class VesselContrast(SuiteMetric):
+    """CNR between the labelled vessels and the tissue around them, over candidate items with vessel labels.
+
+    Label-aware, the analogue of `TumourContrast` for TOF-MRA: with `label: keep`, an occluded, narrowed or
+    dropped artery leaves tissue under its label and lowers it. outer: outer radius of the tissue ring, voxels.
+    """
+
+    kind = "no_reference"
+
+    def __init__(self, outer: int = 6) -> None:
+        super().__init__()
+        if isinstance(outer, bool) or not isinstance(outer, int) or outer < 4:
+            raise ConfigError(f"VesselContrast: outer must be a whole number of voxels >= 4, got {outer!r}.")
+        self.outer = outer
+        self.notes = f"|mean(vessel) - mean(tissue 3-{outer} voxels away)| / sqrt(var sum), items with vessels"
+
+    def compute(self, context: SuiteContext) -> dict[str, float]:
+        candidate = _candidate(context)
+        with_vessels = candidate.tumour_present
+        if not with_vessels.any():
+            raise BenchmarkError("vessel_cnr: no candidate item has a vessel label.")
+        positions = torch.nonzero(with_vessels).flatten()
+        subset = candidate.subset(positions)
+        values = vessel_cnr(subset.images.cpu(), subset.labels.cpu(), subset.brain_masks.cpu(), self.outer)
         self.items = {self.name: ItemValues(values.double(), positions.cpu())}
         return {self.name: float(values.double().mean())}
 

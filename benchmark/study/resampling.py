@@ -173,7 +173,8 @@ class StudyResampler:
             if key["seed"] != seed or cell.get("status") != "ok" or not key["stage"].startswith("dice_"):
                 continue
             for case in cell.get("cases", []):
-                if case.get("case_kind", "item") == "item" and "/dice_" in case["quantity"]:
+                if case.get("case_kind", "item") == "item" and ("/dice_" in case["quantity"]
+                                                                or "/cldice_" in case["quantity"]):
                     out.setdefault((key["stage"], key["perturbation"], key["severity"], case["quantity"]),
                                    {})[str(case["case_id"])] = float(case["value"])
         return out

@@ -35,6 +35,7 @@ from benchmark.study.store import CellKey, ResultsStore
 
 log = logging.getLogger("benchmark.study")
 Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # (result rows, per-case rows)
+SCORE_KINDS = {"dice": "dice", "cldice": "dice", "hd95": "hd95", "components": "components"}  # column prefix -> kind
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ def metric_rows(values: dict[str, float], description: dict[str, dict], n_refere
 def dice_rows(per_case: pd.DataFrame, protocol: str, n_reference: int, n_candidate: int) -> Rows:
     """Mean Dice / HD95 per region over cases as result rows, and the per-case values behind them."""
     rows, cases = [], []
-    for column in [c for c in per_case.columns if c.startswith(("dice_", "hd95_"))]:
-        kind = column.split("_", 1)[0]
+    for column in [c for c in per_case.columns if c.startswith(tuple(f"{p}_" for p in SCORE_KINDS))]:
+        kind = SCORE_KINDS[column.split("_", 1)[0]]
         values = pd.to_numeric(per_case[column], errors="coerce").astype(float)
         keep = np.isfinite(values)
         finite = values[keep]
@@ -92,6 +93,7 @@ class StudyRunner:
         self.stage_configs = stage_configs(cfg)
         self.cache_dir = Path(cfg.study.checkpoint_dir).expanduser()
         self.protocols = list(cfg.segmentation.get("protocols", ["robustness", "utility"]))
+        self.structures = str(cfg.segmentation.get("structures", "tumour"))
         self.utility_families = set(cfg.segmentation.get("utility_families", ["morphological", "memorisation"]))
         levels = cfg.study.get("utility_severities")
         self.utility_severities = None if levels is None else {int(level) for level in levels}
@@ -259,7 +261,7 @@ class StudyRunner:
         from segmentation import evaluate_segmenter
 
         perturbed = self._perturb(perturbation, self.data.test, key)
-        per_case = evaluate_segmenter(self._clean_model(key.seed), perturbed.data, self.device)
+        per_case = evaluate_segmenter(self._clean_model(key.seed), perturbed.data, self.device, self.structures)
         return dice_rows(per_case, "robustness", len(self.data.test), len(perturbed.data))
 
     def _utility(self, perturbation: Any, key: CellKey) -> Rows:
@@ -272,7 +274,7 @@ class StudyRunner:
             perturbed = self._perturb(perturbation, self.data.train, key)
             model = self._train(perturbed.data, key.seed, f"{key.perturbation}_sev{key.severity}")
             n_train = len(perturbed.data)
-        per_case = evaluate_segmenter(model, self.data.test, self.device)
+        per_case = evaluate_segmenter(model, self.data.test, self.device, self.structures)
         return dice_rows(per_case, "utility", n_train, len(self.data.test))
 
     def examples(self) -> dict[tuple[str, int], tuple]:

@@ -20,9 +20,9 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "family",  # noise | artifact | shift | morphological | memorisation
     "severity",  # 0 (clean baseline, identity) .. 5
     "seed",  # seed of the cell (perturbation draw, sampling, training)
-    "quantity",  # metric name, or protocol/dice_REGION, protocol/hd95_REGION; empty for a failed cell
+    "quantity",  # metric name, or protocol/{dice,hd95,cldice,components}_REGION; empty for a failed cell
     "value",  # the number (NaN only when status is failed)
-    "kind",  # reference | no_reference | distribution | memorisation | diversity | dice | hd95
+    "kind",  # reference | no_reference | distribution | memorisation | diversity | dice | hd95 | components
     "higher_is_better",  # bool: the direction in which the quantity says "better"
     "feature_extractor",  # feature network of a distribution metric, empty when none
     "n_reference",  # number of reference items the quantity was computed on
@@ -45,7 +45,7 @@ CASE_COLUMNS: tuple[str, ...] = (
     "config_hash",
 )
 
-DICE_KINDS: frozenset[str] = frozenset({"dice", "hd95"})
+DICE_KINDS: frozenset[str] = frozenset({"dice", "hd95", "components"})
 GENERATED_FAMILY = "generated"  # a generative model's outputs scored like a perturbation at severity 1
 
 

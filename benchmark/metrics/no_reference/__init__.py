@@ -2,7 +2,7 @@
 
 from benchmark.metrics.no_reference.niqe import NIQE, BRISQUEDistance, brisque_features
 from benchmark.metrics.no_reference.sharpness import blur_effect, total_variation, variance_of_laplacian
-from benchmark.metrics.no_reference.snr import cnr, snr, tumour_cnr
+from benchmark.metrics.no_reference.snr import cnr, snr, tumour_cnr, vessel_cnr
 
 __all__ = [
     "NIQE",
@@ -14,4 +14,5 @@ __all__ = [
     "total_variation",
     "tumour_cnr",
     "variance_of_laplacian",
+    "vessel_cnr",
 ]

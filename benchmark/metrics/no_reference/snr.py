@@ -8,7 +8,10 @@ correction 0.655 for magnitude images (Henkelman 1985); refused when the backgro
 SNR = mean brain intensity / noise std (dimensionless, higher is better).
 CNR between regions A and B = |mean_A - mean_B| / sqrt(var_A + var_B) (population variances; a common MRI
 definition needing no separate noise estimate). `tumour_cnr` uses A = tumour (label > 0) and B = the
-rest of the brain; items without tumour raise a DataError (select tumour slices first).
+rest of the brain; items without tumour raise a DataError (select tumour slices first). `vessel_cnr` uses
+A = vessel (label > 0) and B = the tissue around it (brain voxels 3 to `outer` voxels from a vessel, in-plane
+and through-plane, beyond the partial-volume wall): TOF contrast is local (inflow brightens blood against the
+suppressed tissue next to it), and the bright scalp fat inside a TOF "brain" mask would swamp a global B.
 """
 
 from __future__ import annotations
@@ -97,3 +100,22 @@ def tumour_cnr(images: torch.Tensor, labels: torch.Tensor, brain_masks: torch.Te
         )
     tumour = labels > 0
     return cnr(images, tumour, brain_masks.bool() & ~tumour)
+
+
+def vessel_cnr(images: torch.Tensor, labels: torch.Tensor, brain_masks: torch.Tensor, outer: int = 6) -> torch.Tensor:
+    """(N,) CNR between the vessels (label > 0) and the tissue 3..`outer` voxels (Chebyshev) from them."""
+    if labels.shape != images.shape or brain_masks.shape != images.shape:
+        raise DataError(
+            f"vessel_cnr: labels {tuple(labels.shape)} and brain masks {tuple(brain_masks.shape)} must match "
+            f"images {tuple(images.shape)}"
+        )
+    vessel = labels > 0
+    pool = F.max_pool2d if vessel.ndim == 4 else F.max_pool3d
+    near = pool(vessel.double(), 5, stride=1, padding=2) > 0
+    reach = pool(vessel.double(), 2 * outer + 1, stride=1, padding=outer) > 0
+    ring = reach & ~near & brain_masks.bool()
+    empty = ring.flatten(1).sum(1) == 0
+    if empty.any():
+        raise DataError(f"vessel_cnr: items {torch.nonzero(empty).flatten().tolist()[:10]} have no tissue within "
+                        f"{outer} voxels of their vessels (brain mask empty there); raise outer")
+    return cnr(images, vessel, ring)
