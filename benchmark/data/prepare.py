@@ -23,9 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data import preprocess
 from benchmark.data.cache import FileDigests, SubjectCache, file_digest, stamp, subject_key
+from benchmark.data.cohort import COHORT, find_cohort_cases, stratified_order
 from benchmark.data.config_check import check_data_config
 from benchmark.data.imageset import ImageSet, PreparedData
-from benchmark.data.labels import resolve_label_map
+from benchmark.data.labels import resolve_label_map, scored_structures
 from benchmark.data.readers import CaseFiles, find_brats_cases, find_folder_cases, find_msd_cases, load_case
 from benchmark.data.sources import find_manifest_cases, find_pattern_cases
 from benchmark.errors import ConfigError, DataError
@@ -59,6 +60,9 @@ def modalities_of(data_cfg: DictConfig) -> tuple[str, ...]:
 def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, list[CaseFiles]]:
     """The dataset's root folder and its cases (the phantom is generated first when needed)."""
     source = data_cfg.source
+    if source == COHORT:
+        root, cases, _ = find_cohort_cases(data_cfg, modalities, find_cases)
+        return root, cases
     label_map = resolve_label_map(data_cfg.get("label_map"))
     if source == "phantom":
         from benchmark.data.phantom_files import ensure_phantom
@@ -69,7 +73,10 @@ def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, l
             voxel_size_mm=float(params.voxel_size_mm), max_tumours=int(params.max_tumours),
             tumour_free_fraction=float(params.tumour_free_fraction), seed=int(params.seed),
         )
-        return root, find_brats_cases(root, modalities)
+        cases = find_brats_cases(root, modalities)
+        for case in cases:
+            case.source = "phantom"
+        return root, cases
     if source == "manifest":
         if not data_cfg.get("manifest"):
             raise ConfigError("data.manifest is not set; pass data.manifest=/path/to/cases.csv.")
@@ -88,8 +95,9 @@ def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, l
         cases = find_pattern_cases(root, OmegaConf.to_container(data_cfg.patterns), modalities, label_map)
     else:
         raise ConfigError(f"data.source '{source}' is not one of phantom, brats, msd, folder, pattern, manifest.")
-    if label_map is not None:
-        for case in cases:
+    for case in cases:
+        case.source = case.source or str(source)
+        if label_map is not None:
             case.label_map = label_map
     return root, cases
 
@@ -115,9 +123,11 @@ def apply_missing_label(cases: list[CaseFiles], policy: str) -> tuple[list[CaseF
     return cases, names
 
 
-def split_subjects(subject_ids: Sequence[str], fractions: DictConfig, seed: int) -> dict[str, list[str]]:
+def split_subjects(subject_ids: Sequence[str], fractions: DictConfig, seed: int,
+                   sources: Sequence[str] | None = None) -> dict[str, list[str]]:
     """Assign whole subjects to train/val/test (never slices), shuffled by the seed; each split gets one
-    subject at least."""
+    subject at least. With several `sources` (one per subject) the order is stratified by source, so each
+    split holds every source in proportion."""
     n = len(subject_ids)
     if n < 3:
         raise DataError(f"found {n} subject(s); a train/validation/test split needs 3 at least.")
@@ -127,8 +137,10 @@ def split_subjects(subject_ids: Sequence[str], fractions: DictConfig, seed: int)
     n_train = n - n_val - n_test
     if n_train < 1:
         raise DataError(f"found {n} subjects: too few for the split {OmegaConf.to_container(fractions)}.")
-    order = np.random.default_rng([seed, 1]).permutation(n)
-    ids = [subject_ids[i] for i in order]
+    if sources is not None and len(set(sources)) > 1:
+        ids = stratified_order(subject_ids, sources, seed)
+    else:
+        ids = [subject_ids[i] for i in np.random.default_rng([seed, 1]).permutation(n)]
     return {"train": ids[:n_train], "val": ids[n_train:n_train + n_val], "test": ids[n_train + n_val:]}
 
 
@@ -256,6 +268,8 @@ def _cache_key(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfig,
                digests: dict[str, str]) -> str:
     """The subject cache key: its files' digests, the settings that shape its items, its random draw."""
     settings = OmegaConf.to_container(data_cfg, resolve=True)
+    if case.label_map is not None:  # the map the case is read with (a cohort's sources each have their own)
+        settings["label_map"] = {str(k): v for k, v in sorted(case.label_map.items())}
     return subject_key([digests[str(p)] for p in case.files()],
                        {k: settings.get(k) for k in CACHED_SETTINGS} | {"modalities": list(modalities)}, draw)
 
@@ -387,7 +401,8 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
         raise DataError(f"{root}: no cases found (is data.source={data_cfg.source} the right layout?).")
     cases, unlabelled = apply_missing_label(cases, str(data_cfg.get("missing_label", "error")))
     by_id = {case.subject_id: case for case in cases}
-    splits = split_subjects(sorted(by_id), data_cfg.split, seed)
+    ids = sorted(by_id)
+    splits = split_subjects(ids, data_cfg.split, seed, [by_id[i].source for i in ids])
     jobs = [(split, by_id[subject_id], [seed, 2, SPLITS.index(split), index])
             for split, ids in splits.items() for index, subject_id in enumerate(ids)]
     sets = _prepare_all(jobs, modalities, data_cfg)
@@ -395,6 +410,25 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
         log.info("%s: %d subjects, %d items", split, len(splits[split]), len(sets[split]))
     data = PreparedData(sets["train"], sets["val"], sets["test"], summary={})
     data.summary = summarise(data, data_cfg, splits, root)
+    data.summary["sources"] = source_summary(cases, splits)
     data.summary["unlabelled_cases"] = {"policy": str(data_cfg.get("missing_label", "error")),
                                         "count": len(unlabelled), "subjects": unlabelled}
     return data
+
+
+def source_summary(cases: Sequence[CaseFiles], splits: dict[str, list[str]]) -> dict[str, Any]:
+    """Per source: its subjects by split, the label map it is read with, and the structures its subjects are
+    scored on (a region the source cannot contain, such as enhancing tumour in BRATS 2012, is n/a)."""
+    split_of = {subject: split for split, ids in splits.items() for subject in ids}
+    out: dict[str, Any] = {}
+    for case in cases:
+        if case.subject_id not in split_of:
+            continue
+        entry = out.setdefault(case.source, {"subjects": {split: [] for split in SPLITS},
+                                             "label_map": case.label_map,
+                                             "scored_structures": scored_structures(case.label_map)})
+        entry["subjects"][split_of[case.subject_id]].append(case.subject_id)
+    for entry in out.values():
+        entry["not_scored"] = [s for s in ("WT", "TC", "ET", "NCR", "ED") if s not in entry["scored_structures"]]
+        entry["label_map"] = None if entry["label_map"] is None else {str(k): v for k, v in entry["label_map"].items()}
+    return out

@@ -1,5 +1,6 @@
 """Find and load cases in the supported layouts: BraTS 2021/2023, MSD Task01_BrainTumour, plain folders
-(manifest files and glob patterns live in `benchmark.data.sources`).
+(manifest files and glob patterns live in `benchmark.data.sources`). Volumes may be NIfTI, MetaImage or
+NRRD (`benchmark.data.nifti`).
 
 Every reader returns `CaseFiles`; `load_case` turns one into channel-first arrays in RAS+ order with
 labels mapped onto the BraTS 2023 convention (0 background, 1 necrotic core, 2 oedema, 3 enhancing).
@@ -16,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.data.labels import PRESETS, map_labels
-from benchmark.data.nifti import Volume, check_same_grid, load_volume
+from benchmark.data.nifti import ITK_SUFFIXES, Volume, check_same_grid, load_volume
 from benchmark.errors import DataError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+VOLUME_SUFFIXES = (*NIFTI_SUFFIXES, *ITK_SUFFIXES)
 # Our modality names -> file suffixes used by BraTS 2021 and BraTS 2023.
 BRATS_SUFFIXES: dict[str, tuple[str, ...]] = {
     "t1": ("t1", "t1n"),
@@ -43,6 +45,7 @@ class CaseFiles:
     channels: dict[str, int] = field(default_factory=dict)  # modality -> index in a 4D file
     label_map: dict[int, int] | None = None  # source value -> our value; None: detect BraTS 2021/2023
     brain_mask: Path | None = None  # a provided brain mask (> 0.5 is brain); None: derived from the image
+    source: str = ""  # the dataset the case comes from (data.source, or its name in data.sources)
 
     def files(self) -> list[Path]:
         """Every file the case reads, once each, in a stable order."""
@@ -53,6 +56,15 @@ class CaseFiles:
 def strip_nifti_suffix(name: str) -> str | None:
     for suffix in NIFTI_SUFFIXES:
         if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def strip_volume_suffix(name: str) -> str | None:
+    """`case_flair.nii.gz` or `case_flair.mha` -> `case_flair`; None for a file that is not a volume."""
+    lower = name.lower()
+    for suffix in VOLUME_SUFFIXES:
+        if lower.endswith(suffix):
             return name[: -len(suffix)]
     return None
 
@@ -80,7 +92,7 @@ def find_brats_cases(root: Path, modalities: Sequence[str]) -> list[CaseFiles]:
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         by_key = {}  # "flair" -> .../Case_flair.nii.gz
         for file in folder.iterdir():
-            stem = strip_nifti_suffix(file.name)
+            stem = strip_volume_suffix(file.name)
             suffix = _brats_suffix(stem) if stem else None
             if suffix:
                 by_key[suffix] = file
@@ -133,10 +145,10 @@ def find_folder_cases(
         raise DataError(f"{root}: modalities {unknown} are not among data.channel_names {list(channel_names)}.")
     cases = []
     for image in sorted(image_dir.iterdir()):
-        subject = strip_nifti_suffix(image.name)
+        subject = strip_volume_suffix(image.name)
         if subject is None:
             continue
-        label = next((label_dir / f"{subject}{s}" for s in NIFTI_SUFFIXES if (label_dir / f"{subject}{s}").exists()),
+        label = next((label_dir / f"{subject}{s}" for s in VOLUME_SUFFIXES if (label_dir / f"{subject}{s}").exists()),
                      None)
         channels = {m: list(channel_names).index(m) for m in modalities} if len(channel_names) > 1 else {}
         cases.append(CaseFiles(subject, {m: image for m in modalities}, label, channels,
