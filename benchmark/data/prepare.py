@@ -357,7 +357,7 @@ def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple
     digests.save()
     log.info("prepared %d subjects (%d from the cache) with %d worker(s)", len(jobs), len(jobs) - len(pending),
              workers)
-    return {split: outputs[split].image_set(modalities, split) for split in SPLITS}
+    return {split: outputs[split].image_set(modalities, split) for split in SPLITS if counts[split]}
 
 
 def _known_digests(digests: FileDigests, case: CaseFiles) -> dict[str, str]:
