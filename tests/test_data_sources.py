@@ -106,7 +106,7 @@ def test_field_of_view_sets_the_pixel_grid(tmp_path: Path) -> None:
         affine[:3, :3] *= 2 / 3  # same voxels, 1 mm: the head is 2/3 the size
         niftis.save(np.asarray(volume.dataobj), fine / path.relative_to(coarse), spacing=(1.0, 1.0, 4 / 3))
     common = ["data=folder", "data.modality=image", "data.size=[24,24]", "data.fov_mm=48", "data.slices.policy=brain",
-              "data.slices.per_subject=2", "data.slices.min_brain_fraction=0.05"]
+              "data.slices.per_subject=20", "data.slices.min_brain_fraction=0"]  # every slice of both
     a = prepare_data(data_config(*common, f"data.root={coarse}"), 0)
     b = prepare_data(data_config(*common, f"data.root={fine}"), 0)
     assert a.train.spacing == pytest.approx((2.0, 2.0)) and b.train.spacing == pytest.approx((2.0, 2.0))

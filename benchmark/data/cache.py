@@ -22,7 +22,7 @@ import numpy as np
 from benchmark.atomic import replace_atomically, write_text_atomically
 from benchmark.errors import ConfigError
 
-CACHE_VERSION = 2  # bump when preprocessing changes what the same settings produce
+CACHE_VERSION = 3  # bump when preprocessing changes what the same settings produce
 log = logging.getLogger(__name__)
 
 

@@ -20,6 +20,7 @@ from benchmark.data.cohort import stratified_order
 from benchmark.data.config_check import check_data_config
 from benchmark.data.imageset import ImageSet, PreparedData
 from benchmark.data.prepare import SPLITS, _prepare_all, apply_missing_label, find_cases, modalities_of, source_summary
+from benchmark.data.slices import selection_report, warn_unmet_policy
 from benchmark.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,11 @@ def prepare_folds(data_cfg: DictConfig, seed: int, k: Any) -> Folds:
     k = check_folds(k, ids, sources)
     groups = fold_subjects(ids, sources, k, seed)
     jobs = [("train", by_id[subject], [seed, 2, len(SPLITS), index]) for index, subject in enumerate(ids)]
-    everyone = _prepare_all(jobs, modalities, data_cfg)["train"]
+    sets, selections = _prepare_all(jobs, modalities, data_cfg)
+    everyone = sets["train"]
+    prepared = set(everyone.subject_ids)
+    groups = [[s for s in group if s in prepared] for group in groups]  # a subject that gave no slice is named
+    ids = [s for s in ids if s in prepared]  # in the slice selection report and not counted
     folds = []
     for f in range(k):
         split = {"test": groups[f], "val": groups[(f + 1) % k]}
@@ -97,6 +102,9 @@ def prepare_folds(data_cfg: DictConfig, seed: int, k: Any) -> Folds:
     summary["splits"] = {"train (each fold)": first["train"], "val (each fold)": first["val"],
                          "test (all folds)": summary["splits"]["test"]}
     summary["sources"] = source_summary(cases, everything)
+    if data_cfg.mode == "2d":
+        summary["slice_selection"] = report = selection_report({"test": selections["train"]}, data_cfg)
+        warn_unmet_policy(report)
     summary["cross_validation"] = {"folds": k, "test_subjects": groups, "seed": seed,
                                    "scheme": "fold f: test fold f, validation fold f+1 (mod k), train the rest"}
     summary["unlabelled_cases"] = {"policy": str(data_cfg.get("missing_label", "error")),

@@ -8,6 +8,7 @@ settings (`benchmark.data.cache`), so a rerun on unchanged data skips NIfTI deco
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -28,6 +29,14 @@ from benchmark.data.config_check import check_data_config
 from benchmark.data.imageset import ImageSet, PreparedData
 from benchmark.data.labels import resolve_label_map, scored_structures
 from benchmark.data.readers import CaseFiles, find_brats_cases, find_folder_cases, find_msd_cases, load_case
+from benchmark.data.slices import (
+    SliceSelection,
+    empty_split_message,
+    field_of_view_brain,
+    select_slices,
+    selection_report,
+    warn_unmet_policy,
+)
 from benchmark.data.sources import find_manifest_cases, find_pattern_cases
 from benchmark.errors import ConfigError, DataError
 
@@ -182,53 +191,38 @@ def load_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfi
                    preprocess.to_display_order(brain), display_spacing, plane_zoom)
 
 
-def select_slices(subject: Subject, slices_cfg: DictConfig, rng: np.random.Generator) -> list[int]:
-    """Axial slice indices by policy: `brain` (enough brain), `tumour` (with tumour), `mix` (a share of
-    tumour slices, the rest tumour-free brain slices)."""
-    brain_fraction = subject.brain.mean(axis=(1, 2))
-    has_brain = np.flatnonzero(brain_fraction >= float(slices_cfg.min_brain_fraction))
-    has_tumour = np.flatnonzero((subject.labels > 0).any(axis=(1, 2)))
-    count = int(slices_cfg.per_subject)
-    policy = slices_cfg.policy
-
-    def pick(pool: np.ndarray, k: int) -> list[int]:
-        return sorted(rng.choice(pool, size=min(k, len(pool)), replace=False).tolist()) if k > 0 else []
-
-    if policy == "brain":
-        return pick(has_brain, count)
-    if policy == "tumour":
-        return pick(has_tumour, count)
-    if policy == "mix":
-        tumour = pick(has_tumour, round(count * float(slices_cfg.tumour_fraction)))
-        healthy = pick(np.setdiff1d(has_brain, has_tumour), count - len(tumour))
-        top_up = pick(np.setdiff1d(has_tumour, tumour), count - len(tumour) - len(healthy))  # few healthy slices
-        return sorted(tumour + healthy + top_up)
-    raise ConfigError(f"data.slices.policy '{policy}' is not one of brain, tumour, mix.")
-
-
 def subject_items(subject: Subject, data_cfg: DictConfig, rng: np.random.Generator) -> list[tuple]:
     """(image, label, brain, slice index) items of one subject, cropped/padded to data.size."""
+    return subject_slices(subject, data_cfg, rng)[0]
+
+
+def subject_slices(subject: Subject, data_cfg: DictConfig, rng: np.random.Generator
+                   ) -> tuple[list[tuple], SliceSelection | None]:
+    """`subject_items` and, in 2D mode, the slice selection that chose them (None for 3D volumes)."""
     size = [int(s) for s in data_cfg.size]
     if data_cfg.mode == "3d":
         if len(size) != 3:
             raise ConfigError(f"data.mode=3d needs data.size=[D, H, W], got {size}.")
         centre = preprocess.bounding_box_centre(subject.brain)
         crop = [preprocess.crop_or_pad(a, size, centre) for a in (subject.images, subject.labels, subject.brain)]
-        return [(*crop, -1)]
+        return [(*crop, -1)], None
     if data_cfg.mode != "2d" or len(size) != 2:
         raise ConfigError(f"data.mode must be 2d with data.size=[H, W] or 3d with [D, H, W]; got "
                           f"{data_cfg.mode} with {size}.")
     zoom = subject.plane_zoom
     resize = any(abs(f - 1) > 1e-3 for f in zoom)
     centre = preprocess.bounding_box_centre(subject.brain.any(axis=0)) * np.array(zoom)
+    in_view = field_of_view_brain(subject.brain, zoom, size, centre)
+    selection = select_slices(in_view.mean(axis=(1, 2)), (subject.labels > 0).any(axis=(1, 2)), data_cfg.slices,
+                              rng)
     items = []
-    for z in select_slices(subject, data_cfg.slices, rng):
+    for z in selection.indices:
         planes = [subject.images[:, z], subject.labels[z], subject.brain[z]]
         if resize:
             planes = [preprocess.zoom_plane(p, zoom, order=1 if i == 0 else 0) for i, p in enumerate(planes)]
             planes[0] = planes[0] * planes[2]  # zero outside the brain, as before resampling
         items.append((*[preprocess.crop_or_pad(p, size, centre) for p in planes], z))
-    return items
+    return items, selection
 
 
 def prepare_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfig, draw: list[int],
@@ -250,12 +244,13 @@ def prepare_subject(case: CaseFiles, modalities: Sequence[str], data_cfg: DictCo
     if cached is not None:
         return cached, case_digests
     subject = load_subject(case, modalities, data_cfg)
-    items = subject_items(subject, data_cfg, np.random.default_rng(draw))
+    items, selection = subject_slices(subject, data_cfg, np.random.default_rng(draw))
     spacing = subject.spacing if data_cfg.mode == "3d" else subject.spacing[1:]
     arrays = {"images": np.stack([i[0] for i in items]).astype(np.float32) if items else np.zeros((0,)),
               "labels": np.stack([i[1] for i in items]).astype(np.uint8) if items else np.zeros((0,), np.uint8),
               "brain": np.stack([i[2] for i in items]).astype(bool) if items else np.zeros((0,), bool),
-              "indices": np.array([i[3] for i in items], dtype=np.int64), "spacing": np.array(spacing)}
+              "indices": np.array([i[3] for i in items], dtype=np.int64), "spacing": np.array(spacing),
+              "selection": np.array(json.dumps(selection.counts() if selection else None))}
     cache.save(key, arrays)
     return arrays, case_digests
 
@@ -286,9 +281,11 @@ class SplitArrays:
         self.owners: list[str] = []
         self.indices: list[int] = []
         self.spacing: tuple[float, ...] | None = None
+        self.selections: dict[str, dict[str, dict[str, int]] | None] = {}  # subject -> slice counts (2D)
 
     def add(self, subject_id: str, arrays: dict[str, np.ndarray]) -> None:
         at, k = len(self.indices), len(arrays["indices"])
+        self.selections[subject_id] = json.loads(str(arrays["selection"])) if "selection" in arrays else None
         if k == 0:
             return
         self.spacing = self.spacing or tuple(arrays["spacing"].tolist())
@@ -320,9 +317,10 @@ def _workers(data_cfg: DictConfig, n_jobs: int) -> int:
 
 
 def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple[str, ...], data_cfg: DictConfig
-                 ) -> dict[str, ImageSet]:
+                 ) -> tuple[dict[str, ImageSet], dict[str, dict]]:
     """Prepare every subject (in parallel when there are many) and stream it, in order, into its split's
-    arrays; cached subjects are read when their turn comes. Remembers the files' digests."""
+    arrays; cached subjects are read when their turn comes. Remembers the files' digests. Returns the sets
+    and, per split, each subject's slice-selection counts (None in 3D mode)."""
     cache_dir = str(Path(data_cfg.cache_dir).expanduser()) if data_cfg.get("prepared_cache", True) else None
     cache = SubjectCache(Path(cache_dir) if cache_dir else None)  # a ConfigError if it cannot be made
     digests = FileDigests(Path(cache_dir) / "prepared" / "file_digests.json" if cache_dir else None)
@@ -357,7 +355,11 @@ def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple
     digests.save()
     log.info("prepared %d subjects (%d from the cache) with %d worker(s)", len(jobs), len(jobs) - len(pending),
              workers)
-    return {split: outputs[split].image_set(modalities, split) for split in SPLITS if counts[split]}
+    selections = {split: outputs[split].selections for split in SPLITS}
+    for split in SPLITS:
+        if counts[split] and not outputs[split].indices and data_cfg.mode == "2d":
+            raise DataError(empty_split_message(split, selections[split], data_cfg.slices))
+    return {split: outputs[split].image_set(modalities, split) for split in SPLITS if counts[split]}, selections
 
 
 def _known_digests(digests: FileDigests, case: CaseFiles) -> dict[str, str]:
@@ -405,12 +407,16 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
     splits = split_subjects(ids, data_cfg.split, seed, [by_id[i].source for i in ids])
     jobs = [(split, by_id[subject_id], [seed, 2, SPLITS.index(split), index])
             for split, ids in splits.items() for index, subject_id in enumerate(ids)]
-    sets = _prepare_all(jobs, modalities, data_cfg)
+    sets, selections = _prepare_all(jobs, modalities, data_cfg)
+    contributing = {split: [s for s in ids if s in set(sets[split].subject_ids)] for split, ids in splits.items()}
     for split in SPLITS:
-        log.info("%s: %d subjects, %d items", split, len(splits[split]), len(sets[split]))
+        log.info("%s: %d subjects, %d items", split, len(contributing[split]), len(sets[split]))
     data = PreparedData(sets["train"], sets["val"], sets["test"], summary={})
-    data.summary = summarise(data, data_cfg, splits, root)
-    data.summary["sources"] = source_summary(cases, splits)
+    data.summary = summarise(data, data_cfg, contributing, root)
+    data.summary["sources"] = source_summary(cases, contributing)
+    if data_cfg.mode == "2d":
+        data.summary["slice_selection"] = report = selection_report(selections, data_cfg)
+        warn_unmet_policy(report)
     data.summary["unlabelled_cases"] = {"policy": str(data_cfg.get("missing_label", "error")),
                                         "count": len(unlabelled), "subjects": unlabelled}
     return data
