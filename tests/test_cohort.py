@@ -19,6 +19,7 @@ from benchmark.data.prepare import prepare_data
 from benchmark.errors import ConfigError, DataError
 from benchmark.study.runner import SubjectSources, dice_rows
 from tests import niftis
+from tests.cli import run_cli
 from tests.real_data import shared_data
 from tests.test_data_readers import SMALL, data_config
 from tests.test_data_sources import write_deepmedic
@@ -184,3 +185,19 @@ def test_real_brats2012_metaimage_case_reads_with_its_preset() -> None:
     mapped = map_labels(truth.data, PRESETS["brats2012"], folder)
     assert np.count_nonzero(mapped == 2) == 108706 and np.count_nonzero(mapped == 1) == 72310  # SOURCE.txt counts
     assert not (mapped == 3).any()
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["data.sources.brats2018.root=nowhere"], "source 'brats2018'"),
+    (["study.cv.folds=4"], "study.cv.folds=4 exceeds the 3 subjects of source 'brats2015'"),
+])
+def test_cohort_errors_exit_2_with_one_paragraph_before_any_compute(tmp_path: Path, overrides: list[str],
+                                                                    message: str) -> None:
+    niftis.write_brats(tmp_path / "b18", n_cases=4)
+    write_deepmedic(tmp_path / "dm", n_cases=3)
+    result = run_cli("experiment=cohort", f"data.root={tmp_path}", "data.sources.brats2015.root=dm",
+                     "data.sources.brats2018.root=b18", f"data.cache_dir={tmp_path / 'cache'}",
+                     f"output_dir={tmp_path / 'out'}", "data.prepared_cache=false", *SMALL, *overrides)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "store").exists()  # refused before any cell
