@@ -133,3 +133,28 @@ def test_folds_are_stratified_and_refused_when_a_source_cannot_fill_them() -> No
         check_folds(13, ids, sources)
     with pytest.raises(ConfigError, match=r"study.cv.folds=2 must be a whole number >= 3"):
         check_folds(2, ids, sources)
+
+
+def test_site_shift_separates_two_sites_and_not_one_site_split_in_two() -> None:
+    from hydra.utils import instantiate
+
+    from benchmark.study.item_data import ItemData
+    from benchmark.study.site_shift import site_shift
+
+    suite = instantiate(OmegaConf.create(TINY_SUITE))
+    rng = np.random.default_rng(0)
+    subjects = [f"a{i}" for i in range(6)] + [f"b{i}" for i in range(12)]
+    slot = np.repeat(subjects, 5)
+    features = rng.normal(size=(len(slot), 16))
+    shifted = features + np.where(np.char.startswith(slot.astype(str), "a"), 1.5, 0.0)[:, None]
+
+    def shift_of(feats: np.ndarray) -> pd.DataFrame:
+        data = ItemData(slot=slot, features={"pooled": (feats, np.arange(len(slot)))})
+        frame = site_shift(suite, data, {s: s[0] for s in subjects}, draws=8, seed=0)
+        return frame.set_index("quantity").loc["fid"]
+
+    real, none = shift_of(shifted), shift_of(features)
+    assert (real["source_a"], real["source_b"], real["n_subjects"]) == ("a", "b", 6)
+    assert real["z"] > 10  # a mean shift of 1.5 per feature is far outside the within-site spread
+    assert abs(none["z"]) < 3
+    assert real["floor"] == pytest.approx(none["floor"])  # the floor is within site b only, unchanged

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.atomic import write_text_atomically
+from benchmark.atomic import replace_atomically, write_text_atomically
 from benchmark.data.folds import MIN_FOLDS, Folds
 from benchmark.errors import ConfigError
 from benchmark.study import item_data
@@ -42,6 +42,7 @@ from benchmark.study.runner import Cell, StudyRunner, plain
 from benchmark.study.store import CellKey, ResultsStore, hash_config
 
 log = logging.getLogger("benchmark.study")
+SITE_SHIFT_DRAWS = 20  # draws of the site-shift cell (each two evaluations of every distribution metric)
 
 
 def fold_dir(output_dir: Path, fold: int) -> Path:
@@ -85,7 +86,28 @@ def run_cv_study(cfg: DictConfig, folds: Folds, device: Any, output_dir: Path, p
     if settings.get("enabled", True):
         PooledResampler(pooled, int(settings.get("n_boot", 200)), int(settings.get("floor_splits", 50)),
                         int(settings.get("curve_repeats", 20))).run()
+        write_site_shift(pooled, folds, min(int(settings.get("floor_splits", 50)), SITE_SHIFT_DRAWS))
     return runners
+
+
+def write_site_shift(pooled: PooledStudy, folds: Folds, draws: int) -> None:
+    """site_shift.csv: every pair of sources against the within-source floor (`benchmark.study.site_shift`),
+    from the pooled clean items of the first seed; nothing for a single-source study."""
+    from benchmark.study.runner import SubjectSources
+    from benchmark.study.site_shift import site_shift
+
+    source_of = SubjectSources.from_summary(folds.summary).source_of
+    if len(set(source_of.values())) < 2:
+        return
+    seed = int(pooled.cfg.study.seeds[0])
+    clean = next((item_data.load(item_data.item_path(pooled.store.root, c.key.file_name())) for c in pooled.cells()
+                  if c.key.stage == "metrics" and c.key.severity == 0 and c.key.seed == seed), None)
+    if clean is None:
+        log.warning("site shift: no pooled clean items for seed %d", seed)
+        return
+    frame = site_shift(pooled.suite, clean, source_of, draws, seed)
+    replace_atomically(pooled.output_dir / "site_shift.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    log.info("site shift: %d metrics between %d sources", frame["quantity"].nunique(), len(set(source_of.values())))
 
 
 class PooledStudy:
