@@ -158,3 +158,40 @@ def test_site_shift_separates_two_sites_and_not_one_site_split_in_two() -> None:
     assert real["z"] > 10  # a mean shift of 1.5 per feature is far outside the within-site spread
     assert abs(none["z"]) < 3
     assert real["floor"] == pytest.approx(none["floor"])  # the floor is within site b only, unchanged
+
+
+TINY_CV_CLI = [
+    "data.phantom.n_subjects=6", "data.phantom.voxel_size_mm=4", "data.phantom.tumour_free_fraction=0",
+    "data.size=[48,48]", "data.slices.per_subject=4", "data.slices.min_brain_fraction=0.1", "data.workers=1",
+    "perturbation=[gaussian_noise,tumour_remove_keep]", "study.severities=[0,3]", "study.utility_severities=[0]",
+    "segmentation.training.iterations=3", "segmentation.training.val_interval=3", "segmentation.training.batch_size=4",
+    "study.resampling.n_boot=4", "study.resampling.floor_splits=3", "study.cv.folds=3", "stages=[data,study]",
+    "metrics=tiny_cv",
+]
+
+
+@pytest.mark.slow
+def test_submitit_and_joblib_fold_jobs_fill_the_store_of_a_plain_run(tmp_path: Path) -> None:
+    from tests.cli import run_cli
+
+    conf = tmp_path / "conf" / "metrics"
+    conf.mkdir(parents=True)
+    (conf / "tiny_cv.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(TINY_SUITE)))
+    common = [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", f"data.cache_dir={tmp_path / 'cache'}", *TINY_CV_CLI]
+    plain, jobs = tmp_path / "plain", tmp_path / "jobs"
+    result = run_cli(*common, f"output_dir={plain}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *common, f"output_dir={jobs}",
+                     "study.cv.only_fold=0,1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_cli("-m", "hydra/launcher=submitit_local", *common, f"output_dir={jobs}", "study.cv.only_fold=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (jobs / "results.parquet").exists()  # fold jobs write their folds only; nothing is pooled yet
+    assert list((jobs / "multirun").glob("**/.submitit")) or list((jobs / "multirun").glob("**/*submitit*"))
+    result = run_cli(*common, f"output_dir={jobs}")  # every fold cell is done: this only pools
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("0 to compute") == 3
+    columns = ["stage", "perturbation", "severity", "seed", "quantity", "value"]
+    pooled = pd.read_parquet(jobs / "results.parquet")[columns].sort_values(columns[:5], ignore_index=True)
+    whole = pd.read_parquet(plain / "results.parquet")[columns].sort_values(columns[:5], ignore_index=True)
+    pd.testing.assert_frame_equal(pooled, whole)

@@ -3,7 +3,9 @@
 Each fold runs the ordinary sweep (`StudyRunner`) on its own train / validation / test subjects into its own
 store, `folds/fold<f>/` under output_dir, so a fold's cells and its segmentation checkpoints (cached by
 content) are kept and a rerun resumes. The pooled cell of every key is then written to `store/` (and to
-results.csv / cases.parquet), and the noise floor and subject bootstrap run on the pooled cells:
+results.csv / cases.parquet), and the noise floor and subject bootstrap run on the pooled cells. Folds are
+independent jobs: `study.cv.only_fold=<f>` runs one fold's sweep (a Hydra multirun job per fold or per
+perturbation, on joblib or submitit), and a final plain run, whose fold cells are then all done, pools them.
 
 - Dice and HD95 (both protocols): each subject's value comes from the fold that tested it (a model that
   never saw it); the pooled value is the mean over all subjects, and the per-subject cases are kept.
@@ -13,6 +15,7 @@ results.csv / cases.parquet), and the noise floor and subject bootstrap run on t
   small n). Outputs that need a training set (memorisation) or the images themselves (MS-SSIM diversity,
   Inception Score) cannot be recomputed on the union: they are each fold's value against its own training
   set, averaged with weights by the fold's number of test items. `cv.json` names the pooling of each output.
+- Site shift (several sources): `site_shift.csv`, see `benchmark.study.site_shift`.
 - Noise floor: real-vs-real halves of all subjects' clean items. Subject bootstrap: all subjects drawn
   with replacement; memorisation outputs get no bootstrap interval (their training set differs by fold).
 """
@@ -57,6 +60,10 @@ def check_cv_config(cfg: DictConfig) -> int | None:
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < MIN_FOLDS:
         raise ConfigError(f"study.cv.folds={folds} must be a whole number >= {MIN_FOLDS} (each fold tests on one "
                           "fold, selects checkpoints on the next and trains on the rest), or null to use data.split.")
+    only = (cfg.study.get("cv") or {}).get("only_fold")
+    if only is not None and (isinstance(only, bool) or not isinstance(only, int) or not 0 <= only < folds):
+        raise ConfigError(f"study.cv.only_fold={only} is not a fold of study.cv.folds={folds}; choose 0 to {folds - 1} "
+                          "(a multirun job per fold: study.cv.only_fold=0,1,...) or null for every fold.")
     if cfg.study.get("generated") or cfg.get("generators"):
         raise ConfigError("study.cv.folds is set together with generated sets (study.generated or generators=...); "
                           "a generated set belongs to one test split, so score it without cross-validation "
@@ -70,15 +77,20 @@ def run_cv_study(cfg: DictConfig, folds: Folds, device: Any, output_dir: Path, p
     fold_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     OmegaConf.update(fold_cfg, "study.resampling.enabled", False, force_add=True)
     runners = []
+    only = cfg.study.cv.get("only_fold")
     for f, data in enumerate(folds.folds):
+        if only is not None and f != int(only):
+            continue
         log.info("cross-validation fold %d of %d: %d train, %d validation, %d test subjects", f + 1,
                  len(folds.folds), len(set(data.train.subject_ids)), len(set(data.val.subject_ids)),
                  len(set(data.test.subject_ids)))
         runner = StudyRunner(fold_cfg, data, device, fold_dir(output_dir, f), perturbations, suite)
         runner.run()
         runners.append(runner)
-    if cfg.study.get("only_perturbation") is not None or cfg.study.get("only_severity") is not None:
-        log.info("pooling skipped in a partial job (study.only_*): run once more without them to pool the folds")
+    partial = [cfg.study.get("only_perturbation"), cfg.study.get("only_severity"), only]
+    if any(value is not None for value in partial):
+        log.info("pooling skipped in a partial job (study.only_*, study.cv.only_fold): run once more without them; "
+                 "every fold's cells are then done and only the pooled store, floor and bootstrap are computed")
         return runners
     pooled = PooledStudy(cfg, runners, device, output_dir, suite)
     pooled.write()
