@@ -201,3 +201,25 @@ def test_cohort_errors_exit_2_with_one_paragraph_before_any_compute(tmp_path: Pa
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "store").exists()  # refused before any cell
+
+
+def test_a_manifest_names_source_and_label_map_per_row(tmp_path: Path) -> None:
+    niftis.write_brats(tmp_path / "b18", n_cases=4)
+    write_brats2012(tmp_path / "b12", n_cases=3)
+    lines = ["subject\tflair\tlabel\tsource\tlabel_map"]
+    for i in range(4):
+        case = f"BraTS-{i:03d}"
+        lines.append(f"{case}\tb18/{case}/{case}_flair.nii.gz\tb18/{case}/{case}_seg.nii.gz\tbrats2018\tbrats2021")
+    for i in range(20, 23):
+        lines.append(f"HG{i:04d}\tb12/BRATS_HG{i:04d}_FLAIR.mha\tb12/BRATS_HG{i:04d}_truth.mha\tbrats2012\tbrats2012")
+    (tmp_path / "cases.tsv").write_text("\n".join(lines) + "\n")
+    data = prepare_data(data_config("data=manifest", f"data.manifest={tmp_path / 'cases.tsv'}",
+                                    "data.modality=flair", *SMALL), seed=0)
+    sources = data.summary["sources"]
+    assert set(sources) == {"brats2018", "brats2012"}
+    assert sources["brats2012"]["not_scored"] == ["ET", "NCR", "ED"] and sources["brats2018"]["not_scored"] == []
+    assert all(entry["subjects"]["train"] for entry in sources.values())  # stratified by the source column
+    (tmp_path / "cases.tsv").write_text("\n".join([*lines[:2], lines[2].replace("brats2021", "brats1999")]) + "\n")
+    with pytest.raises(DataError, match=r"cases.tsv, line 3: subject BraTS-001: data.label_map=brats1999"):
+        prepare_data(data_config("data=manifest", f"data.manifest={tmp_path / 'cases.tsv'}", "data.modality=flair",
+                                 *SMALL), seed=0)

@@ -90,7 +90,10 @@ def find_cases(data_cfg: DictConfig, modalities: Sequence[str]) -> tuple[Path, l
         if not data_cfg.get("manifest"):
             raise ConfigError("data.manifest is not set; pass data.manifest=/path/to/cases.csv.")
         manifest = Path(str(data_cfg.manifest)).expanduser()
-        return manifest.parent, find_manifest_cases(manifest, modalities, label_map)
+        cases = find_manifest_cases(manifest, modalities, label_map)  # a row's own label_map wins
+        for case in cases:
+            case.source = case.source or "manifest"
+        return manifest.parent, cases
     if data_cfg.root is None:
         raise ConfigError(f"data.root is not set for data source '{source}'; pass data.root=/path/to/dataset.")
     root = Path(str(data_cfg.root)).expanduser()
