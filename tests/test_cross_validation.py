@@ -177,20 +177,20 @@ def test_submitit_and_joblib_fold_jobs_fill_the_store_of_a_plain_run(tmp_path: P
     conf = tmp_path / "conf" / "metrics"
     conf.mkdir(parents=True)
     (conf / "tiny_cv.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(TINY_SUITE)))
-    common = [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", f"data.cache_dir={tmp_path / 'cache'}", *TINY_CV_CLI]
+    common = ["--config-dir", str(tmp_path / "conf"), f"data.cache_dir={tmp_path / 'cache'}", *TINY_CV_CLI]
     plain, jobs = tmp_path / "plain", tmp_path / "jobs"
     result = run_cli(*common, f"output_dir={plain}")
     assert result.returncode == 0, result.stderr[-3000:]
-    result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *common, f"output_dir={jobs}",
+    result = run_cli(*common[:2], "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *common[2:], f"output_dir={jobs}",
                      "study.cv.only_fold=0,1")
     assert result.returncode == 0, result.stderr[-3000:]
-    result = run_cli("-m", "hydra/launcher=submitit_local", *common, f"output_dir={jobs}", "study.cv.only_fold=2")
+    result = run_cli(*common[:2], "-m", "hydra/launcher=submitit_local", *common[2:], f"output_dir={jobs}", "study.cv.only_fold=2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (jobs / "results.parquet").exists()  # fold jobs write their folds only; nothing is pooled yet
     assert list((jobs / "multirun").glob("**/.submitit")) or list((jobs / "multirun").glob("**/*submitit*"))
     result = run_cli(*common, f"output_dir={jobs}")  # every fold cell is done: this only pools
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stderr.count("0 to compute") == 3
+    assert (result.stdout + result.stderr).count("0 to compute") == 3
     columns = ["stage", "perturbation", "severity", "seed", "quantity", "value"]
     pooled = pd.read_parquet(jobs / "results.parquet")[columns].sort_values(columns[:5], ignore_index=True)
     whole = pd.read_parquet(plain / "results.parquet")[columns].sort_values(columns[:5], ignore_index=True)
