@@ -223,3 +223,18 @@ def test_a_manifest_names_source_and_label_map_per_row(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"cases.tsv, line 3: subject BraTS-001: data.label_map=brats1999"):
         prepare_data(data_config("data=manifest", f"data.manifest={tmp_path / 'cases.tsv'}", "data.modality=flair",
                                  *SMALL), seed=0)
+
+
+def test_replication_table_relates_phantom_and_patient_verdicts() -> None:
+    from benchmark.speed.cohort import replication
+
+    phantom = pd.DataFrame({"metric": ["fid", "ssim"], "a": ["yes", "inconclusive"], "b": ["no", "no"],
+                            "c_robustness": ["no", "yes"], "c_utility": ["yes", "yes"], "d": ["yes", "no"]})
+    real = pd.DataFrame({"metric": ["fid", "ssim", "snr"], "a": ["yes", "yes", "no"], "b": ["yes", "no", "no"],
+                         "c_robustness": ["inconclusive", "yes", "no"], "c_utility": ["yes", "no", "no"],
+                         "d": ["yes", "no", "no"]})
+    table = replication(phantom, real).set_index(["metric", "question"])["relation"]
+    assert len(table) == 10  # snr is not in the phantom scorecard
+    assert table[("fid", "a")] == "agree" and table[("fid", "b")] == "disagree"
+    assert table[("fid", "c_robustness")] == "undecided" and table[("ssim", "a")] == "undecided"
+    assert table[("ssim", "c_utility")] == "disagree" and table[("ssim", "d")] == "agree"

@@ -181,10 +181,11 @@ def test_submitit_and_joblib_fold_jobs_fill_the_store_of_a_plain_run(tmp_path: P
     plain, jobs = tmp_path / "plain", tmp_path / "jobs"
     result = run_cli(*common, f"output_dir={plain}")
     assert result.returncode == 0, result.stderr[-3000:]
-    result = run_cli(*common[:2], "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *common[2:], f"output_dir={jobs}",
-                     "study.cv.only_fold=0,1")
+    result = run_cli(*common[:2], "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *common[2:],
+                     f"output_dir={jobs}", "study.cv.only_fold=0,1")
     assert result.returncode == 0, result.stderr[-3000:]
-    result = run_cli(*common[:2], "-m", "hydra/launcher=submitit_local", *common[2:], f"output_dir={jobs}", "study.cv.only_fold=2")
+    result = run_cli(*common[:2], "-m", "hydra/launcher=submitit_local", *common[2:], f"output_dir={jobs}",
+                     "study.cv.only_fold=2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (jobs / "results.parquet").exists()  # fold jobs write their folds only; nothing is pooled yet
     assert list((jobs / "multirun").glob("**/.submitit")) or list((jobs / "multirun").glob("**/*submitit*"))
