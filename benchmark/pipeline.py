@@ -76,14 +76,25 @@ def run_pipeline(cfg: DictConfig) -> None:
         instantiate_generators(cfg.get("generators"))  # a bad generator config fails before any compute
         suite = build_metric_suite(cfg)
 
+    from benchmark.study.cross_validation import check_cv_config
+
+    cv_folds = check_cv_config(cfg)
     elapsed: dict[str, float] = {}
     start = time.perf_counter()
-    data = prepare_data(cfg.data, seed=int(cfg.seed))
+    folds = None
+    if cv_folds is None:
+        data = prepare_data(cfg.data, seed=int(cfg.seed))
+    else:
+        from benchmark.data.folds import prepare_folds
+        from benchmark.data.imageset import PreparedData
+
+        folds = prepare_folds(cfg.data, int(cfg.seed), cv_folds)
+        data = PreparedData(folds.everyone, folds.folds[0].val, folds.everyone, folds.summary, fingerprint="folds")
     write_data_summary(data, output_dir)
     elapsed["data"] = time.perf_counter() - start
 
     if "study" in stages:
-        run_study(cfg, data, device, output_dir, perturbations, suite, elapsed)
+        run_study(cfg, data, device, output_dir, perturbations, suite, elapsed, folds)
     if "report" in stages:
         from reports.build import build_report
 
@@ -94,7 +105,7 @@ def run_pipeline(cfg: DictConfig) -> None:
 
 
 def run_study(cfg: DictConfig, data: Any, device: Any, output_dir: Path, perturbations: dict, suite: Any,
-              elapsed: dict[str, float]) -> None:
+              elapsed: dict[str, float], folds: Any = None) -> None:
     """Sweep every cell into the results store, then write study.json and the example images."""
     from benchmark.study.files import write_examples, write_study_info
     from benchmark.study.generated import GeneratedSet
@@ -111,8 +122,13 @@ def run_study(cfg: DictConfig, data: Any, device: Any, output_dir: Path, perturb
         elapsed["generators"] = time.perf_counter() - start  # training (or loading) and the grid's sampling
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     start = time.perf_counter()
-    runner = StudyRunner(cfg, data, device, output_dir, perturbations, suite)
-    runner.run()
+    if folds is None:
+        runner = StudyRunner(cfg, data, device, output_dir, perturbations, suite)
+        runner.run()
+    else:
+        from benchmark.study.cross_validation import run_cv_study
+
+        runner = run_cv_study(cfg, folds, device, output_dir, perturbations, suite)[0]
     elapsed["study"] = time.perf_counter() - start
     write_examples(output_dir / "examples.npz", runner.examples())
     info = study_info(cfg, data, perturbations, suite, elapsed, created)

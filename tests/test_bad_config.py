@@ -58,7 +58,7 @@ def call(*args: str) -> tuple[int, str]:
         ("data.fov_mm=-5", "data.fov_mm=-5 must be one length in mm"),
         ("data.label_map={0: 0, 1: 1, 2: 2, 4: 7}", "maps 4 to 7, outside our labels 0-3"),
         ("data.label_map={-1: 0, 0: 0}", "data.label_map key -1 is negative"),
-        ("data.label_map=brats2099", "not a preset; choose one of binary, brats2015"),
+        ("data.label_map=brats2099", "not a preset; choose one of binary, brats2012, brats2015"),
         ("data.missing_label=maybe", "data.missing_label=maybe is not one of error, skip, empty"),
     ],
 )

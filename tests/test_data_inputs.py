@@ -185,7 +185,7 @@ def test_a_folder_with_a_nifti_name_is_named_as_a_folder(tmp_path: Path) -> None
     flair = root / "BraTS-001" / "BraTS-001_flair.nii.gz"
     flair.unlink()
     flair.mkdir()
-    with pytest.raises(DataError, match=r"BraTS-001_flair.nii.gz: a folder with a NIfTI file's name"):
+    with pytest.raises(DataError, match=r"BraTS-001_flair.nii.gz: a folder with a volume file's name"):
         prepare(tmp_path, "data=brats", f"data.root={root}")
     manifest = tmp_path / "cases.csv"
     manifest.write_text("subject,flair,label\n" + "".join(

@@ -141,7 +141,8 @@ def test_integer_and_negative_intensities_prepare_the_same_anatomy(tmp_path: Pat
 def test_label_map_presets_and_plain_mappings() -> None:
     assert resolve_label_map("brats2015") == {0: 0, 1: 1, 2: 2, 3: 1, 4: 3}
     assert resolve_label_map({"0": 0, "1": "2"}) == {0: 0, 1: 2}
-    assert resolve_label_map(None) is None and set(PRESETS) == {"brats2015", "brats2021", "brats2023", "msd", "binary"}
+    assert resolve_label_map(None) is None and set(PRESETS) == {"brats2015", "brats2021", "brats2023", "msd", "binary",
+                                                                             "brats2012"}
 
 
 def test_changed_file_changes_the_fingerprint_and_the_cells_recompute(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, ListConfig
 from benchmark.data.labels import resolve_label_map
 from benchmark.errors import ConfigError
 
-SOURCES = ("phantom", "brats", "msd", "folder", "pattern", "manifest", "vessels")
+SOURCES = ("phantom", "brats", "msd", "folder", "pattern", "manifest", "vessels", "cohort")
 MISSING_LABEL = ("error", "skip", "empty")
 
 
@@ -112,6 +112,10 @@ def check_data_config(data_cfg: DictConfig) -> None:
     if source not in SOURCES:
         raise ConfigError(f"data.source '{source}' is not one of {', '.join(SOURCES)}.")
     check_geometry(data_cfg)
+    if source == "cohort":
+        from benchmark.data.cohort import check_cohort
+
+        check_cohort(data_cfg)
     check_intensity_and_labels(data_cfg)
     check_split_and_slices(data_cfg)
     modality = data_cfg.get("modality", "flair")

@@ -7,7 +7,11 @@ Presets (`data.label_map=<name>`):
 - `brats2021`: 1 necrotic / non-enhancing core, 2 oedema, 4 enhancing -> 3;
 - `brats2023`: already ours (0-3);
 - `msd`: Task01_BrainTumour, 1 oedema, 2 non-enhancing, 3 enhancing -> 2, 1, 3;
-- `binary`: 0 background, 1 lesion -> 1 (counted in the whole tumour and the core; no enhancing region).
+- `binary`: 0 background, 1 lesion -> 1 (counted in the whole tumour and the core; no enhancing region);
+- `brats2012`: BRATS 2012, 1 oedema, 2 active core (necrosis and enhancing not split) -> 2, 1 (no
+  enhancing region).
+A region none of a map's targets belongs to (`source_regions`) is one the source cannot contain: it is
+scored n/a for that source's subjects, never 0 or 1.
 `null` decides BraTS 2021 or 2023 once per source from the values all its label files hold
 (`benchmark.data.label_convention`); `map_labels` given None decides from its one file.
 """
@@ -20,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.data.imageset import REGIONS
 from benchmark.errors import ConfigError, DataError
 
 OUR_LABELS = (0, 1, 2, 3)
@@ -30,7 +35,9 @@ PRESETS: dict[str, dict[int, int]] = {
     "brats2023": {0: 0, 1: 1, 2: 2, 3: 3},
     "msd": {0: 0, 1: 2, 2: 1, 3: 3},
     "binary": {0: 0, 1: 1},
+    "brats2012": {0: 0, 1: 2, 2: 1},
 }
+
 
 
 def _as_int(value: Any, what: str) -> int:
@@ -113,3 +120,20 @@ def present_values(data: np.ndarray) -> np.ndarray:
     if data.size and np.can_cast(data.dtype, np.intp) and data.min() >= 0 and data.max() < 1 << 16:
         return np.flatnonzero(np.bincount(data.ravel(order="K")))  # memory order: no strided copy
     return np.unique(data)
+
+
+def source_regions(label_map: dict[int, int] | None) -> list[str]:
+    """The BraTS regions (WT, TC, ET) a source with this label map can contain: those holding one of the
+    map's targets. None (BraTS detected per file) contains every region."""
+    if label_map is None:
+        return list(REGIONS)
+    targets = set(label_map.values())
+    return [region for region, values in REGIONS.items() if targets & set(values)]
+
+
+def scored_structures(label_map: dict[int, int] | None) -> list[str]:
+    """The structures Dice is scored on for a source: its regions (`source_regions`), plus the single labels
+    NCR and ED only when the source separates all three tumour labels (in BRATS 2012 label 1 holds the
+    enhancing voxels too, so it is not the necrotic core)."""
+    separated = label_map is None or {1, 2, 3} <= set(label_map.values())
+    return [*source_regions(label_map), *(["NCR", "ED"] if separated else [])]

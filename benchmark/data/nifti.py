@@ -1,4 +1,9 @@
-"""Read one NIfTI file into a canonical (RAS) array, with errors that name the file and the problem."""
+"""Read one volume into a canonical (RAS) array, with errors that name the file and the problem.
+
+NIfTI is read with nibabel; the formats of SimpleITK (MetaImage `.mha`/`.mhd`, NRRD `.nrrd`/`.nhdr`) are
+read with SimpleITK, their LPS world frame turned into a RAS affine, and then go through the same
+reorientation, so one volume stored in either format gives the same array.
+"""
 
 from __future__ import annotations
 
@@ -27,21 +32,31 @@ class Volume:
         return tuple(float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))
 
 
+ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+def is_itk_file(path: Path) -> bool:
+    """Whether `path` is in a SimpleITK format (MetaImage or NRRD) rather than NIfTI."""
+    return Path(path).name.lower().endswith(ITK_SUFFIXES)
+
+
 @contextmanager
 def _reading(path: Path, kind: str) -> Iterator[None]:
-    """Turn a missing file or nibabel's read errors into a DataError naming the file."""
+    """Turn a missing file or the readers' errors into a DataError naming the file."""
     if path.is_dir():
         raise DataError(f"{path}: a folder where the {kind} file should be; point to the NIfTI file (or rename the "
                         "folder).")
     if not path.is_file():
         raise DataError(f"{path}: the {kind} file does not exist.")
+    what = "MetaImage/NRRD (SimpleITK)" if is_itk_file(path) else "NIfTI"
     try:
         yield
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError,
+    except (OSError, EOFError, ValueError, RuntimeError, zlib.error, nib.filebasedimages.ImageFileError,
             nib.orientations.OrientationError) as error:
         raise DataError(
-            f"{path}: cannot read this {kind} as NIfTI ({type(error).__name__}: {error}). The file may be "
-            "truncated or not a NIfTI file; re-export or re-download it."
+            f"{path}: cannot read this {kind} as {what} ({type(error).__name__}: {error}). The file may be "
+            f"truncated or not a {what} file; re-export or re-download it."
         ) from error
 
 
@@ -52,22 +67,58 @@ def _at_least_3d(image: nib.Nifti1Image) -> nib.Nifti1Image:
     return nib.Nifti1Image(np.asarray(image.dataobj)[:, :, None], image.affine)
 
 
+def _simpleitk() -> object:
+    try:
+        import SimpleITK
+    except ImportError as error:
+        raise DataError("reading MetaImage (.mha/.mhd) or NRRD (.nrrd/.nhdr) volumes needs SimpleITK; install it "
+                        "(pip install SimpleITK) or convert the files to NIfTI.") from error
+    return SimpleITK
+
+
+def _itk_as_nifti(path: Path) -> nib.Nifti1Image:
+    """A SimpleITK volume as a NIfTI image in memory: voxel axes (x, y, z[, components]) and the RAS affine
+    of its origin, spacing and direction (ITK's world frame is LPS)."""
+    sitk = _simpleitk()
+    image = sitk.ReadImage(str(path))
+    if image.GetDimension() != 3:
+        raise ValueError(f"expected a 3D volume, got {image.GetDimension()} dimensions")
+    array = sitk.GetArrayViewFromImage(image)  # (z, y, x[, components])
+    data = np.ascontiguousarray(np.moveaxis(array, (0, 1, 2), (2, 1, 0)))
+    direction = np.array(image.GetDirection(), dtype=float).reshape(3, 3)
+    affine = np.eye(4)
+    affine[:3, :3] = LPS_TO_RAS @ direction @ np.diag(image.GetSpacing())
+    affine[:3, 3] = LPS_TO_RAS @ np.array(image.GetOrigin(), dtype=float)
+    return nib.Nifti1Image(data, affine)
+
+
+def _open(path: Path) -> nib.Nifti1Image:
+    return _itk_as_nifti(path) if is_itk_file(path) else nib.load(str(path))
+
+
 def volume_shape(path: Path, *, kind: str = "image") -> tuple[int, ...]:
-    """The array shape stored in the file's header, without reading its voxels."""
+    """The array shape stored in the file's header, without reading its voxels (x, y, z[, c])."""
     path = Path(path)
     with _reading(path, kind):
+        if is_itk_file(path):
+            reader = _simpleitk().ImageFileReader()
+            reader.SetFileName(str(path))
+            reader.ReadImageInformation()
+            components = reader.GetNumberOfComponents()
+            return tuple(reader.GetSize()) + ((components,) if components > 1 else ())
         return tuple(nib.load(str(path)).shape)
 
 
 def load_volume(path: Path, *, kind: str = "image") -> Volume:
-    """Load `path` with nibabel, reoriented to the closest canonical (RAS+) orientation.
+    """Load `path` (NIfTI, or MetaImage / NRRD through SimpleITK), reoriented to the closest canonical (RAS+)
+    orientation.
 
     Images come back as float32 and must be finite; label maps (`kind="label"`) as int64 and must hold
     integer values.
     """
     path = Path(path)
     with _reading(path, kind):
-        image = nib.as_closest_canonical(_at_least_3d(nib.load(str(path))))
+        image = nib.as_closest_canonical(_at_least_3d(_open(path)))
         data = np.asarray(image.dataobj)
     if kind == "label":
         integral = np.issubdtype(data.dtype, np.integer) or (

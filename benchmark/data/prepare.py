@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,11 +23,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data import preprocess
 from benchmark.data.cache import FileDigests, SubjectCache, file_digest, stamp, subject_key
+from benchmark.data.cohort import COHORT, find_cohort_cases, stratified_order
 from benchmark.data.config_check import check_data_config, check_memory
 from benchmark.data.imageset import ImageSet, PreparedData
 from benchmark.data.input_checks import refuse_blank, refuse_duplicate_ids, refuse_duplicate_scans
 from benchmark.data.label_convention import RememberedValues, detect_label_map
-from benchmark.data.labels import PRESETS, resolve_label_map
+from benchmark.data.labels import PRESETS, resolve_label_map, scored_structures
 from benchmark.data.readers import CaseFiles, find_brats_cases, find_folder_cases, find_msd_cases, load_case
 from benchmark.data.slices import (
     SliceSelection,
@@ -74,7 +76,13 @@ def find_cases(data_cfg: DictConfig, modalities: Sequence[str], digests: FileDig
     if source == "vessels":
         from benchmark.data.vessels.sources import find_vessel_cases
 
-        return find_vessel_cases(data_cfg, modalities)
+        root, cases = find_vessel_cases(data_cfg, modalities)
+        for case in cases:
+            case.source = case.source or "vessels"
+        return root, cases
+    if source == COHORT:
+        root, cases, _ = find_cohort_cases(data_cfg, modalities, find_cases)
+        return root, cases
     label_map = resolve_label_map(data_cfg.get("label_map"))
     if source == "phantom":
         from benchmark.data.phantom_files import ensure_phantom
@@ -85,24 +93,32 @@ def find_cases(data_cfg: DictConfig, modalities: Sequence[str], digests: FileDig
             voxel_size_mm=float(params.voxel_size_mm), max_tumours=int(params.max_tumours),
             tumour_free_fraction=float(params.tumour_free_fraction), seed=int(params.seed),
         )
-        return root, with_label_map(find_brats_cases(root, modalities), PRESETS["brats2021"])  # as it writes them
+        cases = with_label_map(find_brats_cases(root, modalities), PRESETS["brats2021"])  # as it writes them
+        for case in cases:
+            case.source = "phantom"
+        return root, cases
     if source == "manifest":
         if not data_cfg.get("manifest"):
             raise ConfigError("data.manifest is not set; pass data.manifest=/path/to/cases.csv.")
         manifest = Path(str(data_cfg.manifest)).expanduser()
-        root, cases = manifest.parent, find_manifest_cases(manifest, modalities, label_map)
+        root, cases = manifest.parent, find_manifest_cases(manifest, modalities, label_map)  # a row's map wins
     elif data_cfg.root is None:
         raise ConfigError(f"data.root is not set for data source '{source}'; pass data.root=/path/to/dataset.")
     else:
         root = Path(str(data_cfg.root)).expanduser()
         cases = _find_in_root(data_cfg, root, modalities, label_map)
-    if label_map is None and source in ("brats", "pattern", "manifest") and cases:
+    undecided = [c for c in cases if c.label_map is None]
+    if label_map is None and source in ("brats", "pattern", "manifest") and undecided:
         where = str(data_cfg.manifest) if source == "manifest" else str(root)
         digests = digests or file_digests(data_cfg)
         index = digests.index.with_name("label_values.json") if digests.index else None
-        label_map = detect_label_map([c.label for c in cases if c.label is not None], where,
-                                     RememberedValues(index, digests.digest), _workers(data_cfg, len(cases)))
-    return root, with_label_map(cases, label_map) if label_map is not None else cases
+        label_map = detect_label_map([c.label for c in undecided if c.label is not None], where,
+                                     RememberedValues(index, digests.digest), _workers(data_cfg, len(undecided)))
+    for case in cases:
+        case.source = case.source or str(source)
+        if case.label_map is None and label_map is not None:
+            case.label_map = label_map
+    return root, cases
 
 
 def _find_in_root(data_cfg: DictConfig, root: Path, modalities: Sequence[str], label_map: dict[int, int] | None
@@ -116,7 +132,8 @@ def _find_in_root(data_cfg: DictConfig, root: Path, modalities: Sequence[str], l
         return find_folder_cases(root, modalities, list(data_cfg.channel_names), label_map)
     if source == "pattern":
         return find_pattern_cases(root, OmegaConf.to_container(data_cfg.patterns), modalities, label_map)
-    raise ConfigError(f"data.source '{source}' is not one of phantom, brats, msd, folder, pattern, manifest.")
+    raise ConfigError(f"data.source '{source}' is not one of phantom, brats, msd, folder, pattern, manifest, "
+                      "cohort, vessels.")
 
 
 def with_label_map(cases: list[CaseFiles], label_map: dict[int, int]) -> list[CaseFiles]:
@@ -147,9 +164,11 @@ def apply_missing_label(cases: list[CaseFiles], policy: str) -> tuple[list[CaseF
     return cases, names
 
 
-def split_subjects(subject_ids: Sequence[str], fractions: DictConfig, seed: int) -> dict[str, list[str]]:
+def split_subjects(subject_ids: Sequence[str], fractions: DictConfig, seed: int,
+                   sources: Sequence[str] | None = None) -> dict[str, list[str]]:
     """Assign whole subjects to train/val/test (never slices), shuffled by the seed; each split gets one
-    subject at least."""
+    subject at least. With several `sources` (one per subject) the order is stratified by source, so each
+    split holds every source in proportion."""
     n = len(subject_ids)
     if n < 3:
         raise DataError(f"found {n} subject(s); a train/validation/test split needs 3 at least.")
@@ -159,8 +178,10 @@ def split_subjects(subject_ids: Sequence[str], fractions: DictConfig, seed: int)
     n_train = n - n_val - n_test
     if n_train < 1:
         raise DataError(f"found {n} subjects: too few for the split {OmegaConf.to_container(fractions)}.")
-    order = np.random.default_rng([seed, 1]).permutation(n)
-    ids = [subject_ids[i] for i in order]
+    if sources is not None and len(set(sources)) > 1:
+        ids = stratified_order(subject_ids, sources, seed)
+    else:
+        ids = [subject_ids[i] for i in np.random.default_rng([seed, 1]).permutation(n)]
     return {"train": ids[:n_train], "val": ids[n_train:n_train + n_val], "test": ids[n_train + n_val:]}
 
 
@@ -278,6 +299,8 @@ def _cache_key(case: CaseFiles, modalities: Sequence[str], data_cfg: DictConfig,
                digests: dict[str, str]) -> str:
     """The subject cache key: its files' digests, the settings that shape its items, its random draw."""
     settings = OmegaConf.to_container(data_cfg, resolve=True)
+    if case.label_map is not None:  # the map the case is read with (a cohort's sources each have their own)
+        settings["label_map"] = {str(k): v for k, v in sorted(case.label_map.items())}
     return subject_key([digests[str(p)] for p in case.files()],
                        {k: settings.get(k) for k in CACHED_SETTINGS} | {"modalities": list(modalities)}, draw)
 
@@ -368,9 +391,9 @@ def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple
              workers)
     selections = {split: outputs[split].selections for split in SPLITS}
     for split in SPLITS:
-        if not outputs[split].indices and data_cfg.mode == "2d":
+        if counts[split] and not outputs[split].indices and data_cfg.mode == "2d":
             raise DataError(empty_split_message(split, selections[split], data_cfg.slices))
-    return {split: outputs[split].image_set(modalities, split) for split in SPLITS}, selections
+    return {split: outputs[split].image_set(modalities, split) for split in SPLITS if counts[split]}, selections
 
 
 def _known_digests(digests: FileDigests, case: CaseFiles) -> dict[str, str]:
@@ -411,7 +434,8 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
     if str(data_cfg.get("duplicate_scans", "error")) == "error":
         refuse_duplicate_scans(cases, digests.digest, _workers(data_cfg, len(cases)))
     by_id = {case.subject_id: case for case in cases}
-    splits = split_subjects(sorted(by_id), data_cfg.split, seed)
+    ids = sorted(by_id)
+    splits = split_subjects(ids, data_cfg.split, seed, [by_id[i].source for i in ids])
     jobs = [(split, by_id[subject_id], [seed, 2, SPLITS.index(split), index])
             for split, ids in splits.items() for index, subject_id in enumerate(ids)]
     sets, selections = _prepare_all(jobs, modalities, data_cfg, digests)
@@ -420,9 +444,28 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
         log.info("%s: %d subjects, %d items", split, len(contributing[split]), len(sets[split]))
     data = PreparedData(sets["train"], sets["val"], sets["test"], summary={})
     data.summary = summarise(data, data_cfg, contributing, root)
+    data.summary["sources"] = source_summary(cases, contributing)
     if data_cfg.mode == "2d":
         data.summary["slice_selection"] = report = selection_report(selections, data_cfg)
         warn_unmet_policy(report)
     data.summary["unlabelled_cases"] = {"policy": str(data_cfg.get("missing_label", "error")),
                                         "count": len(unlabelled), "subjects": unlabelled}
     return data
+
+
+def source_summary(cases: Sequence[CaseFiles], splits: dict[str, list[str]]) -> dict[str, Any]:
+    """Per source: its subjects by split, the label map it is read with, and the structures its subjects are
+    scored on (a region the source cannot contain, such as enhancing tumour in BRATS 2012, is n/a)."""
+    split_of = {subject: split for split, ids in splits.items() for subject in ids}
+    out: dict[str, Any] = {}
+    for case in cases:
+        if case.subject_id not in split_of:
+            continue
+        entry = out.setdefault(case.source, {"subjects": {split: [] for split in SPLITS},
+                                             "label_map": case.label_map,
+                                             "scored_structures": scored_structures(case.label_map)})
+        entry["subjects"][split_of[case.subject_id]].append(case.subject_id)
+    for entry in out.values():
+        entry["not_scored"] = [s for s in ("WT", "TC", "ET", "NCR", "ED") if s not in entry["scored_structures"]]
+        entry["label_map"] = None if entry["label_map"] is None else {str(k): v for k, v in entry["label_map"].items()}
+    return out

@@ -1,5 +1,6 @@
 """Find and load cases in the supported layouts: BraTS 2021/2023, MSD Task01_BrainTumour, plain folders
-(manifest files and glob patterns live in `benchmark.data.sources`).
+(manifest files and glob patterns live in `benchmark.data.sources`). Volumes may be NIfTI, MetaImage or
+NRRD (`benchmark.data.nifti`).
 
 Every reader returns `CaseFiles`; `load_case` turns one into channel-first arrays in RAS+ order with
 labels mapped onto the BraTS 2023 convention (0 background, 1 necrotic core, 2 oedema, 3 enhancing).
@@ -16,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.data.labels import PRESETS, map_labels
-from benchmark.data.nifti import Volume, check_same_grid, load_volume
+from benchmark.data.nifti import ITK_SUFFIXES, Volume, check_same_grid, load_volume
 from benchmark.errors import DataError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+VOLUME_SUFFIXES = (*NIFTI_SUFFIXES, *ITK_SUFFIXES)
 # Our modality names -> file suffixes used by BraTS 2021 and BraTS 2023.
 BRATS_SUFFIXES: dict[str, tuple[str, ...]] = {
     "t1": ("t1", "t1n"),
@@ -43,6 +45,7 @@ class CaseFiles:
     channels: dict[str, int] = field(default_factory=dict)  # modality -> index in a 4D file
     label_map: dict[int, int] | None = None  # source value -> our value; None: detect BraTS 2021/2023
     brain_mask: Path | None = None  # a provided brain mask (> 0.5 is brain); None: derived from the image
+    source: str = ""  # the dataset the case comes from (data.source, or its name in data.sources)
 
     def files(self) -> list[Path]:
         """Every file the case reads, once each, in a stable order."""
@@ -53,6 +56,15 @@ class CaseFiles:
 def strip_nifti_suffix(name: str) -> str | None:
     for suffix in NIFTI_SUFFIXES:
         if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def strip_volume_suffix(name: str) -> str | None:
+    """`case_flair.nii.gz` or `case_flair.mha` -> `case_flair`; None for a file that is not a volume."""
+    lower = name.lower()
+    for suffix in VOLUME_SUFFIXES:
+        if lower.endswith(suffix):
             return name[: -len(suffix)]
     return None
 
@@ -80,7 +92,7 @@ def find_brats_cases(root: Path, modalities: Sequence[str]) -> list[CaseFiles]:
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         by_key: dict[str, Path] = {}  # "flair" -> .../Case_flair.nii.gz
         for file in sorted(folder.iterdir()):
-            stem = strip_nifti_suffix(file.name)
+            stem = strip_volume_suffix(file.name)
             suffix = _brats_suffix(stem) if stem else None
             if suffix:
                 _refuse_folder(file)
@@ -151,16 +163,16 @@ def find_folder_cases(
 
 def _refuse_folder(path: Path) -> None:
     if path.is_dir():
-        raise DataError(f"{path}: a folder with a NIfTI file's name; it must be a .nii or .nii.gz file (move the "
-                        "file out of it, or rename the folder).")
+        raise DataError(f"{path}: a folder with a volume file's name; it must be a file (.nii, .nii.gz, .mha, .mhd, "
+                        ".nrrd or .nhdr; move the file out of it, or rename the folder).")
 
 
 def _by_stem(folder: Path) -> dict[str, Path]:
-    """The NIfTI files of `folder` by name without suffix; DataError when two share a name (`a.nii` and
-    `a.nii.gz`) or one is a folder."""
+    """The volume files (NIfTI, MetaImage, NRRD) of `folder` by name without suffix; DataError when two share a
+    name (`a.nii` and `a.nii.gz`, `a.nii.gz` and `a.mha`) or one is a folder."""
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        stem = strip_nifti_suffix(path.name)
+        stem = strip_volume_suffix(path.name)
         if stem is None:
             continue
         _refuse_folder(path)

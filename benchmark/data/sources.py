@@ -2,7 +2,9 @@
 
 Manifest (`data=manifest data.manifest=cases.csv`): one row per subject, columns `subject`, one column per
 modality (named as in `data.modality`), `label` and optionally `brain_mask`; relative paths are read from
-the manifest's folder; an empty label cell means the case has no label.
+the manifest's folder; an empty label cell means the case has no label. Optional columns `source` (the
+dataset a row comes from: splits and folds are stratified by it) and `label_map` (a preset name for that
+row, overriding `data.label_map`) let one manifest describe a multi-source cohort.
 
 Patterns (`data=pattern data.root=/data data.patterns.flair='*/{subject}/Flair.nii.gz' ...`): one pattern
 per modality plus `label` and optionally `brain_mask`, relative to `data.root`. `{subject}` matches one
@@ -17,6 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from benchmark.data.labels import resolve_label_map
 from benchmark.data.readers import CaseFiles
 from benchmark.errors import ConfigError, DataError
 
@@ -135,8 +138,14 @@ def find_manifest_cases(manifest: Path, modalities: Sequence[str], label_map: di
             raise DataError(f"{manifest}, line {line}: subject {subject} has no path for {empty}.")
         path = {name: (base / row[name]).resolve() if row.get(name) else None for name in (*modalities,
                                                                                            *OPTIONAL_COLUMNS)}
-        cases.append(CaseFiles(subject, {m: path[m] for m in modalities}, path["label"], label_map=label_map,
-                               brain_mask=path["brain_mask"]))
+        row_map = label_map
+        if row.get("label_map"):
+            try:
+                row_map = resolve_label_map(row["label_map"])
+            except ConfigError as error:
+                raise DataError(f"{manifest}, line {line}: subject {subject}: {error}") from None
+        cases.append(CaseFiles(subject, {m: path[m] for m in modalities}, path["label"], label_map=row_map,
+                               brain_mask=path["brain_mask"], source=row.get("source", "")))
     if not cases:
         raise DataError(f"{manifest}: the manifest lists no subject.")
     return cases

@@ -63,13 +63,39 @@ def metric_rows(values: dict[str, float], description: dict[str, dict], n_refere
     return rows
 
 
-def dice_rows(per_case: pd.DataFrame, protocol: str, n_reference: int, n_candidate: int) -> Rows:
-    """Mean Dice / HD95 per region over cases as result rows, and the per-case values behind them."""
+@dataclass(frozen=True)
+class SubjectSources:
+    """Which source each subject comes from and the structures each source is scored on (from the data
+    summary): a structure a source cannot contain (enhancing tumour in BRATS 2012) is n/a for its subjects."""
+
+    source_of: dict[str, str]
+    structures: dict[str, frozenset[str]]
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> SubjectSources:
+        sources = summary.get("sources") or {}
+        source_of = {subject: name for name, entry in sources.items()
+                     for ids in entry.get("subjects", {}).values() for subject in ids}
+        structures = {name: frozenset(entry.get("scored_structures", ())) for name, entry in sources.items()}
+        return cls(source_of, structures)
+
+    def scored(self, subject: str, structure: str) -> bool:
+        source = self.source_of.get(subject)
+        return source is None or structure in self.structures.get(source, frozenset({structure}))
+
+
+def dice_rows(per_case: pd.DataFrame, protocol: str, n_reference: int, n_candidate: int,
+              sources: SubjectSources | None = None) -> Rows:
+    """Mean Dice / HD95 per region over cases as result rows, and the per-case values behind them. A case
+    whose source cannot contain a region (`sources`) is left out of that region's mean."""
     rows, cases = [], []
+    sources = sources or SubjectSources({}, {})
     for column in [c for c in per_case.columns if c.startswith(tuple(f"{p}_" for p in SCORE_KINDS))]:
-        kind = SCORE_KINDS[column.split("_", 1)[0]]
+        prefix, structure = column.split("_", 1)
+        kind = SCORE_KINDS[prefix]
         values = pd.to_numeric(per_case[column], errors="coerce").astype(float)
-        keep = np.isfinite(values)
+        scored = np.array([sources.scored(str(s), structure) for s in per_case["subject_id"]], dtype=bool)
+        keep = np.isfinite(values) & scored
         finite = values[keep]
         quantity = f"{protocol}/{column}"
         row = {"quantity": quantity, "value": float(finite.mean()) if len(finite) else float("nan"),
@@ -78,7 +104,8 @@ def dice_rows(per_case: pd.DataFrame, protocol: str, n_reference: int, n_candida
         if not len(finite):
             row.update(status="failed", error=f"{column} is undefined for every case (no tumour in label or output)")
         rows.append(row)
-        cases += [{"quantity": quantity, "case_id": case_id, "value": float(v)}
+        cases += [{"quantity": quantity, "case_id": case_id, "value": float(v),
+                   "source": sources.source_of.get(str(case_id), "")}
                   for case_id, v in zip(per_case["subject_id"][keep], finite, strict=True)]
     return rows, cases
 
@@ -104,6 +131,7 @@ class StudyRunner:
         self._last_perturbed: tuple[tuple, Any] | None = None
         self.study_scope = self.scope()
         self.store = ResultsStore(output_dir / "store", export_dir=output_dir, scope=self.study_scope)
+        self.sources = SubjectSources.from_summary(data.summary)
 
     def cells(self, selected: bool = True) -> list[Cell]:
         """Every cell of the study in run order, filtered by study.only_perturbation / only_severity when
@@ -262,7 +290,7 @@ class StudyRunner:
 
         perturbed = self._perturb(perturbation, self.data.test, key)
         per_case = evaluate_segmenter(self._clean_model(key.seed), perturbed.data, self.device, self.structures)
-        return dice_rows(per_case, "robustness", len(self.data.test), len(perturbed.data))
+        return dice_rows(per_case, "robustness", len(self.data.test), len(perturbed.data), self.sources)
 
     def _utility(self, perturbation: Any, key: CellKey) -> Rows:
         from segmentation import evaluate_segmenter
@@ -275,7 +303,7 @@ class StudyRunner:
             model = self._train(perturbed.data, key.seed, f"{key.perturbation}_sev{key.severity}")
             n_train = len(perturbed.data)
         per_case = evaluate_segmenter(model, self.data.test, self.device, self.structures)
-        return dice_rows(per_case, "utility", n_train, len(self.data.test))
+        return dice_rows(per_case, "utility", n_train, len(self.data.test), self.sources)
 
     def examples(self) -> dict[tuple[str, int], tuple]:
         """One slice per (perturbation, severity) for the report's image grid: the test item with the

@@ -43,6 +43,7 @@ CASE_COLUMNS: tuple[str, ...] = (
     "case_kind",  # item (the row's value is the mean of these) | replicate (a recomputation on a resample)
     "value",
     "config_hash",
+    "source",  # the dataset a subject's case comes from (data.sources name, or data.source); empty otherwise
 )
 
 DICE_KINDS: frozenset[str] = frozenset({"dice", "hd95", "components"})
@@ -95,6 +96,8 @@ def load_cases(output_dir: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     cases = pd.read_parquet(path)
+    if "source" not in cases.columns:  # a study written before cases named their source
+        cases["source"] = ""
     missing = [c for c in CASE_COLUMNS if c not in cases.columns]
     if missing:
         raise DataError(f"{path} lacks the columns {missing}; expected {list(CASE_COLUMNS)}.")

@@ -245,6 +245,7 @@ class ResultsStore:
         cases = pd.DataFrame(rows, columns=list(CASE_COLUMNS))
         cases["case_id"] = cases["case_id"].astype(str)
         cases["value"] = cases["value"].astype(float)
+        cases["source"] = cases["source"].fillna("").astype(str)  # cells written before sources were recorded
         return cases
 
     def failed(self) -> pd.DataFrame:
@@ -288,7 +289,7 @@ class ResultsStore:
         missing = [name for name in ("quantity", "case_id", "value") if name not in case]
         if missing:
             raise ValueError(f"case {dict(case)} of cell {key} lacks {missing}")
-        full = {"case_kind": "item", **case, **asdict(key), "config_hash": config_hash}
+        full = {"case_kind": "item", "source": "", **case, **asdict(key), "config_hash": config_hash}
         if full["case_kind"] not in ("item", "replicate"):
             raise ValueError(f"case_kind must be 'item' or 'replicate', got {full['case_kind']!r}")
         full["case_id"], full["value"] = str(full["case_id"]), float(full["value"])
