@@ -218,3 +218,63 @@ def test_bad_input_is_one_clear_error_and_nothing_written(folders: dict[str, Pat
     with pytest.raises((ConfigError, DataError), match=expected):
         score(cfg, torch.device("cpu"))
     assert not (tmp_path / "out").exists()
+
+
+def test_copy_detection_auc_matches_mann_whitney(tmp_path: Path) -> None:
+    """Exact copies are found perfectly by pixel distance; every AUC equals the Mann-Whitney U statistic of
+    the same scores (scipy), and AP lies in [share of copies, 1]."""
+    from scipy.stats import mannwhitneyu
+
+    from benchmark.data.imageset import ImageSet
+    from benchmark.score.copy_detection import Detectors, copy_detection
+
+    def imageset(images: list[np.ndarray]) -> ImageSet:
+        array = torch.from_numpy(np.stack(images)[:, None]).float()
+        n = len(images)
+        return ImageSet(array, torch.zeros_like(array, dtype=torch.long), array > 0, [f"s{k}" for k in range(n)],
+                        [-1] * n, ("flair",), (1.0, 1.0))
+
+    train, clean = imageset(heads(30, 0)), imageset(heads(40, 100))
+    table = copy_detection(train, clean, None, seed=0, kinds=("exact", "noise"), rates=(0.15, 0.30),
+                           detectors=("pixels", "ssim"))
+    assert set(table["detector"]) == {"pixels", "ssim"} and len(table) == 8
+    exact = table[table["near_copy"] == "exact"]
+    assert (exact["auc"] == 1.0).all() and (exact["ap"] == 1.0).all()
+    assert (table["n_copies"] == np.round(table["rate"] * 40)).all()
+    assert ((table["ap"] >= table["n_copies"] / table["n_items"] - 1e-9) & (table["ap"] <= 1)).all()
+    from perturbations.memorisation import MemorisationCopies
+
+    perturbation = MemorisationCopies(near_copy="noise", fraction=0.30)
+    data, reference, _ = perturbation.build_set(clean, perturbation.parameters_at(1), np.random.default_rng([0, 1]),
+                                                train)
+    planted = (torch.as_tensor(reference) < 0).numpy()
+    score = Detectors(train, None, ["pixels"], torch.device("cpu")).scores(data.images)["pixels"]
+    u = mannwhitneyu(score[planted], score[~planted]).statistic / (planted.sum() * (~planted).sum())
+    row = table[(table["near_copy"] == "noise") & (table["rate"] == 0.30) & (table["detector"] == "pixels")]
+    assert row["auc"].iloc[0] == pytest.approx(u, abs=1e-12)
+
+
+def test_verdicts_from_a_study_and_the_shipped_file(tmp_path: Path) -> None:
+    from benchmark.score.ship_scorecard import shipped_content
+    from benchmark.score.verdicts import SHIPPED, load_verdicts
+
+    study = tmp_path / "study"
+    study.mkdir()
+    pd.DataFrame([{"metric": "fid", "kind": "distribution", "a": "no", "a_evidence": "x", "b": "yes",
+                   "c_robustness": "no", "c_utility": "inconclusive", "d": "yes"}]).to_csv(study / "scorecard.csv",
+                                                                                           index=False)
+    (study / "study.json").write_text(json.dumps({"title": "t", "created": "2026-12-06T23:00:00",
+                                                  "data": {"source": "phantom", "n_subjects": {"train": 3}}}))
+    verdicts = load_verdicts(study / "scorecard.csv")
+    assert verdicts.note("fid").startswith("detects harmful localised edits: no; stays calm when Dice is unharmed: yes")
+    assert "flags memorisation: yes" in verdicts.note("fid") and verdicts.note("psnr") == ""
+    content = shipped_content(study)
+    (tmp_path / "shipped.json").write_text(json.dumps(content))
+    again = load_verdicts(tmp_path / "shipped.json")
+    assert again.rows["fid"]["d"] == "yes" and again.study["created"] == "2026-12-06T23:00:00"
+    assert again.study["commit"] and "phantom" in again.source()
+    shipped = load_verdicts(None)
+    assert shipped.path == str(SHIPPED) and shipped.rows and shipped.study.get("command")
+    with pytest.raises(ConfigError, match="not a scorecard"):
+        (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+        load_verdicts(tmp_path / "bad.csv")

@@ -160,10 +160,10 @@ def copy_detection(train: ImageSet, clean: ImageSet, suite: MetricSuite | None, 
     scorer = Detectors(train, suite, detectors, torch.device(device))
     records = []
     for kind in kinds:
-        perturbation = MemorisationCopies(near_copy=kind, fraction=list(rates))
-        for severity, rate in enumerate(rates, start=1):
-            params = perturbation.parameters_at(severity)
-            data, reference, _ = perturbation.build_set(clean, params, np.random.default_rng([seed, severity]), train)
+        for step, rate in enumerate(rates):
+            perturbation = MemorisationCopies(near_copy=kind, fraction=rate)
+            data, reference, _ = perturbation.build_set(clean, perturbation.parameters_at(1),
+                                                        np.random.default_rng([seed, step]), train)
             planted = (torch.as_tensor(reference) < 0).numpy()
             for name, score in scorer.scores(data.images.cpu()).items():
                 finite = np.nan_to_num(score, posinf=np.finfo(float).max, neginf=-np.finfo(float).max)
