@@ -15,9 +15,9 @@ Features are computed once per distinct image (keyed by its pixels): an exact co
 image costs nothing the second time. Deo et al.'s follow-up (Mem-index) reports the same AUC / AP at the
 same duplication rates on other data.
 
-Standalone: `python -m benchmark.score.copy_detection data=brats data.root=/path output_dir=OUT` writes
-copy_detection.csv and copy_detection.png (study config; train split = training images, validation +
-test = the clean set).
+Standalone, on folders read as `mribench score` reads them (and sharing its feature cache):
+`python -m benchmark.score.copy_detection train=DIR real=DIR output_dir=OUT` writes copy_detection.csv,
+.md and .png, with `real` the clean held-out images the copies replace.
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ from omegaconf import DictConfig
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from benchmark.data.imageset import ImageSet
-from benchmark.errors import BenchmarkError, report_error
+from benchmark.errors import BenchmarkError, ConfigError, report_error
 from benchmark.metrics.image import ssim
 from benchmark.metrics.radiomics.extractor import RadiomicsExtractor
 from benchmark.metrics.suite import MetricSuite
 from benchmark.score.cli import CONFIG_DIR
+from benchmark.score.features import load_disk_cache, save_disk_cache
 from benchmark.score.flags import nearest, pixel_vectors
 from perturbations.memorisation import MemorisationCopies
 
@@ -213,20 +214,29 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
+@hydra.main(config_path=CONFIG_DIR, config_name="score", version_base="1.3")
 def run(cfg: DictConfig) -> None:
-    """Prepare `cfg.data`, run the benchmark, write copy_detection.csv / .md / .png under output_dir."""
+    """Read `cfg.train` and `cfg.real` as `mribench score` does, run the benchmark, write
+    copy_detection.csv / .md / .png under output_dir."""
     from benchmark.atomic import replace_atomically, write_text_atomically
-    from benchmark.data.prepare import prepare_data
-    from benchmark.pipeline import build_metric_suite
     from benchmark.runtime import resolve_device
+    from benchmark.score.inputs import read_folder, shape_template
+    from benchmark.score.run import build_suite
 
     try:
         device = resolve_device(str(cfg.device))
-        suite = build_metric_suite(cfg)
-        data = prepare_data(cfg.data, seed=int(cfg.seed))
-        clean = ImageSet.concatenate([data.val, data.test])
-        table = copy_detection(data.train, clean, suite, int(cfg.seed), device=device)
+        suite = build_suite(cfg)
+        cache = Path(str(cfg.feature_cache)).expanduser() if cfg.get("feature_cache") else None
+        for name in suite.extractors:
+            load_disk_cache(suite, cache, name)
+        if cfg.get("train") is None:
+            raise ConfigError("train= is not set; pass train=/path/to/training/images and real=/path/to/held-out.")
+        template = shape_template(cfg.data)
+        sets = {key: read_folder(Path(str(cfg[key])).expanduser().resolve(), None, cfg.data, template, int(cfg.seed),
+                                 key) for key in ("train", "real")}
+        table = copy_detection(sets["train"], sets["real"], suite, int(cfg.seed), device=device)
+        for name in suite.extractors:
+            save_disk_cache(suite, cache, name)
     except BenchmarkError as error:
         report_error(error)
         sys.exit(2)
