@@ -278,3 +278,31 @@ def test_verdicts_from_a_study_and_the_shipped_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a scorecard"):
         (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
         load_verdicts(tmp_path / "bad.csv")
+
+
+@pytest.mark.slow
+def test_study_copy_detection_feeds_the_report_section(tmp_path: Path) -> None:
+    """Inside a study: the table is written for the report, whose section shows it and its figure."""
+    from benchmark.data.imageset import ImageSet, PreparedData
+    from benchmark.metrics.suite import MetricSuite
+    from benchmark.score.copy_detection import study_copy_detection
+    from reports.copy_detection import copy_detection_section
+    from reports.document import Image as ImageBlock
+    from reports.document import Table
+    from reports.markdown import render_markdown
+
+    def imageset(seed: int, n: int) -> ImageSet:
+        array = torch.from_numpy(np.stack(heads(n, seed))[:, None]).float()
+        return ImageSet(array, torch.zeros_like(array, dtype=torch.long), array > 0, [f"p{seed}_{k}" for k in range(n)],
+                        [k for k in range(n)], ("flair",), (1.0, 1.0))
+
+    data = PreparedData(imageset(0, 20), imageset(100, 10), imageset(200, 10), summary={})
+    table = study_copy_detection(data, MetricSuite({}), 0, "cpu", tmp_path)
+    assert set(table["detector"]) == {"pixels", "ssim", "radiomics"}
+    assert set(table["near_copy"]) == {"exact", "noise", "rotation", "blend", "blur"}
+    assert (table.loc[table["near_copy"] == "exact", "auc"].dropna() == 1.0).all()
+    blocks = copy_detection_section(tmp_path)
+    assert any(isinstance(b, Table) for b in blocks) and (tmp_path / "figures" / "copy_detection.png").is_file()
+    assert any(isinstance(b, ImageBlock) for b in blocks)
+    assert "exact 30 %" in render_markdown(blocks)
+    assert copy_detection_section(tmp_path / "elsewhere") == []

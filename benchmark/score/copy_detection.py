@@ -36,7 +36,7 @@ import torch
 from omegaconf import DictConfig
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from benchmark.data.imageset import ImageSet
+from benchmark.data.imageset import ImageSet, PreparedData
 from benchmark.errors import BenchmarkError, ConfigError, report_error
 from benchmark.metrics.image import ssim
 from benchmark.metrics.radiomics.extractor import RadiomicsExtractor
@@ -176,6 +176,21 @@ def copy_detection(train: ImageSet, clean: ImageSet, suite: MetricSuite | None, 
     return pd.DataFrame.from_records(records)
 
 
+def study_copy_detection(data: PreparedData, suite: MetricSuite, seed: int, device: torch.device | str,
+                         output_dir: Path) -> pd.DataFrame:
+    """The benchmark inside a finished study: training split against the clean validation + test items,
+    with every extractor of the suite (the segmentation encoder too, once the runner attached its model);
+    writes output_dir/copy_detection.csv for the report."""
+    from benchmark.atomic import replace_atomically
+
+    extractors = [name for name in suite.extractors]
+    detectors = ["pixels", "ssim", *extractors, "radiomics", *(["authenticity"] if "inception" in extractors else [])]
+    clean = ImageSet.concatenate([data.val, data.test])
+    table = copy_detection(data.train, clean, suite, seed, detectors=detectors, device=device)
+    replace_atomically(Path(output_dir) / "copy_detection.csv", lambda tmp: table.to_csv(tmp, index=False))
+    return table
+
+
 def draw_figure(table: pd.DataFrame, path: Path) -> None:
     """AUC and AP against the duplication rate, one panel per near-copy kind, one line per detector."""
     import matplotlib
@@ -200,17 +215,21 @@ def draw_figure(table: pd.DataFrame, path: Path) -> None:
     plt.close(figure)
 
 
+def pivot(table: pd.DataFrame) -> pd.DataFrame:
+    """"AUC / AP" per detector (rows) and near-copy kind x rate (columns)."""
+    cells = table.assign(column=[f"{k} {100 * r:.0f} %" for k, r in zip(table["near_copy"], table["rate"],
+                                                                          strict=True)],
+                         value=[f"{a:.2f} / {p:.2f}" for a, p in zip(table["auc"], table["ap"], strict=True)])
+    wide = cells.pivot(index="detector", columns="column", values="value")
+    order = list(dict.fromkeys(cells["column"]))
+    return wide.reindex(index=list(dict.fromkeys(table["detector"])), columns=order).reset_index()
+
+
 def markdown_table(table: pd.DataFrame) -> str:
-    """AUC / AP per detector (rows) and near-copy kind x rate (columns), as a Markdown table."""
-    columns = [(k, r) for k in dict.fromkeys(table["near_copy"]) for r in dict.fromkeys(table["rate"])]
-    lines = ["| detector | " + " | ".join(f"{k} {100 * r:.0f} %" for k, r in columns) + " |",
-             "|---|" + "---|" * len(columns)]
-    for detector in dict.fromkeys(table["detector"]):
-        cells = []
-        for kind, rate in columns:
-            row = table[(table["detector"] == detector) & (table["near_copy"] == kind) & (table["rate"] == rate)]
-            cells.append(f"{row['auc'].iloc[0]:.2f} / {row['ap'].iloc[0]:.2f}" if len(row) else "-")
-        lines.append(f"| {detector} | " + " | ".join(cells) + " |")
+    """The pivoted AUC / AP table as Markdown."""
+    wide = pivot(table)
+    lines = ["| " + " | ".join(wide.columns) + " |", "|---" * len(wide.columns) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in wide.itertuples(index=False)]
     return "\n".join(lines)
 
 
