@@ -160,7 +160,8 @@ width:420px;font-size:12px}} .card img{{width:96px;height:96px;image-rendering:p
 .tag{{padding:1px 5px;border-radius:3px;color:#fff}} .tag.bad{{background:#c0392b}} .tag.warn{{background:#d68910}}
 </style></head><body><h1>mribench score</h1>
 <p>generated: {esc(inputs.folders['generated'])}<br>real: {esc(inputs.folders['real'])}<br>train:
-{esc(inputs.folders.get('train', '-'))}<br>{esc(json.dumps(result.settings['sizes']))}; preprocessing:
+{esc(inputs.folders.get('train', '-'))}<br>{esc(', '.join(f'{n} {k}' for k, n in result.settings['sizes'].items()))}
+images; preprocessing:
 {esc(result.settings['preprocessing'])}; {result.settings['n_boot']} bootstrap resamples,
 {result.settings['floor_splits']} real-vs-real splits</p>
 <h2>Metrics</h2><table><tr>{head}</tr>{''.join(body)}</table>
