@@ -97,7 +97,7 @@ def test_copy_threshold_holds_its_false_positive_rate_on_unseen_real_data() -> N
     calibration = calibrate_copy(rng.gamma(4.0, 1.0, 4000), 0.05, "test", seed=0)
     fresh = rng.gamma(4.0, 1.0, 4000)
     assert abs(np.mean(fresh < calibration.threshold) - 0.05) < 0.012
-    assert abs(calibration.fpr_in_sample - 0.05) < 0.001
+    assert 0.049 <= calibration.fpr_in_sample <= 0.05  # conservative quantile: never above the target in sample
     assert abs(calibration.fpr_split_half - 0.05) < 0.01
 
 

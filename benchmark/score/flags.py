@@ -1,7 +1,8 @@
 """Per-image flags of a generated set: nearest training image, copy / near-copy, out of distribution.
 
 Both thresholds are calibrated on real images the model never saw, so each flag's false-positive rate on
-real images is a measured number, not an assumption:
+real images is a measured number, not an assumption (the quantiles are taken conservatively: at most the
+target share of the calibration images is flagged):
 - copy: a generated image is a copy when its distance to the nearest training image is below the
   `copy_fpr` quantile of the same distance for the real images (or 0: an exact duplicate). The rate is
   stated twice: in-sample (the share of real images below the threshold) and split-half (threshold from
@@ -87,21 +88,21 @@ def _split_half_rate(real: np.ndarray, quantile: float, below: bool, seed: int) 
     for _ in range(SPLIT_HALVES):
         order = rng.permutation(len(real))
         first, second = real[order[: len(real) // 2]], real[order[len(real) // 2:]]
-        threshold = float(np.quantile(first, quantile))
+        threshold = float(np.quantile(first, quantile, method="lower" if below else "higher"))
         rates.append(float(np.mean(second < threshold) if below else np.mean(second > threshold)))
     return float(np.mean(rates))
 
 
 def calibrate_copy(real_distance: np.ndarray, fpr: float, features: str, seed: int) -> Calibration:
     """The copy threshold: the `fpr` quantile of the real images' nearest-training distances."""
-    threshold = float(np.quantile(real_distance, fpr))
+    threshold = float(np.quantile(real_distance, fpr, method="lower"))  # at most `fpr` of the real images below
     return Calibration(threshold, fpr, float(np.mean(real_distance < threshold)),
                        _split_half_rate(real_distance, fpr, True, seed), len(real_distance), features)
 
 
 def calibrate_ood(real_knn: np.ndarray, fpr: float, features: str, seed: int) -> Calibration:
     """The OOD threshold: the (1 - `fpr`) quantile of the real images' leave-one-out k-NN distances."""
-    threshold = float(np.quantile(real_knn, 1 - fpr))
+    threshold = float(np.quantile(real_knn, 1 - fpr, method="higher"))  # at most `fpr` of the real images above
     return Calibration(threshold, fpr, float(np.mean(real_knn > threshold)),
                        _split_half_rate(real_knn, 1 - fpr, False, seed), len(real_knn), features)
 
