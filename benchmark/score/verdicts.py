@@ -70,7 +70,11 @@ def study_from_info(folder: Path) -> dict[str, str]:
 
 
 def load_verdicts(path: str | Path | None) -> Verdicts:
-    """The verdicts of `path` (None: the shipped file); ConfigError for a missing file or another format."""
+    """The verdicts of `path` (None: the shipped file, or none when the installation lacks it); ConfigError
+    for a missing file or another format."""
+    if path is None and not SHIPPED.is_file():
+        return Verdicts({}, {"name": "no study (this installation ships no scorecard.json; pass scorecard=PATH)"},
+                        str(SHIPPED))
     path = SHIPPED if path is None else Path(str(path)).expanduser()
     if not path.is_file():
         raise ConfigError(f"scorecard={path}: no such file; pass a study's scorecard.csv (in its output_dir) or "
