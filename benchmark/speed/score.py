@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,7 +50,7 @@ def write_slices(work: Path, n: int, seed: int = 0) -> dict[str, Path]:
         part = pool.subset(chosen.tolist())
         if name == "generated":
             noise = 0.01 * np.random.default_rng(seed + 1).standard_normal(tuple(part.images.shape))
-            part = part.with_images((part.images + noise).clamp(0, 1).float())
+            part = part.with_images((part.images + torch.from_numpy(noise).float()).clamp(0, 1))
         folders[name] = work / f"n{n}" / name
         shutil.rmtree(folders[name], ignore_errors=True)
         write_png_slices(part, folders[name], names=[f"{name}_{k:05d}" for k in range(len(part))])
