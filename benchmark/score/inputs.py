@@ -102,6 +102,9 @@ def _same_images(first: ImageSet, second: ImageSet) -> bool:
 
 def read_inputs(cfg: DictConfig) -> ScoreInputs:
     """Read and check the folders named by `cfg.real`, `cfg.generated`, `cfg.train` and `cfg.masks`."""
+    for key in ("real", "generated"):
+        if OmegaConf.is_missing(cfg, key) or cfg.get(key) is None:
+            raise ConfigError(f"{key}= is not set; pass {key}=/path/to/a/folder/of/images.")
     folders = {key: _folder(cfg.get(key), key) for key in ("real", "generated", "train")}
     for key in ("real", "generated"):
         if folders[key] is None:
