@@ -44,10 +44,16 @@ def run(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """`python -m benchmark` / `mribench`: the command-line checks, then the Hydra app."""
+    """`python -m benchmark` / `mribench`: the command-line checks, then the Hydra app; `mribench score ...`
+    runs the scoring app (`benchmark.score`)."""
     from benchmark.config_checks import check_command_line
 
     args = sys.argv[1:]
+    if args[:1] == ["score"]:
+        from benchmark.score.cli import main as score_main
+
+        score_main(args[1:])
+        return
     if not any(a in ("--help", "-h", "--hydra-help", "--info", "-i") or a.startswith("--info") for a in args):
         try:
             check_command_line(args, Path(CONFIG_DIR))

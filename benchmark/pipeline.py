@@ -130,6 +130,10 @@ def run_study(cfg: DictConfig, data: Any, device: Any, output_dir: Path, perturb
 
         runner = run_cv_study(cfg, folds, device, output_dir, perturbations, suite)[0]
     elapsed["study"] = time.perf_counter() - start
+    if cfg.study.get("copy_detection"):  # which detector finds copies (benchmark.score.copy_detection)
+        from benchmark.score.copy_detection import study_copy_detection
+
+        study_copy_detection(data, suite, int(cfg.seed), device, output_dir)
     write_examples(output_dir / "examples.npz", runner.examples())
     info = study_info(cfg, data, perturbations, suite, elapsed, created)
     info["perturbations"] = {**previous_perturbations(output_dir / "study.json"), **info["perturbations"]}

@@ -226,7 +226,7 @@ def test_a_manifest_names_source_and_label_map_per_row(tmp_path: Path) -> None:
 
 
 def test_replication_table_relates_phantom_and_patient_verdicts() -> None:
-    from benchmark.speed.cohort import replication
+    from benchmark.lab.speed.cohort import replication
 
     phantom = pd.DataFrame({"metric": ["fid", "ssim"], "a": ["yes", "inconclusive"], "b": ["no", "no"],
                             "c_robustness": ["no", "yes"], "c_utility": ["yes", "yes"], "d": ["yes", "no"]})

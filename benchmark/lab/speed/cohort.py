@@ -1,6 +1,6 @@
 """The real-cohort study end to end: wall time, peak memory and what the scorecard decides.
 
-    python -m benchmark.speed.cohort --root ../shared/data --out runs/cohort [--json cohort.json]
+    python -m benchmark.lab.speed.cohort --root ../shared/data --out runs/cohort [--json cohort.json]
         [--phantom runs/quick] [overrides...]
 
 Runs `python -m benchmark experiment=cohort data.root=<root> output_dir=<out>` under GNU time (`/usr/bin/time

@@ -1,0 +1,312 @@
+"""`mribench score`: flags on planted copies and near-copies, threshold calibration on real-vs-real data,
+the 2D and 3D reading paths, the end-to-end outputs and the bad-input errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+from PIL import Image
+from scipy.spatial.distance import cdist
+from sklearn.neighbors import NearestNeighbors
+
+from benchmark.errors import ConfigError, DataError
+from benchmark.score.cli import CONFIG_DIR
+from benchmark.score.flags import calibrate_copy, image_flags, nearest, pixel_vectors, worst_first
+from benchmark.score.inputs import read_inputs
+from tests import niftis
+from tests.mri_like import head
+
+SIZE = 32
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.round(np.clip(image, 0, 1) * 65535).astype(np.uint16)).save(path)
+
+
+def heads(n: int, seed: int, shape: tuple[int, ...] = (SIZE, SIZE)) -> list[np.ndarray]:
+    return [head(shape, seed + k)[0] for k in range(n)]
+
+
+def score_cfg(tmp_path: Path, real: Path, generated: Path, train: Path | None = None, *extra: str) -> DictConfig:
+    """The score config on small slices, with a cheap metric suite (no network) so the test stays fast."""
+    overrides = [f"real={real}", f"generated={generated}", f"output_dir={tmp_path / 'out'}", "data.size=[32,32]",
+                 "feature_cache=null", "resampling.n_boot=20", "resampling.floor_splits=10",
+                 "flags.ood_features=pixels", "flags.ood_k=2", "flags.copy_fpr=0.05", "flags.ood_fpr=0.1",
+                 f"scorecard={tmp_path / 'scorecard.csv'}", *extra]
+    if train is not None:
+        overrides.append(f"train={train}")
+    pd.DataFrame([{"metric": "ssim", "a": "no", "b": "yes", "c_robustness": "no", "c_utility": "inconclusive",
+                   "d": "no"}]).to_csv(tmp_path / "scorecard.csv", index=False)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("score", overrides=overrides)
+    with open_dict(cfg):
+        cfg.metrics.extractors = {}
+        cfg.metrics.metrics = {
+            "ssim": {"_target_": "benchmark.metrics.entries.ImageMetric", "function": "ssim"},
+            "blur_effect": {"_target_": "benchmark.metrics.image_statistics.ImageStatistic",
+                            "function": "blur_effect"}}
+    return cfg
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> dict[str, Path]:
+    """real/ (40 heads), train/ (30 other heads), generated/ (20 new heads, 3 exact training copies, 3
+    noisy copies, 2 out-of-distribution images): flat PNG folders."""
+    rng = np.random.default_rng(0)
+    real, train, new = heads(40, 0), heads(30, 100), heads(20, 200)
+    for k, image in enumerate(real):
+        write_png(tmp_path / "real" / f"r{k:02d}.png", image)
+    for k, image in enumerate(train):
+        write_png(tmp_path / "train" / f"t{k:02d}.png", image)
+    for k, image in enumerate(new):
+        write_png(tmp_path / "generated" / f"g{k:02d}.png", image)
+    for k in range(3):
+        write_png(tmp_path / "generated" / f"copy{k}.png", train[k])
+        noisy = np.where(train[k + 3] > 0, train[k + 3] + 0.01 * rng.standard_normal(train[k + 3].shape), 0)
+        write_png(tmp_path / "generated" / f"near{k}.png", noisy)
+    for k in range(2):
+        write_png(tmp_path / "generated" / f"ood{k}.png", rng.uniform(0, 1, (SIZE, SIZE)))
+    return {key: tmp_path / key for key in ("real", "train", "generated")}
+
+
+def test_nearest_matches_scipy_and_sklearn() -> None:
+    rng = np.random.default_rng(1)
+    queries, pool = rng.standard_normal((300, 7)), rng.standard_normal((50, 7))
+    distance, index = nearest(torch.from_numpy(queries), torch.from_numpy(pool))
+    reference = cdist(queries, pool)
+    np.testing.assert_allclose(distance, reference.min(1), rtol=1e-12)
+    np.testing.assert_array_equal(index, reference.argmin(1))
+    knn, _ = nearest(torch.from_numpy(pool), torch.from_numpy(pool), exclude_self=True, k=3)
+    sk = NearestNeighbors(n_neighbors=4).fit(pool).kneighbors(pool)[0][:, 3]  # 0th neighbour is the point itself
+    np.testing.assert_allclose(knn, sk, rtol=1e-10)
+
+
+def test_copy_threshold_holds_its_false_positive_rate_on_unseen_real_data() -> None:
+    """Calibrated on one sample of real distances, the rate on a fresh sample from the same distribution
+    is the target (binomial tolerance at n = 4000: ±0.6 %)."""
+    rng = np.random.default_rng(2)
+    calibration = calibrate_copy(rng.gamma(4.0, 1.0, 4000), 0.05, "test", seed=0)
+    fresh = rng.gamma(4.0, 1.0, 4000)
+    assert abs(np.mean(fresh < calibration.threshold) - 0.05) < 0.012
+    assert 0.049 <= calibration.fpr_in_sample <= 0.05  # conservative quantile: never above the target in sample
+    assert abs(calibration.fpr_split_half - 0.05) < 0.01
+
+
+def test_flags_find_planted_copies_and_near_copies_in_pixels() -> None:
+    real = torch.from_numpy(np.stack(heads(60, 0))[:, None])
+    train = torch.from_numpy(np.stack(heads(40, 100))[:, None])
+    rng = np.random.default_rng(3)
+    near = train[5:10] + 0.01 * torch.from_numpy(rng.standard_normal((5, 1, SIZE, SIZE)))
+    generated = torch.cat([torch.from_numpy(np.stack(heads(30, 300))[:, None]), train[:5], near])
+    planted = np.r_[np.zeros(30, bool), np.ones(10, bool)]
+    flags = image_flags(pixel_vectors(generated), pixel_vectors(real), pixel_vectors(train), pixel_vectors(generated),
+                        pixel_vectors(real), 0.05, 0.05, 3, "pixels", "pixels", seed=0)
+    assert flags.copy[planted].all()
+    assert flags.exact[30:35].all() and not flags.exact[35:].any()
+    np.testing.assert_array_equal(flags.nearest_train[30:], np.r_[np.arange(5), np.arange(5, 10)])
+    assert flags.copy[~planted].mean() <= 0.2  # false positives of a 5 % threshold among 30 new images
+    assert set(worst_first(flags)[:10].tolist()) == set(range(30, 40))
+
+
+def test_read_inputs_2d_pngs_flat_and_study_layout(folders: dict[str, Path], tmp_path: Path) -> None:
+    layout = tmp_path / "layout"
+    (layout / "images").mkdir(parents=True)
+    for path in sorted(folders["real"].iterdir())[:6]:
+        (layout / "images" / path.name).write_bytes(path.read_bytes())
+    inputs = read_inputs(score_cfg(tmp_path, layout, folders["generated"], folders["train"]))
+    assert inputs.real.images.shape == (6, 1, SIZE, SIZE)
+    assert len(inputs.generated) == 28 and len(inputs.train) == 30
+    assert not inputs.paired
+    expected = np.asarray(Image.open(folders["real"] / "r00.png"), dtype=np.float64) / 65535
+    np.testing.assert_allclose(inputs.real.images[0, 0].numpy(), expected, atol=1e-6)
+
+
+def test_read_inputs_pairs_by_name(tmp_path: Path) -> None:
+    real, generated = heads(6, 0), heads(6, 50)
+    for k in range(6):
+        write_png(tmp_path / "real" / f"s{k}.png", real[k])
+        write_png(tmp_path / "gen" / f"s{5 - k if k < 4 else k + 10}.png", generated[k])
+    inputs = read_inputs(score_cfg(tmp_path, tmp_path / "real", tmp_path / "gen"))
+    names = inputs.generated.subject_ids
+    expected = [int(n[1:]) if int(n[1:]) < 6 else -1 for n in names]
+    assert inputs.reference_index.tolist() == expected
+
+
+def test_read_inputs_3d_volumes(tmp_path: Path) -> None:
+    """NIfTI volumes: sliced with the study's preprocessing in 2d mode, kept whole in 3d mode."""
+    for folder, offset in (("real", 0), ("gen", 10)):
+        for k in range(4):
+            image, labels = niftis.synthetic_case(offset + k)
+            niftis.save(image, tmp_path / folder / f"case{k}.nii.gz")
+            niftis.save(labels, tmp_path / f"{folder}_masks" / f"case{k}.nii.gz")
+    cfg = score_cfg(tmp_path, tmp_path / "real", tmp_path / "gen", None, "data.slices.per_subject=3",
+                    f"masks.real={tmp_path / 'real_masks'}", "data.fov_mm=null")
+    inputs = read_inputs(cfg)
+    assert inputs.real.images.shape == (12, 1, SIZE, SIZE)
+    assert inputs.real.labels.max() > 0  # the masks were read
+    assert set(inputs.real.subject_ids) == {f"case{k}" for k in range(4)}
+    cfg3 = score_cfg(tmp_path, tmp_path / "real", tmp_path / "gen", None, "data.mode=3d", "data.size=[16,24,24]",
+                     "data.fov_mm=null")
+    inputs3 = read_inputs(cfg3)
+    assert inputs3.real.images.shape == (4, 1, 16, 24, 24) and inputs3.generated.spatial_dims == 3
+
+
+def test_score_end_to_end_writes_files_and_flags_planted_copies(folders: dict[str, Path], tmp_path: Path) -> None:
+    from benchmark.score.outputs import terminal_table, write_outputs
+    from benchmark.score.run import score
+
+    cfg = score_cfg(tmp_path, folders["real"], folders["generated"], folders["train"])
+    result = score(cfg, torch.device("cpu"))
+    paths = write_outputs(result, Path(cfg.output_dir))
+    assert sorted(p.name for p in paths) == ["images.csv", "score.csv", "score.html", "score.json"]
+    images = pd.read_csv(tmp_path / "out" / "images.csv").set_index("file")
+    assert images.loc[[f"copy{k}" for k in range(3)], "copy"].all()
+    assert images.loc[[f"copy{k}" for k in range(3)], "exact_copy"].all()
+    assert images.loc[[f"near{k}" for k in range(3)], "copy"].all()
+    assert images.loc[["ood0", "ood1"], "ood"].all()
+    assert images.loc[[f"g{k:02d}" for k in range(20)], "copy"].mean() <= 0.2
+    assert images.loc["copy1", "nearest_train"] == "t01"
+    assert images["blur_effect"].notna().all()
+    table = pd.read_csv(tmp_path / "out" / "score.csv").set_index("metric")
+    assert math.isfinite(table.loc["blur_effect", "floor"]) and math.isfinite(table.loc["blur_effect", "ci_low"])
+    blur = table.loc["blur_effect"]
+    assert blur["ci_low"] <= blur["value"] <= blur["ci_high"]
+    summary = json.loads((tmp_path / "out" / "score.json").read_text())
+    assert summary["flags"]["n_exact_copies"] == 3
+    assert 0 <= summary["flags"]["copy"]["fpr_in_sample"] <= 0.05
+    text = terminal_table(result)
+    assert "false-positive rate on real images" in text and "real-vs-real floor" in text
+    page = (tmp_path / "out" / "score.html").read_text()
+    assert page.count("data:image/png;base64,") >= 2 * 6 and "copy / near-copy" in page
+    assert page.index("copy0") < page.index("ood0")  # worst first: copies, then by OOD score
+
+
+@pytest.mark.parametrize("case", ["empty", "train_is_generated", "unreadable", "scorecard_format", "masks"])
+def test_bad_input_is_one_clear_error_and_nothing_written(folders: dict[str, Path], tmp_path: Path, case: str
+                                                          ) -> None:
+    from benchmark.score.run import score
+
+    generated, train, extra = folders["generated"], folders["train"], []
+    if case == "empty":
+        generated = tmp_path / "empty"
+        generated.mkdir()
+    elif case == "train_is_generated":
+        train = generated
+    elif case == "unreadable":
+        (generated / "broken.png").write_bytes(b"not a png")
+    elif case == "scorecard_format":
+        (tmp_path / "other.json").write_text(json.dumps({"rows": []}))
+        extra = [f"scorecard={tmp_path / 'other.json'}"]
+    elif case == "masks":
+        (tmp_path / "masks").mkdir()
+        for path in generated.iterdir():
+            shape = (SIZE + 4, SIZE) if path.stem == "g00" else (SIZE, SIZE)
+            Image.fromarray(np.zeros(shape, np.uint8)).save(tmp_path / "masks" / path.name)
+        extra = [f"masks.generated={tmp_path / 'masks'}"]
+    cfg = score_cfg(tmp_path, folders["real"], generated, train, *extra)
+    expected = {"empty": "no .png", "train_is_generated": "is the generated folder itself",
+                "unreadable": "broken.png", "scorecard_format": "another format", "masks": "g00.png: shape"}[case]
+    with pytest.raises((ConfigError, DataError), match=expected):
+        score(cfg, torch.device("cpu"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_copy_detection_auc_matches_mann_whitney(tmp_path: Path) -> None:
+    """Exact copies are found perfectly by pixel distance; every AUC equals the Mann-Whitney U statistic of
+    the same scores (scipy), and AP lies in [share of copies, 1]."""
+    from scipy.stats import mannwhitneyu
+
+    from benchmark.data.imageset import ImageSet
+    from benchmark.score.copy_detection import Detectors, copy_detection
+
+    def imageset(images: list[np.ndarray]) -> ImageSet:
+        array = torch.from_numpy(np.stack(images)[:, None]).float()
+        n = len(images)
+        return ImageSet(array, torch.zeros_like(array, dtype=torch.long), array > 0, [f"s{k}" for k in range(n)],
+                        [-1] * n, ("flair",), (1.0, 1.0))
+
+    train, clean = imageset(heads(30, 0)), imageset(heads(40, 100))
+    table = copy_detection(train, clean, None, seed=0, kinds=("exact", "noise"), rates=(0.15, 0.30),
+                           detectors=("pixels", "ssim"))
+    assert set(table["detector"]) == {"pixels", "ssim"} and len(table) == 8
+    exact = table[table["near_copy"] == "exact"]
+    assert (exact["auc"] == 1.0).all() and (exact["ap"] == 1.0).all()
+    assert (table["n_copies"] == np.round(table["rate"] * 40)).all()
+    assert ((table["ap"] >= table["n_copies"] / table["n_items"] - 1e-9) & (table["ap"] <= 1)).all()
+    from perturbations.memorisation import MemorisationCopies
+
+    perturbation = MemorisationCopies(near_copy="noise", fraction=0.30)
+    data, reference, _ = perturbation.build_set(clean, perturbation.parameters_at(1), np.random.default_rng([0, 1]),
+                                                train)
+    planted = (torch.as_tensor(reference) < 0).numpy()
+    score = Detectors(train, None, ["pixels"], torch.device("cpu")).scores(data.images)["pixels"]
+    u = mannwhitneyu(score[planted], score[~planted]).statistic / (planted.sum() * (~planted).sum())
+    row = table[(table["near_copy"] == "noise") & (table["rate"] == 0.30) & (table["detector"] == "pixels")]
+    assert row["auc"].iloc[0] == pytest.approx(u, abs=1e-12)
+
+
+def test_verdicts_from_a_study_and_the_shipped_file(tmp_path: Path) -> None:
+    from benchmark.score.ship_scorecard import shipped_content
+    from benchmark.score.verdicts import SHIPPED, load_verdicts
+
+    study = tmp_path / "study"
+    study.mkdir()
+    pd.DataFrame([{"metric": "fid", "kind": "distribution", "a": "no", "a_evidence": "x", "b": "yes",
+                   "c_robustness": "no", "c_utility": "inconclusive", "d": "yes"}]).to_csv(study / "scorecard.csv",
+                                                                                           index=False)
+    (study / "study.json").write_text(json.dumps({"title": "t", "created": "2026-12-06T23:00:00",
+                                                  "data": {"source": "phantom", "n_subjects": {"train": 3}}}))
+    verdicts = load_verdicts(study / "scorecard.csv")
+    assert verdicts.note("fid").startswith("detects harmful localised edits: no; stays calm when Dice is unharmed: yes")
+    assert "flags memorisation: yes" in verdicts.note("fid") and verdicts.note("psnr") == ""
+    content = shipped_content(study)
+    (tmp_path / "shipped.json").write_text(json.dumps(content))
+    again = load_verdicts(tmp_path / "shipped.json")
+    assert again.rows["fid"]["d"] == "yes" and again.study["created"] == "2026-12-06T23:00:00"
+    assert again.study["commit"] and "phantom" in again.source()
+    shipped = load_verdicts(None)
+    assert shipped.path == str(SHIPPED)
+    if SHIPPED.is_file():  # written by ship_scorecard from a real study: it names the study's command
+        assert shipped.rows and shipped.study.get("command")
+    else:  # an installation without it scores with no verdicts and says why
+        assert shipped.rows == {} and "ships no scorecard" in shipped.source() and shipped.note("fid") == ""
+    with pytest.raises(ConfigError, match="not a scorecard"):
+        (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+        load_verdicts(tmp_path / "bad.csv")
+
+
+@pytest.mark.slow
+def test_study_copy_detection_feeds_the_report_section(tmp_path: Path) -> None:
+    """Inside a study: the table is written for the report, whose section shows it and its figure."""
+    from benchmark.data.imageset import ImageSet, PreparedData
+    from benchmark.metrics.suite import MetricSuite
+    from benchmark.score.copy_detection import study_copy_detection
+    from reports.copy_detection import copy_detection_section
+    from reports.document import Image as ImageBlock
+    from reports.document import Table
+    from reports.markdown import render_markdown
+
+    def imageset(seed: int, n: int) -> ImageSet:
+        array = torch.from_numpy(np.stack(heads(n, seed))[:, None]).float()
+        return ImageSet(array, torch.zeros_like(array, dtype=torch.long), array > 0, [f"p{seed}_{k}" for k in range(n)],
+                        [k for k in range(n)], ("flair",), (1.0, 1.0))
+
+    data = PreparedData(imageset(0, 20), imageset(100, 10), imageset(200, 10), summary={})
+    table = study_copy_detection(data, MetricSuite({}), 0, "cpu", tmp_path)
+    assert set(table["detector"]) == {"pixels", "ssim", "radiomics"}
+    assert set(table["near_copy"]) == {"exact", "noise", "rotation", "blend", "blur"}
+    assert (table.loc[table["near_copy"] == "exact", "auc"].dropna() == 1.0).all()
+    blocks = copy_detection_section(tmp_path)
+    assert any(isinstance(b, Table) for b in blocks) and (tmp_path / "figures" / "copy_detection.png").is_file()
+    assert any(isinstance(b, ImageBlock) for b in blocks)
+    assert "exact 30 %" in render_markdown(blocks)
+    assert copy_detection_section(tmp_path / "elsewhere") == []
