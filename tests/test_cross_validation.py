@@ -22,7 +22,7 @@ from tests.cli import REPO
 
 TINY_SUITE = {
     "_target_": "benchmark.metrics.suite.MetricSuite", "max_images": None, "seed": 0, "on_error": "flag",
-    "extractors": {"pooled": {"_target_": "tests.test_item_feature_cache.PooledSlices", "_partial_": True}},
+    "extractors": {"pooled": {"_target_": "tests.test_study_item_features.PooledSlices", "_partial_": True}},
     "metrics": {
         "ssim": {"_target_": "benchmark.metrics.entries.ImageMetric", "function": "ssim", "data_range": 1.0},
         "mse": {"_target_": "benchmark.metrics.entries.ImageMetric", "function": "mse"},

@@ -8,9 +8,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from benchmark.checks import MetricInputError
 from benchmark.features.base import FeatureExtractor
 from benchmark.features.mip import MaximumIntensityProjection
+from benchmark.metrics.checks import MetricInputError
 from tests.vessel_trees import vessel_imageset
 
 

@@ -12,7 +12,7 @@ from benchmark.errors import BenchmarkError, ConfigError, DataError
 from benchmark.metrics.image_statistics import VesselContrast
 from benchmark.metrics.no_reference import vessel_cnr
 from perturbations.vessels.edits import VesselOcclusion
-from tests.test_image_statistics_entries import run
+from tests.test_metrics_image_statistics_entries import run
 from tests.vessel_trees import vessel_imageset
 
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from benchmark.data.cohort import stratified_order
 from benchmark.data.config_check import check_data_config
 from benchmark.data.imageset import ImageSet, PreparedData
-from benchmark.data.prepare import SPLITS, _prepare_all, apply_missing_label, find_cases, modalities_of, source_summary
+from benchmark.data.prepare import SPLITS, _prepare_all, find_checked_cases, modalities_of, source_summary
 from benchmark.data.slices import selection_report, warn_unmet_policy
 from benchmark.errors import ConfigError, DataError
 
@@ -67,17 +67,14 @@ def prepare_folds(data_cfg: DictConfig, seed: int, k: Any) -> Folds:
 
     check_data_config(data_cfg)
     modalities = modalities_of(data_cfg)
-    root, cases = find_cases(data_cfg, modalities)
-    if not cases:
-        raise DataError(f"{root}: no cases found (is data.source={data_cfg.source} the right layout?).")
-    cases, unlabelled = apply_missing_label(cases, str(data_cfg.get("missing_label", "error")))
+    root, cases, unlabelled, digests = find_checked_cases(data_cfg, modalities)
     by_id = {case.subject_id: case for case in cases}
     ids = sorted(by_id)
     sources = [by_id[i].source for i in ids]
     k = check_folds(k, ids, sources)
     groups = fold_subjects(ids, sources, k, seed)
     jobs = [("train", by_id[subject], [seed, 2, len(SPLITS), index]) for index, subject in enumerate(ids)]
-    sets, selections = _prepare_all(jobs, modalities, data_cfg)
+    sets, selections = _prepare_all(jobs, modalities, data_cfg, digests)
     everyone = sets["train"]
     prepared = set(everyone.subject_ids)
     groups = [[s for s in group if s in prepared] for group in groups]  # a subject that gave no slice is named

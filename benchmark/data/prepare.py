@@ -418,12 +418,11 @@ def _remember(digests: FileDigests, case_digests: dict[str, str]) -> None:
             digests.known[key], digests.changed = [now, value], True
 
 
-def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
-    """Find, split, preprocess and slice the configured dataset into an ImageSet per split."""
-    from benchmark.data.summary import summarise
-
-    check_data_config(data_cfg)
-    modalities = modalities_of(data_cfg)
+def find_checked_cases(data_cfg: DictConfig, modalities: Sequence[str]
+                       ) -> tuple[Path, list[CaseFiles], list[str], FileDigests]:
+    """The cases to prepare, after the checks that need no pixel: none found, missing labels
+    (`data.missing_label`), duplicate ids, the memory bound and one scan under two ids. Returns the root,
+    the cases, the subjects without a label and the file digests (remembered for the preparation)."""
     digests = file_digests(data_cfg)
     root, cases = find_cases(data_cfg, modalities, digests)
     if not cases:
@@ -433,6 +432,16 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
     check_memory(data_cfg, len(cases), len(modalities))
     if str(data_cfg.get("duplicate_scans", "error")) == "error":
         refuse_duplicate_scans(cases, digests.digest, _workers(data_cfg, len(cases)))
+    return root, cases, unlabelled, digests
+
+
+def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
+    """Find, split, preprocess and slice the configured dataset into an ImageSet per split."""
+    from benchmark.data.summary import summarise
+
+    check_data_config(data_cfg)
+    modalities = modalities_of(data_cfg)
+    root, cases, unlabelled, digests = find_checked_cases(data_cfg, modalities)
     by_id = {case.subject_id: case for case in cases}
     ids = sorted(by_id)
     splits = split_subjects(ids, data_cfg.split, seed, [by_id[i].source for i in ids])

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import torch
 
-from benchmark.checks import MetricInputError, as_float_tensor, check_finite
 from benchmark.features.base import FeatureExtractor
+from benchmark.metrics.checks import MetricInputError, as_float_tensor, check_finite
 
 
 class MaximumIntensityProjection(FeatureExtractor):
