@@ -218,7 +218,7 @@ def example_grid(examples: dict[tuple[str, int], tuple[np.ndarray, np.ndarray | 
             ax.set_title(f"severity {severity}", fontsize=8)
         if j == 0:
             ax.set_ylabel(perturbation, fontsize=8)
-    fig.suptitle("Example slices per perturbation and severity (tumour outline in yellow)", fontsize=11)
+    fig.suptitle("Example slices per perturbation and severity (label outline in yellow)", fontsize=11)
     return _save(fig, path, provenance(info, ok_rows(results)), bottom_inches=0.2, hspace=0.06, wspace=0.04)
 
 
