@@ -56,19 +56,23 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     replace_atomically(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_checkpoint(path: Path, key: str) -> dict[str, Any] | None:
-    """The cached payload for `key`, or None when absent, unreadable or written for another key."""
+SEGMENTER_FIELDS = ("state_dict", "history", "info")  # what a segmentation checkpoint holds
+
+
+def load_checkpoint(path: Path, key: str, fields: tuple[str, ...] = SEGMENTER_FIELDS) -> dict[str, Any] | None:
+    """The cached payload for `key`, or None when absent, unreadable, without the `fields` its writer stores
+    (a segmenter's by default; the generators pass theirs) or written for another key."""
     if not path.exists():
         return None
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated or foreign file: retrain and overwrite it
-        log.warning("ignoring unreadable segmentation checkpoint %s (%s)", path, error)
+        log.warning("ignoring unreadable checkpoint %s (%s)", path, error)
         return None
-    if not isinstance(payload, dict) or not {"state_dict", "history", "info"} <= set(payload):
-        log.warning("ignoring segmentation checkpoint %s: it is not a checkpoint of this tool", path)
+    if not isinstance(payload, dict) or not set(fields) <= set(payload):
+        log.warning("ignoring checkpoint %s: it is not a checkpoint of this tool", path)
         return None
     if payload.get("key") != key:
-        log.warning("ignoring segmentation checkpoint %s: it was written for another key", path)
+        log.warning("ignoring checkpoint %s: it was written for another key", path)
         return None
     return payload

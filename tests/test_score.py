@@ -213,7 +213,7 @@ def test_bad_input_is_one_clear_error_and_nothing_written(folders: dict[str, Pat
             Image.fromarray(np.zeros(shape, np.uint8)).save(tmp_path / "masks" / path.name)
         extra = [f"masks.generated={tmp_path / 'masks'}"]
     cfg = score_cfg(tmp_path, folders["real"], generated, train, *extra)
-    expected = {"empty": "no .png", "train_is_generated": "is the generated folder itself",
+    expected = {"empty": "no image files", "train_is_generated": "is the generated folder itself",
                 "unreadable": "broken.png", "scorecard_format": "another format", "masks": "g00.png: shape"}[case]
     with pytest.raises((ConfigError, DataError), match=expected):
         score(cfg, torch.device("cpu"))

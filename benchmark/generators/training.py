@@ -27,6 +27,8 @@ from benchmark.errors import ConfigError
 from benchmark.generators.base import ConditionalGenerator, condition_channels
 from segmentation.cache import load_checkpoint, save_checkpoint
 
+GENERATOR_FIELDS = ("state", "history", "seconds")  # what a generator checkpoint holds
+
 CODE_VERSION = "gen-1"
 NOT_IN_KEY = ("budgets", "sample_batch")  # which steps are kept and how sampling batches do not change weights
 log = logging.getLogger("benchmark.generators")
@@ -70,7 +72,7 @@ def build_seeded(generator: ConditionalGenerator, image_channels: int, device: t
 def load_trained(generator: ConditionalGenerator, path: Path, key: str, image_channels: int,
                  device: torch.device) -> ConditionalGenerator:
     """The generator with the weights of checkpoint `path`, in eval mode, ready to sample."""
-    payload = load_checkpoint(path, key)
+    payload = load_checkpoint(path, key, GENERATOR_FIELDS)
     if payload is None:
         raise FileNotFoundError(f"generator checkpoint {path} is missing or was written for another key")
     build_seeded(generator, image_channels, device, 0)
@@ -89,7 +91,7 @@ def _batch(train: ImageSet, batch_size: int, rng: torch.Generator, device: torch
 def _resume(generator: ConditionalGenerator, run: TrainingRun, paths: dict[int, Path], rng: torch.Generator) -> int:
     """Load the largest cached budget into `generator`; returns its step (0 when nothing is cached)."""
     for budget in sorted(paths, reverse=True):
-        payload = load_checkpoint(paths[budget], run.key)
+        payload = load_checkpoint(paths[budget], run.key, GENERATOR_FIELDS)
         if payload is None:
             continue
         generator.load_state(payload["state"])
