@@ -127,3 +127,16 @@ class SubjectCache:
 def _save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
     with open(path, "wb") as handle:  # a handle, or numpy appends .npz to the temporary name
         np.savez(handle, **arrays)
+
+
+def writable_cache_dir(cache_dir: Path) -> Path:
+    """`cache_dir` created if needed and writable, or a ConfigError saying how to point data.cache_dir elsewhere."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"data.cache_dir={cache_dir} cannot be created ({error.strerror or error}); set "
+                          "data.cache_dir (or $MRIBENCH_CACHE) to a writable folder.") from error
+    if not os.access(cache_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"data.cache_dir={cache_dir} is not writable; set data.cache_dir (or $MRIBENCH_CACHE) "
+                          "to a writable folder.")
+    return cache_dir

@@ -25,7 +25,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from benchmark.data.cache import file_digest
+from benchmark.data.cache import file_digest, writable_cache_dir
 from benchmark.data.phantom import MODALITIES, PhantomSubject, generate_phantom_subject, load_mni_template
 from benchmark.errors import ConfigError
 from benchmark.workers import process_context, worker_count
@@ -126,16 +126,8 @@ def ensure_phantom(
         n_subjects=n_subjects, voxel_size_mm=voxel_size_mm, max_tumours=max_tumours,
         tumour_free_fraction=tumour_free_fraction, seed=seed,
     )
-    cache_dir = Path(cache_dir)
+    cache_dir = writable_cache_dir(Path(cache_dir))
     root = cache_dir / phantom_folder_name(parameters)
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"data.cache_dir={cache_dir} cannot be created ({error.strerror or error}); set "
-                          "data.cache_dir (or $MRIBENCH_CACHE) to a writable folder.") from error
-    if not os.access(cache_dir, os.W_OK | os.X_OK):
-        raise ConfigError(f"data.cache_dir={cache_dir} is not writable; set data.cache_dir (or $MRIBENCH_CACHE) "
-                          "to a writable folder.")
     remove_stale_partials(cache_dir)
     problem = verify_phantom(root) if root.exists() else "absent"
     if problem is None:

@@ -76,15 +76,7 @@ class TumourContrast(SuiteMetric):
     notes = "|mean(tumour) - mean(brain)| / sqrt(var sum), items with a tumour label"
 
     def compute(self, context: SuiteContext) -> dict[str, float]:
-        candidate = _candidate(context)
-        with_tumour = candidate.tumour_present
-        if not with_tumour.any():
-            raise BenchmarkError("tumour_cnr: no candidate item has a tumour label.")
-        positions = torch.nonzero(with_tumour).flatten()
-        subset = candidate.subset(positions)
-        values = tumour_cnr(subset.images.cpu(), subset.labels.cpu(), subset.brain_masks.cpu())
-        self.items = {self.name: ItemValues(values.double(), positions.cpu())}
-        return {self.name: float(values.double().mean())}
+        return _labelled_contrast(self, context, "tumour_cnr", "tumour", tumour_cnr)
 
 
 class VesselContrast(SuiteMetric):
@@ -104,15 +96,8 @@ class VesselContrast(SuiteMetric):
         self.notes = f"|mean(vessel) - mean(tissue 3-{outer} voxels away)| / sqrt(var sum), items with vessels"
 
     def compute(self, context: SuiteContext) -> dict[str, float]:
-        candidate = _candidate(context)
-        with_vessels = candidate.tumour_present
-        if not with_vessels.any():
-            raise BenchmarkError("vessel_cnr: no candidate item has a vessel label.")
-        positions = torch.nonzero(with_vessels).flatten()
-        subset = candidate.subset(positions)
-        values = vessel_cnr(subset.images.cpu(), subset.labels.cpu(), subset.brain_masks.cpu(), self.outer)
-        self.items = {self.name: ItemValues(values.double(), positions.cpu())}
-        return {self.name: float(values.double().mean())}
+        return _labelled_contrast(self, context, "vessel_cnr", "vessel",
+                                  lambda images, labels, brains: vessel_cnr(images, labels, brains, self.outer))
 
 
 class ReferenceCalibrated(SuiteMetric):
@@ -196,3 +181,19 @@ class FrechetRadiomicsDistance(SuiteMetric):
         value = frd(self._features(candidate), self._features(reference), paper_log=self.paper_log,
                     drop_constant=self.convention == "frd_v1")
         return {self.name: value}
+
+
+def _labelled_contrast(entry: SuiteMetric, context: SuiteContext, metric: str, structure: str,
+                       contrast: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+                       ) -> dict[str, float]:
+    """A label-aware contrast (`contrast(images, labels, brains)`, one value per item) over the candidate items
+    that carry a label; the per-item values are kept on `entry` for the bootstrap."""
+    candidate = _candidate(context)
+    labelled = candidate.tumour_present
+    if not labelled.any():
+        raise BenchmarkError(f"{metric}: no candidate item has a {structure} label.")
+    positions = torch.nonzero(labelled).flatten()
+    subset = candidate.subset(positions)
+    values = contrast(subset.images.cpu(), subset.labels.cpu(), subset.brain_masks.cpu())
+    entry.items = {entry.name: ItemValues(values.double(), positions.cpu())}
+    return {entry.name: float(values.double().mean())}

@@ -27,7 +27,7 @@ import nibabel as nib
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.data.cache import file_digest
+from benchmark.data.cache import file_digest, writable_cache_dir
 from benchmark.data.labels import resolve_label_map
 from benchmark.data.nifti import check_same_grid
 from benchmark.data.readers import CaseFiles
@@ -113,16 +113,7 @@ def _complete(root: Path) -> bool:
 
 
 def _cache_dir(data_cfg: DictConfig) -> Path:
-    cache_dir = Path(str(data_cfg.cache_dir)).expanduser()
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"data.cache_dir={cache_dir} cannot be created ({error.strerror or error}); set "
-                          "data.cache_dir (or $MRIBENCH_CACHE) to a writable folder.") from error
-    if not os.access(cache_dir, os.W_OK | os.X_OK):
-        raise ConfigError(f"data.cache_dir={cache_dir} is not writable; set data.cache_dir (or $MRIBENCH_CACHE) "
-                          "to a writable folder.")
-    return cache_dir
+    return writable_cache_dir(Path(str(data_cfg.cache_dir)).expanduser())
 
 
 def ensure_rendered(cache_dir: Path, prefix: str, parameters: dict[str, Any], cases: list[str],
