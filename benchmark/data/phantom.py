@@ -160,17 +160,22 @@ def _sample(
     return F.grid_sample(volume[None], grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
 
 
-def _anatomy_displacement(rng: np.random.Generator, grid_mm: torch.Tensor, template: MniTemplate) -> torch.Tensor:
-    """Subject anatomy as a displacement (3, *shape) in mm: random scale (+-5 %), rotation (+-4 deg)
-    about the brain centre, plus a smooth field of ~2.5 mm std on a 30 mm control grid."""
-    angles = np.deg2rad(rng.uniform(-4.0, 4.0, size=3))
-    rot = np.eye(3)
-    for axis, angle in enumerate(angles):
+def euler_rotation(angles_rad: np.ndarray) -> np.ndarray:
+    """The 3 x 3 rotation by `angles_rad` about the first, second and third axis, applied in that order."""
+    matrix = np.eye(3)
+    for axis, angle in enumerate(angles_rad):
         a, b = [i for i in range(3) if i != axis]
         r = np.eye(3)
         r[a, a] = r[b, b] = np.cos(angle)
         r[a, b], r[b, a] = -np.sin(angle), np.sin(angle)
-        rot = rot @ r
+        matrix = matrix @ r
+    return matrix
+
+
+def _anatomy_displacement(rng: np.random.Generator, grid_mm: torch.Tensor, template: MniTemplate) -> torch.Tensor:
+    """Subject anatomy as a displacement (3, *shape) in mm: random scale (+-5 %), rotation (+-4 deg)
+    about the brain centre, plus a smooth field of ~2.5 mm std on a 30 mm control grid."""
+    rot = euler_rotation(np.deg2rad(rng.uniform(-4.0, 4.0, size=3)))
     linear = torch.from_numpy(rot @ np.diag(rng.uniform(0.95, 1.05, size=3)) - np.eye(3)).float()
     centre = torch.tensor([0.0, -18.0, 18.0]).view(3, 1, 1, 1)
     affine_part = torch.einsum("ij,j...->i...", linear, grid_mm - centre)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from benchmark.data.phantom import euler_rotation
+
 MIN_RADIUS_MM = 0.15  # branching stops below this radius (arterioles are not resolved by TOF-MRA)
 
 # name: (parent trunk or None, points in MNI mm, radius at start and end in mm)
@@ -124,17 +126,6 @@ class VesselTree:
         scale = float(np.cbrt(abs(np.linalg.det(matrix))))
         return VesselTree(self.starts @ matrix.T + offset, self.ends @ matrix.T + offset, self.radii * scale,
                           self.parents.copy(), list(self.names), self.path_mm * scale)
-
-
-def _rotation(angles_rad: np.ndarray) -> np.ndarray:
-    matrix = np.eye(3)
-    for axis, angle in enumerate(angles_rad):
-        a, b = [i for i in range(3) if i != axis]
-        r = np.eye(3)
-        r[a, a] = r[b, b] = np.cos(angle)
-        r[a, b], r[b, a] = -np.sin(angle), np.sin(angle)
-        matrix = matrix @ r
-    return matrix
 
 
 def _variant_scales(rng: np.random.Generator) -> dict[str, float]:
@@ -248,7 +239,7 @@ def cerebral_arterial_tree(rng: np.random.Generator, inside: Callable[[np.ndarra
     """
     inside = inside or (lambda point: True)
     scales = _variant_scales(rng)
-    matrix = _rotation(np.deg2rad(rng.uniform(-4.0, 4.0, 3))) @ np.diag(rng.uniform(0.94, 1.06, 3))
+    matrix = euler_rotation(np.deg2rad(rng.uniform(-4.0, 4.0, 3))) @ np.diag(rng.uniform(0.94, 1.06, 3))
     centre = np.array([0.0, -10.0, -20.0])  # the Circle of Willis: the variation turns about it
     offset = centre - matrix @ centre + rng.normal(0.0, 1.5, 3)
     builder, last_segment, budget = _Builder(), {}, [max_segments]
