@@ -15,7 +15,8 @@ data cannot decide (fewer than MIN_TEST_SUBJECTS test subjects, no bootstrap sto
   bootstrap interval against RHO_TRACKS. Generated sets, when present, are cells like any other.
 - (d) flags memorisation: under each memorisation perturbation at the highest severity where the metric is
   defined, the effect in the flagging direction must be ≥ EFFECT_THRESHOLD; a metric that reports better
-  quality (rewards copies) or is undefined gets "no".
+  quality (rewards copies) or is undefined gets "no"; one without a real-vs-real noise floor (e.g. the FID
+  train gap of a cross-validated study, whose training set differs by fold) stays inconclusive.
 """
 
 from __future__ import annotations
@@ -252,6 +253,10 @@ def _memorisation(effects: pd.DataFrame, family: pd.Series) -> tuple[str, str]:
         return "inconclusive", "no memorisation perturbation in the study"
     verdicts, parts = [], []
     for name in names:
+        if effects[effects["perturbation"] == name].empty:
+            verdicts.append("inconclusive")
+            parts.append(f"{name}: no real-vs-real noise floor to measure the change against")
+            continue
         row = _at_max(effects, name)
         if row is None:
             verdicts.append("no")

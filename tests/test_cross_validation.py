@@ -28,6 +28,8 @@ TINY_SUITE = {
         "mse": {"_target_": "benchmark.metrics.entries.ImageMetric", "function": "mse"},
         "fid": {"_target_": "benchmark.metrics.entries.FrechetMetric", "extractor": "pooled"},
         "copy_rate": {"_target_": "benchmark.metrics.entries.CopyRateMetric", "extractor": "pooled", "threshold": 0.2},
+        "authenticity": {"_target_": "benchmark.metrics.entries.AuthenticityMetric", "extractor": "pooled"},
+        "fid_train_gap": {"_target_": "benchmark.metrics.entries.FIDTrainGapMetric", "extractor": "pooled"},
     },
 }
 
@@ -106,9 +108,34 @@ def test_metrics_are_pooled_over_all_test_items(cv_run: tuple[Path, Path]) -> No
     assert abs(results.loc[(*key, "fid"), "value"] - fold_mean) > 1e-6  # not an average of small-sample FIDs
     pooling = json.loads((out / "cv.json").read_text())["pooling"]
     assert pooling["fid"] == ["union of all folds' test items"]
-    assert pooling["copy_rate"] == ["mean of the folds' values, weighted by test items"]  # own training set
+    assert pooling["fid_train_gap"] == ["mean of the folds' values, weighted by test items"]  # own training set
     floor = pd.read_csv(out / "floor.csv")
     assert set(floor["n_subjects"]) == {3}  # halves of all six subjects
+
+
+def test_memorisation_is_judged_per_fold_and_resampled_over_all_subjects(cv_run: tuple[Path, Path]) -> None:
+    """Authenticity and copy rate: each item against its own fold's training set, pooled as the share over
+    all test items (= the folds' values weighted by their items), with a floor and bootstrap draws; the
+    FID train gap (a whole-set statistic per fold) keeps the weighted mean and no floor."""
+    _, out = cv_run
+    results = pd.read_parquet(out / "results.parquet").set_index(["stage", "perturbation", "severity", "quantity"])
+    folds = [pd.read_parquet(out / "folds" / f"fold{f}" / "results.parquet").set_index(results.index.names)
+             for f in range(3)]
+    pooling = json.loads((out / "cv.json").read_text())["pooling"]
+    for quantity in ("copy_rate", "authenticity"):
+        assert pooling[quantity] == ["union of all folds' test items"]
+        for perturbation, severity in (("gaussian_noise", 3), ("tumour_remove_keep", 3), ("gaussian_noise", 0)):
+            rows = [fold.loc[("metrics", perturbation, severity, quantity)] for fold in folds]
+            expected = sum(r["value"] * r["n_candidate"] for r in rows) / sum(r["n_candidate"] for r in rows)
+            pooled = results.loc[("metrics", perturbation, severity, quantity), "value"]
+            assert pooled == pytest.approx(expected, abs=1e-12)
+    floor = pd.read_csv(out / "floor.csv").groupby("quantity")["value"]
+    assert floor.count()["copy_rate"] == floor.count()["authenticity"] == 3  # one value per real-vs-real split
+    assert floor.count().get("fid_train_gap", 0) == 0
+    draws = pd.read_parquet(out / "resamples.parquet")
+    authenticity = draws[(draws["quantity"] == "authenticity") & (draws["severity"] == 3)]["value"]
+    assert len(authenticity) and np.isfinite(authenticity).all()
+    assert authenticity.between(0, 1).all() and authenticity.nunique() > 1  # resampled, not one value repeated
 
 
 def test_a_rerun_resumes_every_fold(cv_run: tuple[Path, Path], caplog: pytest.LogCaptureFixture) -> None:

@@ -150,6 +150,20 @@ def test_scorecard_verdicts_on_constructed_results() -> None:
     assert "12.0 [8.0, 15.0]" in card.loc["tracker", "a_evidence"]
 
 
+def test_memorisation_without_a_noise_floor_is_inconclusive_and_undefined_on_copies_is_no() -> None:
+    from reports.scorecard import _memorisation
+
+    family = pd.Series({"memorisation_copies": "memorisation", "gaussian_noise": "noise"})
+    columns = ["quantity", "perturbation", "severity", "effect", "effect_lo", "effect_hi", "value"]
+    no_floor = pd.DataFrame(columns=columns)  # worse_effects writes no row for a metric without a floor
+    verdict, evidence = _memorisation(no_floor, family)
+    assert verdict == "inconclusive" and "noise floor" in evidence
+    undefined = pd.DataFrame([("gap", "memorisation_copies", 5, np.nan, np.nan, np.nan, np.nan)], columns=columns)
+    assert _memorisation(undefined, family) == ("no", "memorisation_copies: undefined on copies")
+    flagged = pd.DataFrame([("gap", "memorisation_copies", 5, 9.0, 6.0, 12.0, 0.0)], columns=columns)
+    assert _memorisation(flagged, family)[0] == "yes"
+
+
 def test_one_test_subject_makes_every_verdict_inconclusive() -> None:
     card = constructed(n_test_subjects=1)
     assert (card[["a", "b", "c_robustness", "c_utility", "d"]] == "inconclusive").all().all()

@@ -40,18 +40,28 @@ def nearest_training(train: torch.Tensor, candidate: torch.Tensor) -> tuple[torc
     return nearest.values, nearest.indices
 
 
+def authentic_items(distance: torch.Tensor, index: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """The authenticity decision per sample on precomputed neighbours (bool, (M,)): authentic when its
+    distance to its nearest training sample `index` exceeds that sample's `radius` (strictly: a tie is a copy)."""
+    return distance > radius[index]
+
+
 def authentic_fraction(distance: torch.Tensor, index: torch.Tensor, radius: torch.Tensor) -> float:
-    """The authenticity decision on precomputed neighbours: a sample is authentic when its distance to its
-    nearest training sample `index` exceeds that sample's `radius` (strictly: a tie is a copy)."""
-    return float((distance > radius[index]).double().mean())
+    """The share of authentic samples (`authentic_items`)."""
+    return float(authentic_items(distance, index, radius).double().mean())
+
+
+def near_copy_items(distance: torch.Tensor, radius: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The copy-rate decision per sample on precomputed neighbours (bool, (M,)): `distance` within
+    `threshold` x the median of the training `radius` (torch.quantile at 0.5: of an even count, the mid-point)."""
+    if not 0 < threshold <= 1:
+        raise MetricInputError(f"copy_rate: threshold must lie in (0, 1], got {threshold}.")
+    return distance <= threshold * torch.quantile(radius, 0.5)
 
 
 def near_copy_fraction(distance: torch.Tensor, radius: torch.Tensor, threshold: float) -> float:
-    """The copy-rate decision on precomputed neighbours: the share of `distance` within `threshold` x the
-    median of the training `radius` (torch.quantile at 0.5: of an even count, the mid-point)."""
-    if not 0 < threshold <= 1:
-        raise MetricInputError(f"copy_rate: threshold must lie in (0, 1], got {threshold}.")
-    return float((distance <= threshold * torch.quantile(radius, 0.5)).double().mean())
+    """The share of near copies (`near_copy_items`)."""
+    return float(near_copy_items(distance, radius, threshold).double().mean())
 
 
 def _prepare(candidate: torch.Tensor, train: torch.Tensor, metric: str) -> tuple[torch.Tensor, torch.Tensor]:

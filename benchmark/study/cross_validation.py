@@ -12,12 +12,15 @@ perturbation, on joblib or submitit), and a final plain run, whose fold cells ar
 - Metrics: recomputed from the folds' stored per-item values and features on the union of all folds'
   test items (every subject once) against the union of their clean items, so a distribution metric is
   one estimate on all subjects, not an average of k small-sample estimates (FID and KID are biased at
-  small n). Outputs that need a training set (memorisation) or the images themselves (MS-SSIM diversity,
-  Inception Score) cannot be recomputed on the union: they are each fold's value against its own training
-  set, averaged with weights by the fold's number of test items. `cv.json` names the pooling of each output.
+  small n). Authenticity and copy rate are per-item decisions: each item is judged against its own fold's
+  training set and the pooled value is the share over all test items (equal to the folds' values averaged
+  with weights by their number of items), so the bootstrap resamples them like any item average. Outputs
+  that need a whole training set (the FID train gap) or the images themselves (MS-SSIM diversity, Inception
+  Score) cannot be recomputed on the union: they are each fold's value, averaged with weights by the fold's
+  number of test items, and get no interval. `cv.json` names the pooling of each output.
 - Site shift (several sources): `site_shift.csv`, see `benchmark.study.site_shift`.
 - Noise floor: real-vs-real halves of all subjects' clean items. Subject bootstrap: all subjects drawn
-  with replacement; memorisation outputs get no bootstrap interval (their training set differs by fold).
+  with replacement; the FID train gap gets no bootstrap interval (its training set differs by fold).
 """
 
 from __future__ import annotations
@@ -39,13 +42,14 @@ from benchmark.data.folds import MIN_FOLDS, Folds
 from benchmark.errors import ConfigError
 from benchmark.study import item_data
 from benchmark.study.item_data import ItemData
-from benchmark.study.recompute import evaluate
+from benchmark.study.recompute import evaluate, memorisation_items
 from benchmark.study.resampling import StudyResampler, _concatenate
 from benchmark.study.runner import Cell, StudyRunner, plain
 from benchmark.study.scope import hash_config
 from benchmark.study.store import CellKey, ResultsStore
 
 log = logging.getLogger("benchmark.study")
+POOLING_SCHEME = 2  # part of a pooled cell's identity: pooled cells of an earlier scheme are recomputed
 SITE_SHIFT_DRAWS = 20  # draws of the site-shift cell (each two evaluations of every distribution metric)
 
 
@@ -139,7 +143,9 @@ class PooledStudy:
             for cell in runner.cells():
                 members[cell.key].append((runner, cell))
         self.members = dict(members)
-        self._cells = [Cell(key, group[0][1].family, hash_config("cv", [c.config_hash for _, c in group]))
+        self._train_cache: dict[StudyRunner, dict[str, np.ndarray]] = {}
+        self._cells = [Cell(key, group[0][1].family,
+                            hash_config("cv", POOLING_SCHEME, [c.config_hash for _, c in group]))
                        for key, group in self.members.items()]
 
     def cells(self) -> list[Cell]:
@@ -194,6 +200,7 @@ class PooledStudy:
         union: dict[str, float] = {}
         if candidate is not None and clean is not None:
             cand_all, clean_all = union_items(candidate), union_items(clean)
+            cand_all.items |= self._memorisation_items(candidate)
             item_data.save(item_data.item_path(self.store.root, key.file_name()), cand_all)
             union = evaluate(self.suite, clean_all, cand_all, np.arange(len(clean_all)), np.arange(len(cand_all)), {})
         by_quantity: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -219,6 +226,30 @@ class PooledStudy:
                            f"{quantity} is undefined in a fold")
             rows.append(row)
         return rows
+
+
+    def _memorisation_items(self, folds: list[ItemData]) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
+        """Authenticity and copy-rate decisions per item, each fold's items against that fold's own training
+        set, with positions shifted as in `union_items` (an output missing in a fold is left out)."""
+        parts: dict[str, list[tuple[np.ndarray, np.ndarray, str]]] = defaultdict(list)
+        offset = 0
+        for runner, data in zip(self.runners, folds, strict=True):
+            for output, (values, positions, aggregate) in memorisation_items(self.suite, data,
+                                                                             self._train_features(runner)).items():
+                parts[output].append((values, positions + offset, aggregate))
+            offset += len(data)
+        return {output: (np.concatenate([v for v, _, _ in chunks]), np.concatenate([p for _, p, _ in chunks]),
+                         chunks[0][2])
+                for output, chunks in parts.items() if len(chunks) == len(folds)}
+
+    def _train_features(self, runner: StudyRunner) -> dict[str, np.ndarray]:
+        """The fold's training features of every extractor a memorisation entry uses, computed once per fold."""
+        if runner not in self._train_cache:
+            names = {m.feature_extractor for m in self.suite.metrics.values() if m.kind == "memorisation"}
+            self._train_cache[runner] = {
+                name: self.suite.features_of(name, runner.data.train, "train", self.device).cpu().numpy()
+                .astype(np.float64) for name in sorted(n for n in names if n)}
+        return self._train_cache[runner]
 
 
 def union_items(parts: list[ItemData]) -> ItemData:

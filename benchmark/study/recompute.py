@@ -137,6 +137,32 @@ def fast_feature_metric(metric: FeatureMetric, features: Callable[[str, str], to
     return None
 
 
+def memorisation_items(suite: MetricSuite, data: ItemData, train_features: dict[str, np.ndarray]
+                       ) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
+    """Per-item decisions of the suite's authenticity and copy-rate entries for the stored candidate
+    features of `data` against `train_features` (extractor -> training features), as item values
+    (1.0 authentic / near copy, else 0.0) with their positions, averaged by "mean": a resample's mean of
+    them is the entry's value on that resample. Lets sets scored against different training sets (the
+    folds of a cross-validated study) be pooled and resampled. Entries without stored features are left out."""
+    out = {}
+    for metric in suite.metrics.values():
+        if type(metric) not in (AuthenticityMetric, CopyRateMetric):
+            continue
+        name = metric.feature_extractor
+        if name not in data.features or name not in train_features:
+            continue
+        features, positions = data.features[name]
+        train = torch.from_numpy(np.asarray(train_features[name], dtype=np.float64))
+        distance, index = memorisation.nearest_training(train, torch.from_numpy(features).double())
+        radius = train_radius(train)
+        if type(metric) is AuthenticityMetric:
+            flags = memorisation.authentic_items(distance, index, radius)
+        else:
+            flags = memorisation.near_copy_items(distance, radius, metric.threshold)
+        out[metric.name] = (flags.double().numpy(), positions.astype(np.int64), "mean")
+    return out
+
+
 def _stored(data: ItemData, name: str) -> tuple[np.ndarray, np.ndarray]:
     if name not in data.features:
         raise BenchmarkError(f"no stored {name} features")
@@ -189,6 +215,9 @@ def evaluate(suite: MetricSuite, reference: ItemData, candidate: ItemData, ref_p
         if only is not None and metric.name not in only:
             continue
         if isinstance(metric, FeatureMetric) and metric.kind != "no_reference":
+            if (metric.kind == "memorisation" and metric.feature_extractor not in train_features
+                    and metric.name in out):
+                continue  # pooled per-item decisions (`memorisation_items`) stand in for the training set
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
