@@ -21,6 +21,7 @@ from benchmark.study.schema import GENERATED_FAMILY, load_cases, load_results
 from benchmark.study.store import ResultsStore
 from reports import figures
 from reports.agreement import correlations, rank_metrics
+from reports.cohort import with_cohort_sections
 from reports.copy_detection import with_copy_detection_section
 from reports.generators import with_generators_section
 from reports.html import render_html
@@ -71,8 +72,8 @@ def build_report(output_dir: Path, n_boot: int = 1000, seed: int = 0) -> Path:
     for name, table in tables.items():
         write_text_atomically(output_dir / f"{name}.csv", table.to_csv(index=False))
     analysis.figures = draw_figures(analysis, output_dir, tables["effect_sizes"])
-    blocks = with_copy_detection_section(with_generators_section(report_blocks(analysis), output_dir, results, info),
-                                         output_dir)
+    blocks = with_generators_section(report_blocks(analysis), output_dir, results, info)
+    blocks = with_cohort_sections(with_copy_detection_section(blocks, output_dir), output_dir)
     write_text_atomically(output_dir / "report.md", render_markdown(blocks))
     write_text_atomically(output_dir / "report.html", render_html(blocks, output_dir, info.title))
     log.info("report written to %s", output_dir / "report.html")
