@@ -17,10 +17,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from benchmark import config_schema
 from benchmark.atomic import disk_full_error, is_disk_full
 from benchmark.errors import BenchmarkError, report_error
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONFIG_DIR = str(config_schema.CONFIG_DIR)
 log = logging.getLogger("benchmark")
 
 
@@ -32,12 +33,12 @@ def run(cfg: DictConfig) -> None:
     try:
         run_pipeline(cfg)
     except BenchmarkError as error:
-        if cfg.get("debug", False):
+        if cfg.debug:
             raise
         report_error(error)
         sys.exit(2)
     except OSError as error:  # a full disk in a write that does not go through benchmark.atomic
-        if cfg.get("debug", False) or not is_disk_full(error):
+        if cfg.debug or not is_disk_full(error):
             raise
         report_error(disk_full_error(error.filename or cfg.output_dir, error))
         sys.exit(2)

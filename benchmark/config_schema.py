@@ -11,14 +11,18 @@ Where values live: every value a base YAML file sets (`conf/config.yaml`, `conf/
 here is MISSING and only gives the type. A field has a default here only when no base YAML file sets it (the
 reader-specific data keys, `perturbation`, `generators`, `preview`). Code reads the keys plainly.
 Reader-, network-, metric- and perturbation-specific settings stay open dictionaries: their classes check
-them when they are built.
+them when they are built. A key that may be a mapping or null is typed Any (OmegaConf cannot merge a mapping
+given on the command line into a typed optional mapping that is null); its code checks it.
 """
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any
 
 from omegaconf import MISSING
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"  # the checkout's conf/, or the installed `conf` package
 
 # Choices: each enum's names are its values, so a member prints, compares and serialises as its string.
 Stage = StrEnum("Stage", {name: name for name in ("data", "study", "report")})
@@ -72,14 +76,14 @@ class DataConfig:
     them."""
 
     source: DataSource = MISSING
-    root: Optional[str] = MISSING
+    root: str | None = MISSING
     cache_dir: str = MISSING
     phantom: PhantomConfig = field(default_factory=PhantomConfig)
     modality: Any = MISSING  # one name, or a list of names for several channels
     mode: DataMode = MISSING
     size: list[int] = MISSING
     fov_mm: Any = MISSING  # one length, one per axis, or null
-    resample_mm: Optional[float] = MISSING
+    resample_mm: float | None = MISSING
     label_map: Any = MISSING  # a preset name, {source value: ours}, or null
     missing_label: MissingLabel = MISSING
     duplicate_scans: DuplicateScans = MISSING
@@ -88,11 +92,11 @@ class DataConfig:
     clip_percentiles: list[float] = MISSING
     slices: SlicesConfig = field(default_factory=SlicesConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
-    channel_names: Optional[list[str]] = None
-    manifest: Optional[str] = None
-    patterns: Optional[dict[str, Optional[str]]] = None
-    vessels: Optional[dict[str, Any]] = None
-    sources: Optional[dict[str, Any]] = None
+    channel_names: list[str] | None = None
+    manifest: str | None = None
+    patterns: Any = None  # {modality or label or brain_mask: glob}, or null
+    vessels: Any = None  # a `_target_` spec of benchmark.data.vessels.sources, or null
+    sources: Any = None  # {name: a source's reader keys} (cohort), or null
 
 
 @dataclass
@@ -109,8 +113,8 @@ class ResamplingConfig:
 class CrossValidationConfig:
     """study.cv: subject-level k-fold cross-validation (benchmark.study.cross_validation)."""
 
-    folds: Optional[int] = MISSING
-    only_fold: Optional[int] = MISSING
+    folds: int | None = MISSING
+    only_fold: int | None = MISSING
 
 
 @dataclass
@@ -120,11 +124,11 @@ class StudyConfig:
     title: str = MISSING
     severities: list[int] = MISSING
     seeds: list[int] = MISSING
-    utility_severities: Optional[list[int]] = MISSING
+    utility_severities: list[int] | None = MISSING
     checkpoint_dir: str = MISSING
-    generated: Optional[dict[str, str]] = MISSING
-    only_perturbation: Optional[str] = MISSING
-    only_severity: Optional[int] = MISSING
+    generated: Any = MISSING  # {name: folder}, or null
+    only_perturbation: str | None = MISSING
+    only_severity: int | None = MISSING
     cv: CrossValidationConfig = field(default_factory=CrossValidationConfig)
     copy_detection: bool = MISSING
     resampling: ResamplingConfig = field(default_factory=ResamplingConfig)
@@ -139,7 +143,7 @@ class TrainingConfig:
     val_interval: int = MISSING
     flip_axes: list[int] = MISSING
     flip_probability: float = MISSING
-    crop_size: Optional[list[int]] = MISSING
+    crop_size: list[int] | None = MISSING
     amp: bool = MISSING
 
 
@@ -152,7 +156,7 @@ class SegmentationConfig:
     network: dict[str, Any] = MISSING
     loss: dict[str, Any] = MISSING
     optimizer: dict[str, Any] = MISSING
-    scheduler: Optional[dict[str, Any]] = MISSING
+    scheduler: Any = MISSING  # a `_target_` spec, or null for a constant learning rate
     training: TrainingConfig = field(default_factory=TrainingConfig)
     protocols: list[Protocol] = MISSING
     utility_families: list[Family] = MISSING
@@ -165,8 +169,8 @@ class MetricsConfig:
     `_target_` specs checked by their classes."""
 
     _target_: str = MISSING
-    max_images: Optional[int] = MISSING
-    max_train_images: Optional[int] = MISSING
+    max_images: int | None = MISSING
+    max_train_images: int | None = MISSING
     seed: int = MISSING
     on_error: OnError = MISSING
     cache_entries: int = MISSING
@@ -197,9 +201,9 @@ class Config:
 class ScoreMasks:
     """masks: optional label folders of the scored sets."""
 
-    real: Optional[str] = MISSING
-    generated: Optional[str] = MISSING
-    train: Optional[str] = MISSING
+    real: str | None = MISSING
+    generated: str | None = MISSING
+    train: str | None = MISSING
 
 
 @dataclass
@@ -228,15 +232,15 @@ class ScoreConfig:
 
     real: str = MISSING
     generated: str = MISSING
-    train: Optional[str] = MISSING
+    train: str | None = MISSING
     masks: ScoreMasks = field(default_factory=ScoreMasks)
     paired: Any = MISSING  # auto | false
     output_dir: str = MISSING
-    scorecard: Optional[str] = MISSING
+    scorecard: str | None = MISSING
     seed: int = MISSING
     device: str = MISSING
     debug: bool = MISSING
-    feature_cache: Optional[str] = MISSING
+    feature_cache: str | None = MISSING
     resampling: ScoreResampling = field(default_factory=ScoreResampling)
     flags: ScoreFlags = field(default_factory=ScoreFlags)
     data: DataConfig = field(default_factory=DataConfig)

@@ -13,9 +13,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from benchmark import config_schema
 from benchmark.errors import BenchmarkError, report_error
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONFIG_DIR = str(config_schema.CONFIG_DIR)
 log = logging.getLogger("benchmark.score")
 
 
@@ -32,7 +33,7 @@ def run(cfg: DictConfig) -> None:
         result = score(cfg, device)
         paths = write_outputs(result, Path(str(cfg.output_dir)))
     except BenchmarkError as error:
-        if cfg.get("debug", False):
+        if cfg.debug:
             raise
         report_error(error)
         sys.exit(2)
