@@ -96,6 +96,18 @@ def _int_list(value: Any, key: str, example: str) -> list[int]:
     return [int(v) for v in value]
 
 
+def check_complete(cfg: DictConfig, readers_check: Iterable[str] = ("data.root", "data.manifest")) -> None:
+    """Every key holds a value: a config file that does not start from its group's base file (e.g. a
+    metrics file without `defaults: [default, _self_]`) leaves the schema's MISSING keys empty. The keys in
+    `readers_check` are left to the data readers, whose errors say what to point them at."""
+    missing = [key for key in OmegaConf.missing_keys(cfg) if key not in set(readers_check)]
+    if missing:
+        raise ConfigError(f"{', '.join(sorted(missing))} {'has' if len(missing) == 1 else 'have'} no value (??? in "
+                          "the composed config): set them on the command line (key=VALUE) or in the config file, "
+                          "or start the file from its group's base file (defaults: [phantom, _self_] in conf/data/, "
+                          "[default, _self_] in conf/metrics/, [unet2d, _self_] in conf/segmentation/).")
+
+
 def check_seed(value: Any, key: str = "seed") -> int:
     """The one check of a seed: a whole number from 0 to 2**32 - 1, else a ConfigError naming `key`."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -15,7 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from benchmark.config_checks import check_metric_suite, check_seeds, check_study_config
+from benchmark.config_checks import check_complete, check_metric_suite, check_seeds, check_study_config
 from benchmark.errors import ConfigError
 from benchmark.runtime import resolve_device, seed_everything
 
@@ -41,6 +41,7 @@ def run_pipeline(cfg: DictConfig) -> None:
     stages = [str(stage) for stage in cfg.stages]
     from benchmark.data.config_check import check_data_config
 
+    check_complete(cfg)
     check_seeds(cfg)
     check_data_config(cfg.data)
     device = resolve_device(str(cfg.device))

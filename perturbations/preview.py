@@ -136,7 +136,7 @@ def main(cfg: DictConfig) -> None:
     try:
         run_preview(cfg)
     except BenchmarkError as error:
-        if cfg.get("debug", False):
+        if cfg.debug:
             raise
         report_error(error)
         sys.exit(2)
