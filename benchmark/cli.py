@@ -10,7 +10,6 @@ before Hydra runs; Hydra's own composition errors (override grammar, unknown key
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -47,7 +46,7 @@ def run(cfg: DictConfig) -> None:
 def main() -> None:
     """`python -m benchmark` / `mribench`: the command-line checks, then the Hydra app; `mribench score ...`
     runs the scoring app (`benchmark.score`)."""
-    from benchmark.config_checks import check_command_line
+    from benchmark.config_checks import check_command_line, run_reporting_hydra_errors
 
     args = sys.argv[1:]
     if args[:1] == ["score"]:
@@ -63,27 +62,4 @@ def main() -> None:
                 raise
             report_error(error)
             sys.exit(2)
-    run_reporting_hydra_errors(args)
-
-
-def run_reporting_hydra_errors(args: list[str]) -> None:
-    """The Hydra app, with Hydra's own errors (override grammar, unknown keys) raised to us instead of
-    printed in Hydra's format, and reported like ours: one paragraph, exit 2."""
-    from hydra.errors import HydraException, InstantiationException
-
-    from benchmark.config_checks import hydra_error
-
-    previous = os.environ.get("HYDRA_FULL_ERROR")
-    os.environ["HYDRA_FULL_ERROR"] = "1"
-    try:
-        run()
-    except HydraException as error:
-        if isinstance(error, InstantiationException) or "debug=true" in args:
-            raise
-        report_error(hydra_error(error, args, Path(CONFIG_DIR)))
-        sys.exit(2)
-    finally:
-        if previous is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = previous
+    run_reporting_hydra_errors(run, args, "config")

@@ -7,14 +7,15 @@ import difflib
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, report_error
 
 log = logging.getLogger("benchmark")
 GROUPS = ("data", "perturbation", "metrics", "segmentation", "experiment")
@@ -179,7 +180,32 @@ def check_metric_suite(suite: Any) -> None:
                               "number >= 1 (Naeem et al. use 5).")
 
 
-def hydra_error(error: Exception, argv: Sequence[str], config_dir: Path) -> ConfigError:
+def run_reporting_hydra_errors(app: Callable[[], None], args: Sequence[str], config_name: str) -> None:
+    """Run a Hydra app (`benchmark.cli.run`, `benchmark.score.cli.run`) with Hydra's own errors (override
+    grammar, unknown keys, values the schema refuses) raised to us instead of printed in Hydra's format, and
+    reported like ours: one paragraph, exit 2 (`debug=true` in `args` shows the traceback)."""
+    from hydra.errors import HydraException, InstantiationException
+
+    from benchmark.config_schema import CONFIG_DIR
+
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        app()
+    except HydraException as error:
+        if isinstance(error, InstantiationException) or "debug=true" in args:
+            raise
+        report_error(hydra_error(error, args, CONFIG_DIR, config_name))
+        sys.exit(2)
+    finally:
+        if previous is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous
+
+
+def hydra_error(error: Exception, argv: Sequence[str], config_dir: Path, config_name: str = "config"
+                ) -> ConfigError:
     """Hydra's own errors while composing the command line (override grammar, unknown or duplicate keys, a
     missing config, a value of the wrong type or outside a choice of the schema in benchmark.config_schema) as
     one ConfigError naming the override or config file, the key and the fix."""
@@ -198,7 +224,7 @@ def hydra_error(error: Exception, argv: Sequence[str], config_dir: Path) -> Conf
     problem = schema_problem(error)
     if problem is not None and problem.unknown_key:
         parent, _, name = problem.key.rpartition(".")
-        known = _keys_of(parent, argv, config_dir)
+        known = _keys_of(parent, argv, config_dir, config_name)
         close = difflib.get_close_matches(name, known, n=1)
         suggestion = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
         listing = f"the keys of {parent or 'the config'} are {', '.join(known)}; " if known else ""
@@ -272,7 +298,7 @@ def schema_problem(error: Exception) -> SchemaProblem | None:
     return SchemaProblem(key, value, "" if unknown else _expected(message), unknown, where)
 
 
-def _keys_of(parent: str, argv: Sequence[str], config_dir: Path) -> list[str]:
+def _keys_of(parent: str, argv: Sequence[str], config_dir: Path, config_name: str = "config") -> list[str]:
     """The keys under `parent` in the config composed from the group choices on the command line (empty
     when it cannot be composed)."""
     from hydra import compose, initialize_config_dir
@@ -283,7 +309,7 @@ def _keys_of(parent: str, argv: Sequence[str], config_dir: Path) -> list[str]:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            cfg = compose("config", overrides=choices)
+            cfg = compose(config_name, overrides=choices)
         node = OmegaConf.select(cfg, parent) if parent else cfg
         return sorted(str(k) for k in node) if isinstance(node, DictConfig) else []
     except Exception:  # only a suggestion: the error itself is already known

@@ -6,10 +6,11 @@ command-line override is checked against these types while Hydra composes: a wro
 enumerated choice or an unknown key is refused with the key named (`benchmark.config_checks.hydra_error`
 turns it into one ConfigError paragraph).
 
-Where values live: every value a base YAML file sets (`conf/config.yaml`, `conf/data/phantom.yaml`,
-`conf/segmentation/unet2d.yaml`, `conf/metrics/default.yaml`, `conf/score.yaml`) lives there only; its field
-here is MISSING and only gives the type. A field has a default here only when no base YAML file sets it (the
-reader-specific data keys, `perturbation`, `generators`, `preview`). Code reads the keys plainly.
+Where values live: every value a base YAML file sets (`conf/config.yaml`, `conf/score.yaml`,
+`conf/data/phantom.yaml`, `conf/segmentation/unet2d.yaml` and `segresnet2d.yaml`, `conf/metrics/default.yaml`
+and `vessels.yaml`) lives there only; its field here is MISSING and only gives the type. A field has a default
+here only when no base YAML file sets it (the reader-specific data keys, `perturbation`, `generators`,
+`preview`). Code reads the keys plainly.
 Reader-, network-, metric- and perturbation-specific settings stay open dictionaries: their classes check
 them when they are built. A key that may be a mapping or null is typed Any (OmegaConf cannot merge a mapping
 given on the command line into a typed optional mapping that is null); its code checks it.

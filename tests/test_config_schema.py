@@ -211,3 +211,15 @@ def test_a_config_file_that_leaves_schema_keys_empty_is_named(tmp_path: Path) ->
                      f"data.cache_dir={cache}")
     assert code == 2 and err.startswith("error: metrics.cache_entries, metrics.max_train_images have no value"), err
     assert not cache.exists()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("flags.ood_k=many", "flags.ood_k=many is not a whole number"),
+    ("resampling.nboot=3", "resampling.nboot is not a key of the config: did you mean resampling.n_boot?"),
+    ("data.slices.policy=middle", "data.slices.policy=middle is not one of brain, tumour, mix"),
+    ("seed=-1", "seed=-1 is outside the seed range"),
+])
+def test_the_score_app_refuses_a_bad_config_in_one_paragraph(tmp_path: Path, override: str, message: str) -> None:
+    code, err = call("score", f"real={tmp_path}", f"generated={tmp_path}", override, f"output_dir={tmp_path / 'out'}")
+    assert code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
