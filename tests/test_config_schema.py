@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -171,6 +172,9 @@ def test_code_reads_typed_keys_plainly_without_a_second_default() -> None:
 @pytest.mark.slow
 def test_the_installed_package_finds_its_config_outside_the_checkout(tmp_path: Path) -> None:
     """A non-editable install (the wheel's files only) runs both Hydra apps from an unrelated folder."""
+    source = tmp_path / "source"  # a copy of the working tree: the build writes its build/ folder there
+    skip = shutil.ignore_patterns(".git", ".venv", "site", "outputs", "build", "*.egg-info", "__pycache__", ".*_cache")
+    shutil.copytree(REPO, source, ignore=skip)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -178,7 +182,7 @@ def test_the_installed_package_finds_its_config_outside_the_checkout(tmp_path: P
                               check=True, capture_output=True, text=True).stdout.strip()
     (Path(packages) / "reuse_test_environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--ignore-installed", "-c", str(REPO / ".ci" / "constraints.txt"), str(REPO)],
+                    "--ignore-installed", "-c", str(source / ".ci" / "constraints.txt"), str(source)],
                    check=True, capture_output=True, text=True, cwd=tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
