@@ -10,17 +10,17 @@ before Hydra runs; Hydra's own composition errors (override grammar, unknown key
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from benchmark import config_schema
 from benchmark.atomic import disk_full_error, is_disk_full
 from benchmark.errors import BenchmarkError, report_error
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONFIG_DIR = str(config_schema.CONFIG_DIR)
 log = logging.getLogger("benchmark")
 
 
@@ -32,12 +32,12 @@ def run(cfg: DictConfig) -> None:
     try:
         run_pipeline(cfg)
     except BenchmarkError as error:
-        if cfg.get("debug", False):
+        if cfg.debug:
             raise
         report_error(error)
         sys.exit(2)
     except OSError as error:  # a full disk in a write that does not go through benchmark.atomic
-        if cfg.get("debug", False) or not is_disk_full(error):
+        if cfg.debug or not is_disk_full(error):
             raise
         report_error(disk_full_error(error.filename or cfg.output_dir, error))
         sys.exit(2)
@@ -46,7 +46,7 @@ def run(cfg: DictConfig) -> None:
 def main() -> None:
     """`python -m benchmark` / `mribench`: the command-line checks, then the Hydra app; `mribench score ...`
     runs the scoring app (`benchmark.score`)."""
-    from benchmark.config_checks import check_command_line
+    from benchmark.config_checks import check_command_line, run_reporting_hydra_errors
 
     args = sys.argv[1:]
     if args[:1] == ["score"]:
@@ -62,27 +62,4 @@ def main() -> None:
                 raise
             report_error(error)
             sys.exit(2)
-    run_reporting_hydra_errors(args)
-
-
-def run_reporting_hydra_errors(args: list[str]) -> None:
-    """The Hydra app, with Hydra's own errors (override grammar, unknown keys) raised to us instead of
-    printed in Hydra's format, and reported like ours: one paragraph, exit 2."""
-    from hydra.errors import HydraException, InstantiationException
-
-    from benchmark.config_checks import hydra_error
-
-    previous = os.environ.get("HYDRA_FULL_ERROR")
-    os.environ["HYDRA_FULL_ERROR"] = "1"
-    try:
-        run()
-    except HydraException as error:
-        if isinstance(error, InstantiationException) or "debug=true" in args:
-            raise
-        report_error(hydra_error(error, args, Path(CONFIG_DIR)))
-        sys.exit(2)
-    finally:
-        if previous is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = previous
+    run_reporting_hydra_errors(run, args, "config")

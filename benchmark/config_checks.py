@@ -7,13 +7,15 @@ import difflib
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, report_error
 
 log = logging.getLogger("benchmark")
 GROUPS = ("data", "perturbation", "metrics", "segmentation", "experiment")
@@ -95,6 +97,18 @@ def _int_list(value: Any, key: str, example: str) -> list[int]:
     return [int(v) for v in value]
 
 
+def check_complete(cfg: DictConfig, readers_check: Iterable[str] = ("data.root", "data.manifest")) -> None:
+    """Every key holds a value: a config file that does not start from its group's base file (e.g. a
+    metrics file without `defaults: [default, _self_]`) leaves the schema's MISSING keys empty. The keys in
+    `readers_check` are left to the data readers, whose errors say what to point them at."""
+    missing = [key for key in OmegaConf.missing_keys(cfg) if key not in set(readers_check)]
+    if missing:
+        raise ConfigError(f"{', '.join(sorted(missing))} {'has' if len(missing) == 1 else 'have'} no value (??? in "
+                          "the composed config): set them on the command line (key=VALUE) or in the config file, "
+                          "or start the file from its group's base file (defaults: [phantom, _self_] in conf/data/, "
+                          "[default, _self_] in conf/metrics/, [unet2d, _self_] in conf/segmentation/).")
+
+
 def check_seed(value: Any, key: str = "seed") -> int:
     """The one check of a seed: a whole number from 0 to 2**32 - 1, else a ConfigError naming `key`."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -135,12 +149,16 @@ def check_study_config(cfg: DictConfig, names: Iterable[str]) -> None:
     if bad:
         raise ConfigError(f"study.severities={severities}: {bad} outside 0 (clean) to 5.")
     names = sorted(names)
-    only_p, only_s = study.get("only_perturbation"), study.get("only_severity")
+    only_p, only_s = study.only_perturbation, study.only_severity
     if only_p is not None and str(only_p) not in names:
         raise ConfigError(f"study.only_perturbation={only_p} is not in this study; choose one of {', '.join(names)}.")
     if only_s is not None and (isinstance(only_s, bool) or only_s not in severities):
         raise ConfigError(f"study.only_severity={only_s} is not one of study.severities={severities}.")
-    utility = study.get("utility_severities")
+    generated = study.generated
+    if generated is not None and not isinstance(generated, DictConfig):
+        raise ConfigError(f"study.generated={generated} must map names to folders, e.g. "
+                          "study.generated='{ddpm: /path/to/ddpm_outputs}'.")
+    utility = study.utility_severities
     if utility is not None:
         levels = _int_list(utility, "study.utility_severities", "[5]")
         invalid = [s for s in levels if s not in SEVERITIES]
@@ -151,10 +169,6 @@ def check_study_config(cfg: DictConfig, names: Iterable[str]) -> None:
         if unused:
             log.warning("study.utility_severities=%s: %s not in study.severities=%s; no utility model there",
                         levels, unused, severities)
-    generated = study.get("generated")
-    if generated is not None and not isinstance(generated, DictConfig):
-        raise ConfigError(f"study.generated={generated} must map names to folders, e.g. "
-                          "study.generated='{ddpm: /path/to/ddpm_outputs}'.")
 
 
 def check_metric_suite(suite: Any) -> None:
@@ -166,9 +180,35 @@ def check_metric_suite(suite: Any) -> None:
                               "number >= 1 (Naeem et al. use 5).")
 
 
-def hydra_error(error: Exception, argv: Sequence[str], config_dir: Path) -> ConfigError:
+def run_reporting_hydra_errors(app: Callable[[], None], args: Sequence[str], config_name: str) -> None:
+    """Run a Hydra app (`benchmark.cli.run`, `benchmark.score.cli.run`) with Hydra's own errors (override
+    grammar, unknown keys, values the schema refuses) raised to us instead of printed in Hydra's format, and
+    reported like ours: one paragraph, exit 2 (`debug=true` in `args` shows the traceback)."""
+    from hydra.errors import HydraException, InstantiationException
+
+    from benchmark.config_schema import CONFIG_DIR
+
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        app()
+    except HydraException as error:
+        if isinstance(error, InstantiationException) or "debug=true" in args:
+            raise
+        report_error(hydra_error(error, args, CONFIG_DIR, config_name))
+        sys.exit(2)
+    finally:
+        if previous is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous
+
+
+def hydra_error(error: Exception, argv: Sequence[str], config_dir: Path, config_name: str = "config"
+                ) -> ConfigError:
     """Hydra's own errors while composing the command line (override grammar, unknown or duplicate keys, a
-    missing config) as one ConfigError naming the override and the fix."""
+    missing config, a value of the wrong type or outside a choice of the schema in benchmark.config_schema) as
+    one ConfigError naming the override or config file, the key and the fix."""
     from hydra.errors import OverrideParseException
 
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -181,24 +221,84 @@ def hydra_error(error: Exception, argv: Sequence[str], config_dir: Path) -> Conf
             hint = "write key=value, lists as [a,b], and quote values holding special characters: key='a{b}c'"
         return ConfigError(f"the override {error.override} cannot be parsed ({first_line}); {hint}. The override "
                            "grammar: https://hydra.cc/docs/advanced/override_grammar/basic/")
-    cause = error.__cause__
-    full_key = getattr(cause, "full_key", None)
-    if full_key and "not in struct" in str(cause):
-        parent, _, name = str(full_key).rpartition(".")
-        known = _keys_of(parent, argv, config_dir)
+    problem = schema_problem(error)
+    if problem is not None and problem.unknown_key:
+        parent, _, name = problem.key.rpartition(".")
+        known = _keys_of(parent, argv, config_dir, config_name)
         close = difflib.get_close_matches(name, known, n=1)
         suggestion = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
         listing = f"the keys of {parent or 'the config'} are {', '.join(known)}; " if known else ""
-        return ConfigError(f"{full_key} is not a key of the config: {suggestion}{listing}fix the spelling, or add a "
-                           f"new key on purpose with +{full_key}=VALUE (python -m benchmark --cfg job prints the "
-                           "whole composed config).")
+        fix = ("fix the spelling in that file" if problem.where else
+               f"fix the spelling, or add a new key on purpose with +{problem.key}=VALUE")
+        return ConfigError(f"{problem.where}{problem.key} is not a key of the config: {suggestion}{listing}{fix} "
+                           "(python -m benchmark --cfg job prints the whole composed config).")
+    if problem is not None:
+        value = "null" if problem.value is None else problem.value
+        return ConfigError(f"{problem.where}{problem.key}={value} is {problem.expected}; fix the value "
+                           "(docs/configuration.md lists every key with its type; python -m benchmark --cfg job "
+                           "prints the composed config).")
+    cause = error.__cause__
     detail = f" ({' '.join(str(cause).split())})" if cause is not None else ""
     return ConfigError(f"the command line cannot be composed into a config: {' '.join(str(error).split()).rstrip('.')}"
                        f"{detail}. "
                        "Check the overrides named there (python -m benchmark --help lists the groups and options).")
 
 
-def _keys_of(parent: str, argv: Sequence[str], config_dir: Path) -> list[str]:
+@dataclass(frozen=True)
+class SchemaProblem:
+    """A key the typed schema (benchmark.config_schema) refused while Hydra composed the config."""
+
+    key: str            # full key, e.g. data.slices.policy or stages[1]
+    value: Any          # the refused value (None for an unknown key)
+    expected: str       # why the schema refuses the value, in words: "not a whole number"
+    unknown_key: bool   # the key is not in the schema at all
+    where: str          # "" for a command-line override, else "in conf file data/mine: "
+
+
+def _expected(message: str) -> str:
+    """What a schema type accepts, in words, from OmegaConf's validation message."""
+    choices = re.search(r"expected one of \[(.*)\]", message)
+    if choices:
+        return f"not one of {choices.group(1)}"
+    words = {"Integer": "a whole number", "Float": "a number", "Boolean": "true or false"}
+    converted = re.search(r"could not be converted to (\w+)", message)
+    if converted:
+        return "not " + words.get(converted.group(1), f"of type {converted.group(1)}")
+    if "is not a valid bool" in message:
+        return "not true or false"
+    if "is not a ListConfig" in message:
+        return "not a list (write [a,b])"
+    if re.search(r"Cannot assign \w+ to Dict|is not a DictConfig|is not a subclass of", message):
+        return "not a mapping (write '{name: value}')"
+    if "is not Optional" in message or "cannot be assigned None" in message:
+        return "not allowed: this key needs a value, not null"
+    return f"not accepted ({message})"
+
+
+def schema_problem(error: Exception) -> SchemaProblem | None:
+    """The key, value and expectation of a schema refusal in a Hydra composition error (an override's, whose
+    cause is the OmegaConf error, or a config file's, whose message holds it); None for other errors."""
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+    cause = error.__cause__
+    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
+        message = str(cause.msg).splitlines()[0]
+        key, value, where = str(cause.full_key), cause.value, ""
+        unknown = isinstance(cause, ConfigKeyError | AttributeError) and " not in " in message
+        if not unknown and not isinstance(cause, ValidationError):
+            return None
+    else:
+        found = re.search(r"In '([^']+)': (\w+) raised while composing config:\n(.*)\n\s*full_key: (\S+)", str(error))
+        if found is None or found.group(2) not in ("ValidationError", "ConfigKeyError", "ConfigAttributeError"):
+            return None
+        file, kind, message, key = found.groups()
+        raw = re.search(r"[Vv]alue '([^']*)'", message)
+        value, where = raw.group(1) if raw else None, f"in conf file {file}.yaml: "
+        unknown = kind != "ValidationError" and " not in " in message
+    return SchemaProblem(key, value, "" if unknown else _expected(message), unknown, where)
+
+
+def _keys_of(parent: str, argv: Sequence[str], config_dir: Path, config_name: str = "config") -> list[str]:
     """The keys under `parent` in the config composed from the group choices on the command line (empty
     when it cannot be composed)."""
     from hydra import compose, initialize_config_dir
@@ -209,7 +309,7 @@ def _keys_of(parent: str, argv: Sequence[str], config_dir: Path) -> list[str]:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            cfg = compose("config", overrides=choices)
+            cfg = compose(config_name, overrides=choices)
         node = OmegaConf.select(cfg, parent) if parent else cfg
         return sorted(str(k) for k in node) if isinstance(node, DictConfig) else []
     except Exception:  # only a suggestion: the error itself is already known

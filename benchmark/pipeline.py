@@ -15,7 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from benchmark.config_checks import check_metric_suite, check_seeds, check_study_config
+from benchmark.config_checks import check_complete, check_metric_suite, check_seeds, check_study_config
 from benchmark.errors import ConfigError
 from benchmark.runtime import resolve_device, seed_everything
 
@@ -38,12 +38,10 @@ def run_pipeline(cfg: DictConfig) -> None:
     from benchmark.data.prepare import prepare_data
     from benchmark.data.summary import write_data_summary
 
-    stages = list(cfg.stages)
-    unknown = sorted(set(stages) - set(STAGES))
-    if unknown:
-        raise ConfigError(f"stages {unknown} are unknown; choose from {list(STAGES)}.")
+    stages = [str(stage) for stage in cfg.stages]
     from benchmark.data.config_check import check_data_config
 
+    check_complete(cfg)
     check_seeds(cfg)
     check_data_config(cfg.data)
     device = resolve_device(str(cfg.device))
@@ -63,9 +61,9 @@ def run_pipeline(cfg: DictConfig) -> None:
         from segmentation.checks import check_buildable
         from segmentation.checks import check_config as check_segmentation_config
 
-        perturbations = instantiate_perturbations(cfg.get("perturbation"))
-        generated = cfg.study.get("generated") or {}
-        if not perturbations and not generated and not cfg.get("generators"):
+        perturbations = instantiate_perturbations(cfg.perturbation)
+        generated = cfg.study.generated or {}
+        if not perturbations and not generated and not cfg.generators:
             raise ConfigError("no perturbation is selected (perturbation=[] or an experiment without any); choose "
                               "some: perturbation=[gaussian_noise,tumour_remove], or score generated sets with "
                               "study.generated='{ddpm: /path/to/outputs}'.")
@@ -73,7 +71,7 @@ def run_pipeline(cfg: DictConfig) -> None:
         check_segmentation_config(cfg.segmentation)
         check_buildable(cfg.segmentation)
         check_severities(list(cfg.study.severities))
-        instantiate_generators(cfg.get("generators"))  # a bad generator config fails before any compute
+        instantiate_generators(cfg.generators)  # a bad generator config fails before any compute
         suite = build_metric_suite(cfg)
 
     from benchmark.study.cross_validation import check_cv_config
@@ -112,9 +110,9 @@ def run_study(cfg: DictConfig, data: Any, device: Any, output_dir: Path, perturb
     from benchmark.study.info import study_info
     from benchmark.study.runner import StudyRunner
 
-    for name, folder in (cfg.study.get("generated") or {}).items():
+    for name, folder in (cfg.study.generated or {}).items():
         perturbations[name] = GeneratedSet(name, Path(folder), cfg.data, data.test, int(cfg.seed))
-    if cfg.get("generators"):  # train (or load) the configured generators; their outputs become generated sets
+    if cfg.generators:  # train (or load) the configured generators; their outputs become generated sets
         from benchmark.study.generator_stage import add_generator_sets
 
         start = time.perf_counter()

@@ -21,12 +21,13 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
+from benchmark import config_schema
 from benchmark.data.imageset import ImageSet, PreparedData
 from benchmark.errors import BenchmarkError, ConfigError, report_error
 from perturbations.base import SEVERITIES, Perturbation
 from perturbations.config import instantiate_perturbations
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONFIG_DIR = str(config_schema.CONFIG_DIR)
 log = logging.getLogger("perturbations.preview")
 
 
@@ -135,7 +136,7 @@ def main(cfg: DictConfig) -> None:
     try:
         run_preview(cfg)
     except BenchmarkError as error:
-        if cfg.get("debug", False):
+        if cfg.debug:
             raise
         report_error(error)
         sys.exit(2)

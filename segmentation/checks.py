@@ -13,9 +13,6 @@ from benchmark.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("robustness", "utility")
-DEFAULTS = {"iterations": 300, "batch_size": 16, "val_interval": 50}  # conf/segmentation/unet2d.yaml
-STRUCTURE_SETS = ("tumour", "vessel")  # segmentation.structures: BraTS regions, or every label > 0 as vessel
-FAMILIES = ("noise", "artifact", "shift", "morphological", "memorisation")
 
 
 def warn_and_record(message: str, record: list[str]) -> None:
@@ -41,10 +38,10 @@ def check_device(device: torch.device | str) -> torch.device:
 
 
 def _positive_int(cfg: DictConfig, key: str) -> None:
-    value = cfg.training.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    value = cfg.training[key]
+    if value < 1:
         raise ConfigError(f"segmentation.training.{key} must be a positive integer, got {value!r}: the segmenter "
-                          f"needs at least one (e.g. segmentation.training.{key}={DEFAULTS[key]}).")
+                          f"needs at least one (conf/segmentation/unet2d.yaml holds the default).")
 
 
 def check_buildable(cfg: DictConfig) -> None:
@@ -74,37 +71,25 @@ def check_buildable(cfg: DictConfig) -> None:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Validate the segmentation config group before any work is done."""
-    for key in ("spatial_dims", "network", "loss", "optimizer", "training"):
-        if key not in cfg:
-            raise ConfigError(f"segmentation.{key} is missing from the segmentation config")
+    """Validate the ranges of the segmentation config group before any work is done (its types and choices,
+    structures, protocols and utility_families, are the schema's: benchmark.config_schema)."""
     if cfg.spatial_dims not in (2, 3):
         raise ConfigError(f"segmentation.spatial_dims must be 2 or 3, got {cfg.spatial_dims!r}")
     for key in ("iterations", "batch_size", "val_interval"):
         _positive_int(cfg, key)
-    probability = cfg.training.get("flip_probability", 0.0)
+    probability = cfg.training.flip_probability
     if not 0.0 <= float(probability) <= 1.0:
         raise ConfigError(f"segmentation.training.flip_probability must lie in [0, 1], got {probability}")
-    axes = list(cfg.training.get("flip_axes", []))
-    if any(not isinstance(a, int) or not -int(cfg.spatial_dims) <= a <= -1 for a in axes):
+    axes = list(cfg.training.flip_axes)
+    if any(not -int(cfg.spatial_dims) <= a <= -1 for a in axes):
         raise ConfigError(
             f"segmentation.training.flip_axes must be spatial axes counted from the end "
             f"(-1 .. -{cfg.spatial_dims}), got {axes}"
         )
-    crop = cfg.training.get("crop_size")
-    if crop is not None and (not 1 <= len(list(crop)) <= int(cfg.spatial_dims)
-                             or any(not isinstance(c, int) or isinstance(c, bool) or c < 8 for c in crop)):
+    crop = cfg.training.crop_size
+    if crop is not None and (not 1 <= len(list(crop)) <= int(cfg.spatial_dims) or any(c < 8 for c in crop)):
         raise ConfigError(f"segmentation.training.crop_size must be null or 1 to {cfg.spatial_dims} whole numbers "
                           f">= 8 (the window's last spatial sides), got {list(crop)}")
-    if cfg.get("structures", "tumour") not in STRUCTURE_SETS:
-        raise ConfigError(f"segmentation.structures must be 'tumour' (BraTS regions) or 'vessel' (every label > 0: "
-                          f"Dice, clDice, HD95, component error), got {cfg.get('structures')!r}")
-    unknown = set(cfg.get("protocols", [])) - set(PROTOCOLS)
-    if unknown:
-        raise ConfigError(f"segmentation.protocols: unknown {sorted(unknown)}; choose from {list(PROTOCOLS)}")
-    unknown = set(cfg.get("utility_families", [])) - set(FAMILIES)
-    if unknown:
-        raise ConfigError(f"segmentation.utility_families: unknown {sorted(unknown)}; choose from {list(FAMILIES)}")
 
 
 def usable_items(

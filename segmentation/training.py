@@ -107,8 +107,8 @@ def fit(network: nn.Module, train: ImageSet, val: ImageSet, cfg: DictConfig, see
     generator = torch.Generator().manual_seed(seed)
     loss_function = instantiate(cfg.loss, to_onehot_y=True, softmax=True)
     optimizer = instantiate(cfg.optimizer, params=network.parameters())
-    scheduler = instantiate(cfg.scheduler, optimizer=optimizer) if cfg.get("scheduler") else None
-    use_amp = device.type == "cuda" and bool(t.get("amp", True))
+    scheduler = instantiate(cfg.scheduler, optimizer=optimizer) if cfg.scheduler else None
+    use_amp = device.type == "cuda" and bool(t.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     images, labels = train.images.to(device), train.labels.to(device)
     history: dict[str, list[float]] = {"iteration": [], "loss": [], "val_iteration": []}
@@ -117,7 +117,7 @@ def fit(network: nn.Module, train: ImageSet, val: ImageSet, cfg: DictConfig, see
     network.train()
     for step, index in enumerate(batch_indices(len(train), int(t.batch_size), int(t.iterations), generator), 1):
         x, y = random_flips(images[index], labels[index], list(t.flip_axes), float(t.flip_probability), generator)
-        x, y = random_crop(x, y, t.get("crop_size"), generator)
+        x, y = random_crop(x, y, t.crop_size, generator)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
             loss = loss_function(forward_padded(network, x), y)

@@ -36,7 +36,7 @@ def call(*args: str) -> tuple[int, str]:
         ("perturbation=[]", "no perturbation is selected"),
         ("perturbation=[gausian_noise]", "gausian_noise is not a perturbation option; valid names: bias_field"),
         ("data=brast", "brast is not a data option; valid names: brats"),
-        ("study.severities=3", "study.severities=3 must be a non-empty list"),
+        ("study.severities=3", "study.severities=3 is not a list"),
         ("study.severities=[0,7]", "[7] outside 0 (clean) to 5"),
         ("seed=abc", "seed=abc is not a whole number"),
         ("seed=-1", "seed=-1 is outside the seed range 0 to 4294967295"),

@@ -13,6 +13,7 @@ import scipy.linalg
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark.config_schema import MetricsConfig
 from benchmark.data.folds import check_folds, fold_subjects
 from benchmark.errors import ConfigError
 from benchmark.pipeline import run_pipeline
@@ -21,7 +22,8 @@ from benchmark.study.store import CellKey
 from tests.cli import REPO
 
 TINY_SUITE = {
-    "_target_": "benchmark.metrics.suite.MetricSuite", "max_images": None, "seed": 0, "on_error": "flag",
+    "_target_": "benchmark.metrics.suite.MetricSuite", "max_images": None, "max_train_images": None, "seed": 0,
+    "on_error": "flag", "cache_entries": 20000,
     "extractors": {"pooled": {"_target_": "tests.test_study_item_features.PooledSlices", "_partial_": True}},
     "metrics": {
         "ssim": {"_target_": "benchmark.metrics.entries.ImageMetric", "function": "ssim", "data_range": 1.0},
@@ -44,7 +46,7 @@ def cv_config(cache: Path, out: Path, *extra: str) -> DictConfig:
             "segmentation.training.val_interval=3", "segmentation.training.batch_size=4",
             "study.resampling.n_boot=4", "study.resampling.floor_splits=3", "study.cv.folds=3",
             f"output_dir={out}", "stages=[data,study]", *extra])
-    cfg.metrics = OmegaConf.create(TINY_SUITE)
+    cfg.metrics = MetricsConfig(**TINY_SUITE)
     return cfg
 
 

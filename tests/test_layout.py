@@ -15,7 +15,7 @@ PACKAGES = ("benchmark", "perturbations", "segmentation", "reports")
 # Lowest first: a module may import its own layer and the layers below it, never one above.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("shared infrastructure", ("benchmark", "benchmark.errors", "benchmark.atomic", "benchmark.numerics",
-                               "benchmark.runtime", "benchmark.workers")),
+                               "benchmark.runtime", "benchmark.workers", "benchmark.config_schema")),
     ("data", ("benchmark.data",)),
     ("parts", ("perturbations", "benchmark.metrics", "benchmark.features", "benchmark.generators", "segmentation")),
     ("study", ("benchmark.study",)),

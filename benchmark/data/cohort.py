@@ -39,7 +39,7 @@ FindCases = Callable[[DictConfig, Sequence[str]], tuple[Path, list[CaseFiles]]]
 def cohort_sources(data_cfg: DictConfig) -> dict[str, dict[str, Any]]:
     """`data.sources` as {name: plain entry}, each checked: a known reader, known keys, a valid label map
     (ConfigError naming `data.sources.<name>` and the fix)."""
-    sources = data_cfg.get("sources")
+    sources = data_cfg.sources
     if not sources or not OmegaConf.is_dict(sources):
         raise ConfigError("data=cohort needs data.sources, a mapping of source name -> {source: <reader>, root: "
                           "<folder>, label_map: <preset>}, e.g. data.sources='{a: {source: brats, root: /data/a}}'.")
@@ -74,7 +74,7 @@ def source_root(data_cfg: DictConfig, name: str, entry: dict[str, Any], key: str
         return None
     path = Path(str(value)).expanduser()
     if not path.is_absolute():
-        base = data_cfg.get("root")
+        base = data_cfg.root
         if base is None:
             raise ConfigError(f"data.sources.{name}.{key}={value} is relative but data.root is not set; pass "
                               f"data.root=/path/to/the/datasets or make data.sources.{name}.{key} absolute.")
@@ -139,7 +139,7 @@ def find_cohort_cases(data_cfg: DictConfig, modalities: Sequence[str], find: Fin
             owner[case.subject_id] = case
         cases += found
         configs[name] = OmegaConf.to_container(cfg)
-    root = Path(str(data_cfg.root)).expanduser() if data_cfg.get("root") is not None else Path(".")
+    root = Path(str(data_cfg.root)).expanduser() if data_cfg.root is not None else Path(".")
     return root, cases, configs
 
 

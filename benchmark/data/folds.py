@@ -104,7 +104,7 @@ def prepare_folds(data_cfg: DictConfig, seed: int, k: Any) -> Folds:
         warn_unmet_policy(report)
     summary["cross_validation"] = {"folds": k, "test_subjects": groups, "seed": seed,
                                    "scheme": "fold f: test fold f, validation fold f+1 (mod k), train the rest"}
-    summary["unlabelled_cases"] = {"policy": str(data_cfg.get("missing_label", "error")),
+    summary["unlabelled_cases"] = {"policy": str(data_cfg.missing_label),
                                    "count": len(unlabelled), "subjects": unlabelled}
     log.info("cross-validation: %d folds of %s subjects", k, [len(g) for g in groups])
     return Folds(everyone, folds, summary)

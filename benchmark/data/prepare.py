@@ -83,7 +83,7 @@ def find_cases(data_cfg: DictConfig, modalities: Sequence[str], digests: FileDig
     if source == COHORT:
         root, cases, _ = find_cohort_cases(data_cfg, modalities, find_cases)
         return root, cases
-    label_map = resolve_label_map(data_cfg.get("label_map"))
+    label_map = resolve_label_map(data_cfg.label_map)
     if source == "phantom":
         from benchmark.data.phantom_files import ensure_phantom
 
@@ -98,7 +98,7 @@ def find_cases(data_cfg: DictConfig, modalities: Sequence[str], digests: FileDig
             case.source = "phantom"
         return root, cases
     if source == "manifest":
-        if not data_cfg.get("manifest"):
+        if not data_cfg.manifest:
             raise ConfigError("data.manifest is not set; pass data.manifest=/path/to/cases.csv.")
         manifest = Path(str(data_cfg.manifest)).expanduser()
         root, cases = manifest.parent, find_manifest_cases(manifest, modalities, label_map)  # a row's map wins
@@ -188,8 +188,8 @@ def split_subjects(subject_ids: Sequence[str], fractions: DictConfig, seed: int,
 def target_spacing(data_cfg: DictConfig, spacing: Sequence[float]) -> tuple[float, float, float]:
     """The (X, Y, Z) spacing in mm to resample a RAS+ volume to: `resample_mm` (isotropic) first, then the
     field of view `fov_mm` spread over `size` pixels in-plane (and in depth for 3D)."""
-    target = [float(data_cfg.resample_mm)] * 3 if data_cfg.get("resample_mm") else [float(s) for s in spacing]
-    fov = data_cfg.get("fov_mm")
+    target = [float(data_cfg.resample_mm)] * 3 if data_cfg.resample_mm else [float(s) for s in spacing]
+    fov = data_cfg.fov_mm
     if fov is None:
         return tuple(target)
     size = [int(s) for s in data_cfg.size]  # display order: [H, W] or [D, H, W]
@@ -342,12 +342,12 @@ class SplitArrays:
 
 
 def _workers(data_cfg: DictConfig, n_jobs: int) -> int:
-    return worker_count(int(data_cfg.get("workers", 0) or 0), n_jobs)
+    return worker_count(int(data_cfg.workers), n_jobs)
 
 
 def file_digests(data_cfg: DictConfig) -> FileDigests:
     """The remembered content digests of input files (under the cache folder when the prepared cache is on)."""
-    cache_dir = Path(data_cfg.cache_dir).expanduser() if data_cfg.get("prepared_cache", True) else None
+    cache_dir = Path(data_cfg.cache_dir).expanduser() if data_cfg.prepared_cache else None
     return FileDigests(cache_dir / "prepared" / "file_digests.json" if cache_dir else None)
 
 
@@ -356,7 +356,7 @@ def _prepare_all(jobs: list[tuple[str, CaseFiles, list[int]]], modalities: tuple
     """Prepare every subject (in parallel when there are many) and stream it, in order, into its split's
     arrays; cached subjects are read when their turn comes. Remembers the files' digests. Returns the sets
     and, per split, each subject's slice-selection counts (None in 3D mode)."""
-    cache_dir = str(Path(data_cfg.cache_dir).expanduser()) if data_cfg.get("prepared_cache", True) else None
+    cache_dir = str(Path(data_cfg.cache_dir).expanduser()) if data_cfg.prepared_cache else None
     cache = SubjectCache(Path(cache_dir) if cache_dir else None)  # a ConfigError if it cannot be made
     args = [(case, modalities, data_cfg, draw, cache_dir, _known_digests(digests, case)) for _, case, draw in jobs]
     keys = {index: _cache_key(case, modalities, data_cfg, draw, known)
@@ -427,10 +427,10 @@ def find_checked_cases(data_cfg: DictConfig, modalities: Sequence[str]
     root, cases = find_cases(data_cfg, modalities, digests)
     if not cases:
         raise DataError(f"{root}: no cases found (is data.source={data_cfg.source} the right layout?).")
-    cases, unlabelled = apply_missing_label(cases, str(data_cfg.get("missing_label", "error")))
+    cases, unlabelled = apply_missing_label(cases, str(data_cfg.missing_label))
     refuse_duplicate_ids(cases)
     check_memory(data_cfg, len(cases), len(modalities))
-    if str(data_cfg.get("duplicate_scans", "error")) == "error":
+    if str(data_cfg.duplicate_scans) == "error":
         refuse_duplicate_scans(cases, digests.digest, _workers(data_cfg, len(cases)))
     return root, cases, unlabelled, digests
 
@@ -457,7 +457,7 @@ def prepare_data(data_cfg: DictConfig, seed: int) -> PreparedData:
     if data_cfg.mode == "2d":
         data.summary["slice_selection"] = report = selection_report(selections, data_cfg)
         warn_unmet_policy(report)
-    data.summary["unlabelled_cases"] = {"policy": str(data_cfg.get("missing_label", "error")),
+    data.summary["unlabelled_cases"] = {"policy": str(data_cfg.missing_label),
                                         "count": len(unlabelled), "subjects": unlabelled}
     return data
 

@@ -125,7 +125,7 @@ def selection_report(selections: dict[str, dict[str, dict[str, dict[str, int]]]]
     """The `slice_selection` entry of the data summary: the policy, where the brain fraction is measured,
     and per split what `split_selection` says."""
     slices = data_cfg.slices
-    fov = data_cfg.get("fov_mm")
+    fov = data_cfg.fov_mm
     view = "x".join(str(int(n)) for n in data_cfg.size) + " pixels" + (f" covering {fov} mm" if fov else "")
     return {"policy": str(slices.policy), "per_subject": int(slices.per_subject),
             "tumour_fraction": float(slices.tumour_fraction), "min_brain_fraction": float(slices.min_brain_fraction),

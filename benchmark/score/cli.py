@@ -13,26 +13,29 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from benchmark import config_schema
 from benchmark.errors import BenchmarkError, report_error
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONFIG_DIR = str(config_schema.CONFIG_DIR)
 log = logging.getLogger("benchmark.score")
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="score", version_base="1.3")
 def run(cfg: DictConfig) -> None:
     """Score, print the table, write score.json, score.csv, images.csv and score.html under output_dir."""
+    from benchmark.config_checks import check_seeds
     from benchmark.runtime import resolve_device, seed_everything
     from benchmark.score.outputs import terminal_table, write_outputs
     from benchmark.score.run import score
 
     try:
+        check_seeds(cfg)
         device = resolve_device(str(cfg.device))
         seed_everything(int(cfg.seed))
         result = score(cfg, device)
         paths = write_outputs(result, Path(str(cfg.output_dir)))
     except BenchmarkError as error:
-        if cfg.get("debug", False):
+        if cfg.debug:
             raise
         report_error(error)
         sys.exit(2)
@@ -41,7 +44,10 @@ def run(cfg: DictConfig) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the app on `args` (default: the command line after `score`)."""
+    """Run the app on `args` (default: the command line after `score`); Hydra's own errors (a wrong type,
+    an unknown key) are one paragraph and exit 2, as ours."""
+    from benchmark.config_checks import run_reporting_hydra_errors
+
     if args is not None:
         sys.argv = [sys.argv[0], *args]
-    run()
+    run_reporting_hydra_errors(run, sys.argv[1:], "score")

@@ -29,10 +29,10 @@ def run(cfg: DictConfig) -> None:
     try:
         device = resolve_device(str(cfg.device))
         suite = build_suite(cfg)
-        cache = Path(str(cfg.feature_cache)).expanduser() if cfg.get("feature_cache") else None
+        cache = Path(str(cfg.feature_cache)).expanduser() if cfg.feature_cache else None
         for name in suite.extractors:
             load_disk_cache(suite, cache, name)
-        if cfg.get("train") is None:
+        if cfg.train is None:
             raise ConfigError("train= is not set; pass train=/path/to/training/images and real=/path/to/held-out.")
         template = shape_template(cfg.data)
         sets = {key: read_folder(Path(str(cfg[key])).expanduser().resolve(), None, cfg.data, template, int(cfg.seed),

@@ -49,7 +49,7 @@ def shape_template(data_cfg: DictConfig) -> ImageSet:
     """A one-item set carrying the target shape, modality and spacing that the reader resizes to."""
     size = [int(s) for s in data_cfg.size]
     spatial = size if data_cfg.mode == "3d" else size[-2:]
-    fov = data_cfg.get("fov_mm")
+    fov = data_cfg.fov_mm
     if fov is None:
         spacing = (1.0,) * len(spatial)
     else:
@@ -113,7 +113,7 @@ def read_inputs(cfg: DictConfig) -> ScoreInputs:
         if folders[other] is not None and folders[other] == folders["generated"]:
             raise ConfigError(f"{other}={cfg.get(other)} is the generated folder itself; {other} must hold {meant}, "
                               "not the model's outputs.")
-    masks = {key: _folder((cfg.get("masks") or {}).get(key), f"masks.{key}") for key in folders}
+    masks = {key: _folder(cfg.masks[key], f"masks.{key}") for key in folders}
     template = shape_template(cfg.data)
     seed = int(cfg.seed)
     sets = {key: read_folder(folder, masks[key], cfg.data, template, seed, key)
@@ -125,7 +125,7 @@ def read_inputs(cfg: DictConfig) -> ScoreInputs:
         if len(sets[key]) < 4:
             raise DataError(f"{key}={folders[key]}: {len(sets[key])} image(s); scoring needs at least 4 in each of "
                             "real and generated (more than 50 for stable distribution metrics).")
-    paired = str(cfg.get("paired", "auto")).lower()
+    paired = str(cfg.paired).lower()
     if paired not in ("auto", "false"):
         raise ConfigError(f"paired={cfg.get('paired')}: choose auto (pair generated and real images by file name) "
                           "or false.")

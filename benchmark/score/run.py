@@ -75,7 +75,7 @@ def _flag_rows(name: str, suite: MetricSuite, inputs: ScoreInputs, device: torch
 
 def score(cfg: DictConfig, device: torch.device) -> ScoreResult:
     """Score `cfg.generated` against `cfg.real` (and `cfg.train`); see the package docstring."""
-    verdicts = load_verdicts(cfg.get("scorecard"))  # a bad scorecard fails before any compute
+    verdicts = load_verdicts(cfg.scorecard)  # a bad scorecard fails before any compute
     suite = build_suite(cfg)
     flags_cfg = cfg.flags
     for key in ("copy_features", "ood_features"):
@@ -91,7 +91,7 @@ def score(cfg: DictConfig, device: torch.device) -> ScoreResult:
              "x".join(map(str, inputs.real.images.shape[2:])), "paired by name" if inputs.paired else "unpaired")
 
     start = time.perf_counter()
-    cache = Path(str(cfg.feature_cache)).expanduser() if cfg.get("feature_cache") else None
+    cache = Path(str(cfg.feature_cache)).expanduser() if cfg.feature_cache else None
     extractors = sorted({m.feature_extractor for m in suite.metrics.values() if m.feature_extractor}
                         | ({flags_cfg.ood_features} - {"pixels"}))
     features = {}

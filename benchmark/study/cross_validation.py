@@ -44,7 +44,7 @@ from benchmark.study import item_data
 from benchmark.study.item_data import ItemData
 from benchmark.study.recompute import evaluate, memorisation_items
 from benchmark.study.resampling import StudyResampler, _concatenate
-from benchmark.study.runner import Cell, StudyRunner, plain
+from benchmark.study.runner import Cell, StudyRunner
 from benchmark.study.scope import hash_config
 from benchmark.study.store import CellKey, ResultsStore
 
@@ -59,17 +59,17 @@ def fold_dir(output_dir: Path, fold: int) -> Path:
 
 def check_cv_config(cfg: DictConfig) -> int | None:
     """`study.cv.folds` (None: off); cross-validation scores perturbations, not generated sets."""
-    folds = (cfg.study.get("cv") or {}).get("folds")
+    folds = cfg.study.cv.folds
     if folds is None:
         return None
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < MIN_FOLDS:
         raise ConfigError(f"study.cv.folds={folds} must be a whole number >= {MIN_FOLDS} (each fold tests on one "
                           "fold, selects checkpoints on the next and trains on the rest), or null to use data.split.")
-    only = (cfg.study.get("cv") or {}).get("only_fold")
+    only = cfg.study.cv.only_fold
     if only is not None and (isinstance(only, bool) or not isinstance(only, int) or not 0 <= only < folds):
         raise ConfigError(f"study.cv.only_fold={only} is not a fold of study.cv.folds={folds}; choose 0 to {folds - 1} "
                           "(a multirun job per fold: study.cv.only_fold=0,1,...) or null for every fold.")
-    if cfg.study.get("generated") or cfg.get("generators"):
+    if cfg.study.generated or cfg.generators:
         raise ConfigError("study.cv.folds is set together with generated sets (study.generated or generators=...); "
                           "a generated set belongs to one test split, so score it without cross-validation "
                           "(study.cv.folds=null).")
@@ -82,7 +82,7 @@ def run_cv_study(cfg: DictConfig, folds: Folds, device: Any, output_dir: Path, p
     fold_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     OmegaConf.update(fold_cfg, "study.resampling.enabled", False, force_add=True)
     runners = []
-    only = cfg.study.cv.get("only_fold")
+    only = cfg.study.cv.only_fold
     for f, data in enumerate(folds.folds):
         if only is not None and f != int(only):
             continue
@@ -92,18 +92,17 @@ def run_cv_study(cfg: DictConfig, folds: Folds, device: Any, output_dir: Path, p
         runner = StudyRunner(fold_cfg, data, device, fold_dir(output_dir, f), perturbations, suite)
         runner.run()
         runners.append(runner)
-    partial = [cfg.study.get("only_perturbation"), cfg.study.get("only_severity"), only]
+    partial = [cfg.study.only_perturbation, cfg.study.only_severity, only]
     if any(value is not None for value in partial):
         log.info("pooling skipped in a partial job (study.only_*, study.cv.only_fold): run once more without them; "
                  "every fold's cells are then done and only the pooled store, floor and bootstrap are computed")
         return runners
     pooled = PooledStudy(cfg, runners, device, output_dir, suite)
     pooled.write()
-    settings = plain(cfg.study.get("resampling")) or {}
-    if settings.get("enabled", True):
-        PooledResampler(pooled, int(settings.get("n_boot", 200)), int(settings.get("floor_splits", 50)),
-                        int(settings.get("curve_repeats", 20))).run()
-        write_site_shift(pooled, folds, min(int(settings.get("floor_splits", 50)), SITE_SHIFT_DRAWS))
+    settings = cfg.study.resampling
+    if settings.enabled:
+        PooledResampler(pooled, int(settings.n_boot), int(settings.floor_splits), int(settings.curve_repeats)).run()
+        write_site_shift(pooled, folds, min(int(settings.floor_splits), SITE_SHIFT_DRAWS))
     return runners
 
 

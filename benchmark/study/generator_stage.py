@@ -50,7 +50,7 @@ def instantiate_generators(generators_cfg: DictConfig | None) -> dict[str, Condi
 def add_generator_sets(cfg: DictConfig, data: PreparedData, device: torch.device, output_dir: Path,
                        perturbations: dict[str, Any]) -> dict[str, GeneratorSet]:
     """Train every configured generator for every study seed and add its budgets to `perturbations`."""
-    specs = cfg.get("generators") or {}
+    specs = cfg.generators or {}
     if not specs:
         return {}
     if data.train.spatial_dims != 2:

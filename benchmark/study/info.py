@@ -60,7 +60,7 @@ def study_info(cfg: DictConfig, data: PreparedData, perturbations: dict, suite: 
     summary = data.summary
     severities = list(cfg.study.severities)
     return {
-        "title": str(cfg.study.get("title", "mri-metric-bench: which image-quality metrics track downstream Dice")),
+        "title": str(cfg.study.title),
         "created": created,
         "command": " ".join(sys.argv),
         "config_hash": hash_config(OmegaConf.to_container(cfg, resolve=True)),

@@ -119,10 +119,10 @@ class StudyRunner:
         self.perturbations, self.suite = perturbations, suite
         self.stage_configs = stage_configs(cfg)
         self.cache_dir = Path(cfg.study.checkpoint_dir).expanduser()
-        self.protocols = list(cfg.segmentation.get("protocols", ["robustness", "utility"]))
-        self.structures = str(cfg.segmentation.get("structures", "tumour"))
-        self.utility_families = set(cfg.segmentation.get("utility_families", ["morphological", "memorisation"]))
-        levels = cfg.study.get("utility_severities")
+        self.protocols = [str(protocol) for protocol in cfg.segmentation.protocols]
+        self.structures = str(cfg.segmentation.structures)
+        self.utility_families = {str(family) for family in cfg.segmentation.utility_families}
+        levels = cfg.study.utility_severities
         self.utility_severities = None if levels is None else {int(level) for level in levels}
         self.needs_segmenter = isinstance(self.stage_configs["metrics"], list)  # a task-aware feature extractor
         self._clean_models: dict[int, Any] = {}
@@ -137,7 +137,7 @@ class StudyRunner:
         """Every cell of the study in run order, filtered by study.only_perturbation / only_severity when
         `selected` (a multirun job's share)."""
         study, data_hash = self.cfg.study, {"content": self.data.fingerprint}  # content, not the data config
-        only_p, only_s = (study.get("only_perturbation"), study.get("only_severity")) if selected else (None, None)
+        only_p, only_s = (study.only_perturbation, study.only_severity) if selected else (None, None)
         cells = []
         for seed in study.seeds:
             for name, perturbation in self.perturbations.items():
@@ -259,15 +259,14 @@ class StudyRunner:
         (`study.resampling`: n_boot, floor_splits, curve_repeats; enabled: false skips it)."""
         from benchmark.study.resampling import StudyResampler
 
-        settings = plain(self.cfg.study.get("resampling")) or {}
-        if not settings.get("enabled", True):
+        settings = self.cfg.study.resampling
+        if not settings.enabled:
             return
-        if self.cfg.study.get("only_perturbation") is not None or self.cfg.study.get("only_severity") is not None:
+        if self.cfg.study.only_perturbation is not None or self.cfg.study.only_severity is not None:
             log.info("resampling skipped in a partial job (study.only_*): run the study once more without them, "
                      "every cell is then done and only the floor, bootstrap and curves are computed")
             return
-        StudyResampler(self, int(settings.get("n_boot", 200)), int(settings.get("floor_splits", 50)),
-                       int(settings.get("curve_repeats", 20))).run()
+        StudyResampler(self, int(settings.n_boot), int(settings.floor_splits), int(settings.curve_repeats)).run()
 
     def _train(self, train: ImageSet, seed: int, name: str) -> Any:
         """Train (or load from the checkpoint cache) a segmenter and save its training curves."""

@@ -197,7 +197,7 @@ class VesselPhantom:
         names = [f"VesselPhantom_{index:04d}" for index in range(int(self.n_subjects))]
         parameters = {"kind": "phantom", **asdict(self)}
         root = ensure_rendered(_cache_dir(data_cfg), "vessel_phantom", parameters, names,
-                               _PhantomRenderer(parameters, names), int(data_cfg.get("workers", 0) or 0))
+                               _PhantomRenderer(parameters, names), int(data_cfg.workers))
         return root, [case_files(root, name) for name in names]
 
 
@@ -254,20 +254,20 @@ class RenderedMasks:
         return [p for p in found if p not in dropped]
 
     def cases(self, data_cfg: DictConfig) -> tuple[Path, list[CaseFiles]]:
-        if data_cfg.get("root") is None:
+        if data_cfg.root is None:
             raise ConfigError("data.root is not set; pass data.root=/path/to/vessel/masks "
                               "(e.g. ../shared/data/vessels).")
         root = Path(str(data_cfg.root)).expanduser()
         if not root.is_dir():
             raise DataError(f"{root}: the vessel mask folder does not exist (set data.root to it).")
-        label_map = resolve_label_map(data_cfg.get("label_map"))
+        label_map = resolve_label_map(data_cfg.label_map)
         files = self.mask_files(root)
         names = [_relative_name(root, p) for p in files]
         parameters = {"kind": "masks", "seed": int(self.seed), "label_map": label_map,
                       "digests": {name: file_digest(p) for name, p in zip(names, files, strict=True)}}
         renderer = _MaskRenderer([str(p) for p in files], names, label_map, int(self.seed))
         rendered = ensure_rendered(_cache_dir(data_cfg), "vessel_masks", parameters, names, renderer,
-                                   int(data_cfg.get("workers", 0) or 0))
+                                   int(data_cfg.workers))
         return root, [case_files(rendered, name) for name in names]
 
 
@@ -301,21 +301,21 @@ class TofWithMasks:
         from benchmark.data.sources import find_manifest_cases, find_pattern_cases
         from benchmark.data.vessels.masks import read_vessel_mask, tof_header
 
-        label_map = resolve_label_map(data_cfg.get("label_map"))
+        label_map = resolve_label_map(data_cfg.label_map)
         if self.layout == "pattern":
-            if data_cfg.get("root") is None:
+            if data_cfg.root is None:
                 raise ConfigError("data.root is not set; pass data.root=/path/to/your/TOF/dataset.")
             root = Path(str(data_cfg.root)).expanduser()
             cases = find_pattern_cases(root, OmegaConf.to_container(data_cfg.patterns), [MODALITY], label_map)
         elif self.layout == "manifest":
-            if not data_cfg.get("manifest"):
+            if not data_cfg.manifest:
                 raise ConfigError("data.manifest is not set; pass data.manifest=/path/to/cases.csv (columns subject, "
                                   "tof, label).")
             manifest = Path(str(data_cfg.manifest)).expanduser()
             root, cases = manifest.parent, find_manifest_cases(manifest, [MODALITY], label_map)
         else:
             raise ConfigError(f"data.vessels.layout={self.layout} is not pattern or manifest.")
-        heads = None if data_cfg.get("patterns", {}).get("brain_mask") and self.layout == "pattern" else \
+        heads = None if (data_cfg.patterns or {}).get("brain_mask") and self.layout == "pattern" else \
             _cache_dir(data_cfg) / "vessel_heads"
         for case in cases:
             tof = tof_header(case.images[MODALITY])
