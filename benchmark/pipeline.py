@@ -39,7 +39,7 @@ def run_pipeline(cfg: DictConfig) -> None:
     from benchmark.data.summary import write_data_summary
 
     stages = [str(stage) for stage in cfg.stages]
-    from benchmark.data.config_check import check_data_config
+    from benchmark.data.config_checks import check_data_config
 
     check_complete(cfg)
     check_seeds(cfg)

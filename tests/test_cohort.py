@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from benchmark.data.cohort import stratified_order
-from benchmark.data.config_check import check_data_config
+from benchmark.data.config_checks import check_data_config
 from benchmark.data.labels import PRESETS, map_labels, scored_structures, source_regions
 from benchmark.data.nifti import load_volume
 from benchmark.data.prepare import prepare_data

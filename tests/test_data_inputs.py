@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from benchmark.data.config_check import check_memory
+from benchmark.data.config_checks import check_memory
 from benchmark.data.nifti import load_volume
 from benchmark.data.prepare import prepare_data
 from benchmark.errors import ConfigError, DataError

@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig
 
 from benchmark.data.cohort import stratified_order
-from benchmark.data.config_check import check_data_config
+from benchmark.data.config_checks import check_data_config
 from benchmark.data.imageset import ImageSet, PreparedData
 from benchmark.data.prepare import SPLITS, _prepare_all, find_checked_cases, modalities_of, source_summary
 from benchmark.data.slices import selection_report, warn_unmet_policy

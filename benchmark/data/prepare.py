@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmark.data import preprocess
 from benchmark.data.cache import FileDigests, SubjectCache, file_digest, stamp, subject_key
 from benchmark.data.cohort import COHORT, find_cohort_cases, stratified_order
-from benchmark.data.config_check import check_data_config, check_memory
+from benchmark.data.config_checks import check_data_config, check_memory
 from benchmark.data.imageset import ImageSet, PreparedData
 from benchmark.data.input_checks import refuse_blank, refuse_duplicate_ids, refuse_duplicate_scans
 from benchmark.data.label_convention import RememberedValues, detect_label_map
