@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]  # the checkout root: python -m benchmark runs its code
 QUESTIONS = ("a", "b", "c_robustness", "c_utility", "d")
 
 

@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]  # the checkout root: python -m benchmark runs its code
 PREPARE = """
 import resource, sys, time
 from hydra import compose, initialize_config_dir
