@@ -159,7 +159,7 @@ def scorecard(orientation: dict[str, bool], kinds: dict[str, str], effects: pd.D
             "a": _localised(own, harm, family, _floor_of(floor, metric)),
             "b": _calm(own, harm),
             **{key: _tracks(agreement.get(target), metric) for key, target in (targets or TARGETS).items()},
-            "d": _memorisation(own, family),
+            "d": _memorisation(own, family, unmeasured=_unmeasured(results, metric, kinds.get(metric, ""), family)),
         }
         for key, (verdict, evidence) in answers.items():
             if reason:  # stated once, in the report's first line and the findings
@@ -247,13 +247,25 @@ def _tracks(table: pd.DataFrame | None, metric: str) -> tuple[str, str]:
     return decide(row["subject_lo"], row["subject_hi"], RHO_TRACKS), evidence
 
 
-def _memorisation(effects: pd.DataFrame, family: pd.Series) -> tuple[str, str]:
+def _unmeasured(results: pd.DataFrame, metric: str, kind: str, family: pd.Series) -> set[str]:
+    """Memorisation perturbations where an unpaired metric has a value but no noise to measure it in (no
+    real-vs-real floor, e.g. the FID train gap of a cross-validated study): undecidable, not undefined. A paired
+    metric without an effect is undefined on copies (no clean counterpart) or unmoved by them."""
+    if kind == "reference" or "value" not in results:
+        return set()
+    names = {p for p, f in family.items() if f == "memorisation"}
+    rows = results[(results["quantity"] == metric) & results["perturbation"].isin(names) & (results["severity"] > 0)]
+    rows = rows[(rows["status"] == "ok") & np.isfinite(rows["value"].astype(float))] if "status" in rows else rows
+    return set(rows["perturbation"])
+
+
+def _memorisation(effects: pd.DataFrame, family: pd.Series, unmeasured: set[str] = frozenset()) -> tuple[str, str]:
     names = sorted(p for p, f in family.items() if f == "memorisation")
     if not names:
         return "inconclusive", "no memorisation perturbation in the study"
     verdicts, parts = [], []
     for name in names:
-        if effects[effects["perturbation"] == name].empty:
+        if name in unmeasured and effects[effects["perturbation"] == name].empty:
             verdicts.append("inconclusive")
             parts.append(f"{name}: no real-vs-real noise floor to measure the change against")
             continue

@@ -155,13 +155,31 @@ def test_memorisation_without_a_noise_floor_is_inconclusive_and_undefined_on_cop
 
     family = pd.Series({"memorisation_copies": "memorisation", "gaussian_noise": "noise"})
     columns = ["quantity", "perturbation", "severity", "effect", "effect_lo", "effect_hi", "value"]
-    no_floor = pd.DataFrame(columns=columns)  # worse_effects writes no row for a metric without a floor
-    verdict, evidence = _memorisation(no_floor, family)
+    no_floor = pd.DataFrame({c: pd.Series(dtype=str if c in ("quantity", "perturbation") else float)
+                             for c in columns})  # worse_effects writes no row for a metric without a floor
+    verdict, evidence = _memorisation(no_floor, family, unmeasured={"memorisation_copies"})
     assert verdict == "inconclusive" and "noise floor" in evidence
+    assert _memorisation(no_floor, family) == ("no", "memorisation_copies: undefined on copies")  # e.g. SSIM
     undefined = pd.DataFrame([("gap", "memorisation_copies", 5, np.nan, np.nan, np.nan, np.nan)], columns=columns)
     assert _memorisation(undefined, family) == ("no", "memorisation_copies: undefined on copies")
     flagged = pd.DataFrame([("gap", "memorisation_copies", 5, 9.0, 6.0, 12.0, 0.0)], columns=columns)
     assert _memorisation(flagged, family)[0] == "yes"
+
+
+def test_only_an_unpaired_metric_with_values_but_no_floor_is_unmeasured() -> None:
+    from reports.scorecard import _unmeasured
+
+    family = pd.Series({"memorisation_copies": "memorisation", "gaussian_noise": "noise"})
+    results = pd.DataFrame({
+        "quantity": ["gap", "gap", "ssim", "ssim", "fid"],
+        "perturbation": ["memorisation_copies"] * 4 + ["gaussian_noise"],
+        "severity": [0, 5, 3, 5, 5], "value": [1.0, -3.0, 1.0, np.nan, 9.0],
+        "status": ["ok", "ok", "ok", "failed", "ok"]})
+    assert _unmeasured(results, "gap", "memorisation", family) == {"memorisation_copies"}
+    assert _unmeasured(results, "ssim", "reference", family) == set()  # paired: undefined or unmoved, never unmeasured
+    assert _unmeasured(results, "fid", "distribution", family) == set()  # no value at a memorisation cell
+    undefined = results.assign(value=[1.0, np.nan, 1.0, np.nan, 9.0], status=["ok", "failed", "ok", "failed", "ok"])
+    assert _unmeasured(undefined, "gap", "memorisation", family) == set()  # severity 0 does not count
 
 
 def test_one_test_subject_makes_every_verdict_inconclusive() -> None:
