@@ -46,6 +46,7 @@ def site_shift_section(output_dir: Path) -> list[Block]:
     if not path.is_file():
         return []
     frame = pd.read_csv(path)
+    frame = frame[frame["z"].notna()]  # an output without spread between draws (e.g. kid_std) has no z
     if frame.empty:
         return []
     frame = frame.assign(order=frame["z"].abs()).sort_values("order", ascending=False, na_position="last")

@@ -217,7 +217,8 @@ class PooledStudy:
                 self.pooling[quantity].add("union of all folds' test items")
             else:
                 value = weighted_fold_mean(fold_rows)
-                self.pooling[quantity].add("mean of the folds' values, weighted by test items")
+                if not math.isnan(value):  # an undefined cell (e.g. paired metrics on copies) names no pooling
+                    self.pooling[quantity].add("mean of the folds' values, weighted by test items")
             row["value"] = value
             bad = [r for r in fold_rows if r.get("status", "ok") != "ok"]
             if bad or value != value:
