@@ -29,19 +29,40 @@ SUBJECT_ARRAYS = ("images", "labels", "brain", "indices", "spacing")  # what a p
 log = logging.getLogger(__name__)
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
+def companion_files(path: Path) -> list[Path]:
+    """The files that hold a header file's voxels: a MetaImage `.mhd`'s `ElementDataFile` (not LOCAL), an
+    Analyze / NIfTI pair's `.img` beside its `.hdr`. A volume's content is its header and these together."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".hdr":
+        return [f for f in (path.with_suffix(".img"), path.with_suffix(".img.gz")) if f.is_file()]
+    if suffix != ".mhd":
+        return []
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
+        for line in handle.read(1 << 16).decode("latin-1").splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "ElementDataFile":
+                name = value.strip()
+                return [] if name.upper() in ("LOCAL", "") or name.upper().startswith("LIST") else [
+                    path.parent / name]
+    return []
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (and of its companion data files, see `companion_files`), hex."""
+    digest = hashlib.sha256()
+    for part in (Path(path), *companion_files(path)):
+        with open(part, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
 def stamp(path: Path) -> str:
-    """`size:mtime_ns` of a file (symlinks followed): what must stay equal for a remembered digest."""
-    stat = os.stat(path)
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
+    """`size:mtime_ns` of a file and its companion data files (symlinks followed): what must stay equal for a
+    remembered digest."""
+    stats = [os.stat(part) for part in (Path(path), *companion_files(path))]
+    return ";".join(f"{stat.st_size}:{stat.st_mtime_ns}" for stat in stats)
 
 
 class FileDigests:
