@@ -242,8 +242,9 @@ def _tracks(table: pd.DataFrame | None, metric: str) -> tuple[str, str]:
     row = table[table["quantity"] == metric].iloc[0]
     if not np.isfinite(row["agreement"]):
         return "inconclusive", str(row.get("note", "") or "no correlation")
-    evidence = (f"ρ {row['agreement']:+.2f} [{row['subject_lo']:+.2f}, {row['subject_hi']:+.2f}], "
-                f"{int(row['n_cells'])} cells")
+    interval = (f"[{row['subject_lo']:+.2f}, {row['subject_hi']:+.2f}]"
+                if np.isfinite(row["subject_lo"]) and np.isfinite(row["subject_hi"]) else "(no bootstrap interval)")
+    evidence = f"ρ {row['agreement']:+.2f} {interval}, {int(row['n_cells'])} cells"
     return decide(row["subject_lo"], row["subject_hi"], RHO_TRACKS), evidence
 
 
