@@ -5,17 +5,19 @@ edit costs them at severity 5, where the time went, and the scorecard's verdicts
 
 Runs `python -m benchmark experiment=vessels output_dir=<out>` under GNU time (`/usr/bin/time -v`: wall clock
 and the peak resident set of the largest process it waited for) while sampling, every 0.5 s, the summed
-resident memory of the whole process tree (worker processes started through a fork server are not waited
-for by the study and escape GNU time's figure). Then reads the study's tables: failed rows, clean vessel
-Dice / clDice, per vessel edit the severity-5 robustness Dice and clDice and their drop from clean, the time
-per stage from `mribench.log`, and the scorecard's verdicts per question. Extra arguments are passed to the
-study as Hydra overrides (e.g. `data=vessels data.root=../shared/data/vessels`).
+resident memory and the CPU time of the whole process tree (worker processes started through a fork server
+are not waited for by the study and escape GNU time's figures). On a shared machine the CPU time is the
+steadier figure: the wall clock counts the other users' share of the cores. Then reads the study's tables:
+failed rows, clean vessel Dice / clDice, per vessel edit the severity-5 robustness Dice and clDice and their
+drop from clean, the time per stage from `mribench.log`, and the scorecard's verdicts per question. Extra
+arguments are passed to the study as Hydra overrides (e.g. `data=vessels data.root=../shared/data/vessels`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -34,8 +36,8 @@ SCORES = ("dice_vessel", "cldice_vessel")
 STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+)\]")
 
 
-def tree_rss_bytes(root: int) -> int:
-    """Summed resident memory (bytes) of process `root` and all its descendants, from /proc."""
+def tree_pids(root: int) -> set[int]:
+    """Process `root` and all its descendants, from /proc."""
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -49,12 +51,20 @@ def tree_rss_bytes(root: int) -> int:
         children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
         tree.update(children)
         frontier.extend(children)
+    return tree
+
+
+def sample_tree(root: int, cpu_ticks: dict[int, int]) -> int:
+    """Summed resident memory (bytes) of the tree of `root`; records each process's CPU clock ticks (user +
+    system) in `cpu_ticks`, so the tree's CPU time counts worker processes nobody waits for."""
     total = 0
-    for pid in tree:
+    for pid in tree_pids(root):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
+        cpu_ticks[pid] = int(fields[11]) + int(fields[12])  # utime, stime
         match = re.search(r"VmRSS:\s+(\d+) kB", status)
         total += int(match.group(1)) * 1024 if match else 0
     return total
@@ -67,11 +77,11 @@ def run_study(out: Path, overrides: list[str]) -> dict[str, Any]:
     command = ["/usr/bin/time", "-v", sys.executable, "-m", "benchmark", "experiment=vessels", f"output_dir={out}",
                *overrides]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak, done = [0], threading.Event()
+    peak, done, ticks = [0], threading.Event(), {}
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], tree_rss_bytes(process.pid))
+            peak[0] = max(peak[0], sample_tree(process.pid, ticks))
             time.sleep(0.5)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -88,7 +98,8 @@ def run_study(out: Path, overrides: list[str]) -> dict[str, Any]:
         seconds = int(hours or 0) * 3600 + int(minutes) * 60 + float(secs)
     return {"returncode": process.returncode, "wall_s": seconds,
             "peak_rss_gib_largest_process": int(largest.group(1)) / 2**20 if largest else None,
-            "peak_rss_gib_process_tree": peak[0] / 2**30}
+            "peak_rss_gib_process_tree": peak[0] / 2**30,
+            "cpu_s_process_tree": sum(ticks.values()) / os.sysconf("SC_CLK_TCK"), "load_average_after": os.getloadavg()}
 
 
 def vessel_scores(results: pd.DataFrame) -> dict[str, Any]:
