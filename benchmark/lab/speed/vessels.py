@@ -31,7 +31,7 @@ import pandas as pd
 
 from benchmark.lab.speed.cohort import QUESTIONS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]  # the checkout: the study runs its code and conf/
 SCORES = ("dice_vessel", "cldice_vessel")
 STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+)\]")
 
