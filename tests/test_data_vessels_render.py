@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 
 from benchmark.data.vessels.anatomy import coarse_grid
@@ -102,3 +103,21 @@ def test_column_render_matches_the_whole_render_inside_it(tmp_path: Path) -> Non
     assert np.median(column.tof[branch[box]]) == pytest.approx(np.median(whole.tof[branch]), rel=0.05)
     tissue = column.head & ~inside
     assert np.median(column.tof[tissue]) == pytest.approx(np.median(whole.tof[box][tissue]), rel=0.05)
+
+
+def test_vessel_scores_count_for_every_source_of_real_masks() -> None:
+    """Real masks come as a named source whose label map (0/1) rules out the tumour regions ET, NCR and ED: it
+    must not rule out the vessel, which every subject with a label has."""
+    from benchmark.data.labels import scored_structures
+    from benchmark.study.runner import SubjectSources, dice_rows
+
+    per_case = pd.DataFrame({"subject_id": ["kdxf", "topcow"], "dice_vessel": [0.8, 0.6],
+                             "cldice_vessel": [0.7, 0.5], "dice_ET": [0.0, 0.0]})
+    structures = frozenset(scored_structures({0: 0, 1: 1}))
+    sources = SubjectSources({"kdxf": "vessels", "topcow": "vessels"}, {"vessels": structures})
+    rows, cases = dice_rows(per_case, "robustness", 2, 2, sources)
+    values = {row["quantity"]: row["value"] for row in rows}
+    assert values["robustness/dice_vessel"] == pytest.approx(0.7)
+    assert values["robustness/cldice_vessel"] == pytest.approx(0.6)
+    assert np.isnan(values["robustness/dice_ET"])  # the source still cannot contain enhancing tumour
+    assert {c["case_id"] for c in cases if c["quantity"] == "robustness/dice_vessel"} == {"kdxf", "topcow"}
