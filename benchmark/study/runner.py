@@ -35,6 +35,7 @@ from benchmark.study.store import CellKey, ResultsStore
 
 log = logging.getLogger("benchmark.study")
 Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # (result rows, per-case rows)
+TUMOUR_STRUCTURES = frozenset({"WT", "TC", "ET", "NCR", "ED"})  # the structures a source's label map can rule out
 SCORE_KINDS = {"dice": "dice", "cldice": "dice", "hd95": "hd95", "components": "components"}  # column prefix -> kind
 
 
@@ -80,8 +81,12 @@ class SubjectSources:
         return cls(source_of, structures)
 
     def scored(self, subject: str, structure: str) -> bool:
+        """Whether `structure` is scored for `subject`: a source limits only the tumour structures (its label
+        map decides which it can contain); a vessel is scored wherever the subject has a label."""
         source = self.source_of.get(subject)
-        return source is None or structure in self.structures.get(source, frozenset({structure}))
+        if source is None or structure not in TUMOUR_STRUCTURES:
+            return True
+        return structure in self.structures.get(source, frozenset({structure}))
 
 
 def dice_rows(per_case: pd.DataFrame, protocol: str, n_reference: int, n_candidate: int,

@@ -18,7 +18,8 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ VESSEL_LABEL_MAP = {0: 0, 1: 1}
 SUFFIXES = {"tof": "_tof.nii.gz", "vessels": "_vessels.nii.gz", "head": "_head.nii.gz"}
 TREE_SUFFIX = "_tree.json"  # a phantom subject's arterial tree (world mm, the grid of its NIfTI files)
 MANIFEST = "vessels.json"
+CROP_MARGIN_MM = 5.0  # rendered beyond the study's field of view on each side (real masks)
 RENDERING_MODULES = ("tree", "rasterise", "anatomy", "tof", "phantom", "real", "masks")
 
 
@@ -116,6 +118,28 @@ def _cache_dir(data_cfg: DictConfig) -> Path:
     return writable_cache_dir(Path(str(data_cfg.cache_dir)).expanduser())
 
 
+def render_all(render: Callable[[Path, int], dict[str, Any]], folder: Path, n_cases: int, workers: int
+               ) -> list[dict[str, Any]]:
+    """`render(folder, index)` for every case, in `workers` processes when more than one. A worker that dies
+    (the system kills the largest process when memory runs out; two whole-brain renders at once need 3-5 GB)
+    breaks the pool: the cases it had not finished are then rendered one at a time in this process."""
+    facts: dict[int, dict[str, Any]] = {}
+    if workers > 1:
+        try:
+            with ProcessPoolExecutor(workers, mp_context=process_context()) as pool:
+                futures = {pool.submit(render, folder, index): index for index in range(n_cases)}
+                for future in as_completed(futures):
+                    facts[futures[future]] = future.result()
+        except BrokenProcessPool:
+            log.warning("a rendering worker process died (most often killed for lack of memory); rendering the "
+                        "%d unfinished subject(s) one at a time in this process (data.workers=1 skips the pool)",
+                        n_cases - len(facts))
+    for index in range(n_cases):
+        if index not in facts:
+            facts[index] = render(folder, index)
+    return [facts[index] for index in range(n_cases)]
+
+
 def ensure_rendered(cache_dir: Path, prefix: str, parameters: dict[str, Any], cases: list[str],
                     render: Callable[[Path, int], dict[str, Any]], workers: int = 0) -> Path:
     """The folder of rendered `cases` for these parameters, rendering them only when it is missing or
@@ -132,15 +156,10 @@ def ensure_rendered(cache_dir: Path, prefix: str, parameters: dict[str, Any], ca
     partial = cache_dir / f".{root.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     partial.mkdir(parents=True)
     try:
-        indices = range(len(cases))
         workers = worker_count(workers, len(cases))
         log.info("rendering %d %s subjects as TOF-MRA into %s (%d worker(s); reused afterwards)", len(cases),
                  prefix, root, workers)
-        if workers > 1:
-            with ProcessPoolExecutor(workers, mp_context=process_context()) as pool:
-                facts = list(pool.map(render, [partial] * len(cases), indices))
-        else:
-            facts = [render(partial, index) for index in indices]
+        facts = render_all(render, partial, len(cases), workers)
         files = {p.relative_to(partial).as_posix(): p.stat().st_size for p in sorted(partial.glob("*/*"))}
         (partial / MANIFEST).write_text(json.dumps({"parameters": parameters, "version": version,
                                                     "subjects": dict(zip(cases, facts, strict=True)),
@@ -219,6 +238,18 @@ class _PhantomRenderer:
         return subject.facts
 
 
+def rendered_extent_mm(data_cfg: DictConfig) -> float | None:
+    """The in-plane side (mm) of the column worth rendering for this data config: the largest in-plane
+    `data.fov_mm` plus CROP_MARGIN_MM a side (the point spread and the vessel-radius window reach ~3 mm),
+    None when the study keeps the whole field of view (`data.fov_mm=null`)."""
+    fov = data_cfg.get("fov_mm")
+    if fov is None:
+        return None
+    values = [float(v) for v in (fov if isinstance(fov, (list, tuple)) or OmegaConf.is_list(fov) else [fov])]
+    in_plane = values[-2:] if len(values) == 3 else values  # (D, H, W) in 3D: H and W are in-plane
+    return max(in_plane) + 2 * CROP_MARGIN_MM
+
+
 def _relative_name(root: Path, path: Path) -> str:
     name = path.relative_to(root).as_posix()
     for suffix in (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd"):
@@ -234,12 +265,15 @@ class RenderedMasks:
 
     masks: glob patterns relative to data.root (NIfTI, MetaImage or NRRD files); same_subject: groups of
     paths (relative to data.root) that show one person: only the first present of each group is used,
-    so no person lands in two splits; seed: the renderer's noise and shading draws.
+    so no person lands in two splits; seed: the renderer's noise and shading draws; crop_to_field_of_view:
+    render only the in-plane square the study crops (`data.fov_mm` around the head's centre, plus
+    `CROP_MARGIN_MM` a side) rather than the whole grid (false: the whole grid, as for `data.fov_mm=null`).
     """
 
     masks: list[str] = field(default_factory=lambda: ["**/*.nii.gz"])
     same_subject: list[list[str]] = field(default_factory=list)
     seed: int = 0
+    crop_to_field_of_view: bool = True
 
     def mask_files(self, root: Path) -> list[Path]:
         """The mask files the patterns match, one per person (see `same_subject`), sorted."""
@@ -263,9 +297,10 @@ class RenderedMasks:
         label_map = resolve_label_map(data_cfg.label_map)
         files = self.mask_files(root)
         names = [_relative_name(root, p) for p in files]
-        parameters = {"kind": "masks", "seed": int(self.seed), "label_map": label_map,
+        extent = rendered_extent_mm(data_cfg) if self.crop_to_field_of_view else None
+        parameters = {"kind": "masks", "seed": int(self.seed), "label_map": label_map, "extent_mm": extent,
                       "digests": {name: file_digest(p) for name, p in zip(names, files, strict=True)}}
-        renderer = _MaskRenderer([str(p) for p in files], names, label_map, int(self.seed))
+        renderer = _MaskRenderer([str(p) for p in files], names, label_map, int(self.seed), extent)
         rendered = ensure_rendered(_cache_dir(data_cfg), "vessel_masks", parameters, names, renderer,
                                    int(data_cfg.workers))
         return root, [case_files(rendered, name) for name in names]
@@ -279,11 +314,13 @@ class _MaskRenderer:
     names: list[str]
     label_map: dict[int, int] | None
     seed: int
+    extent_mm: float | None = None
 
     def __call__(self, folder: Path, index: int) -> dict[str, Any]:
         from benchmark.data.vessels.real import render_mask_file
 
-        subject = render_mask_file(Path(self.paths[index]), self.label_map, np.random.default_rng([self.seed, index]))
+        subject = render_mask_file(Path(self.paths[index]), self.label_map, np.random.default_rng([self.seed, index]),
+                                   extent_mm=self.extent_mm)
         write_case(folder, self.names[index], subject.tof, subject.vessels, subject.head, subject.affine)
         return subject.facts
 
