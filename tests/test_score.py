@@ -160,6 +160,63 @@ def test_read_inputs_3d_volumes(tmp_path: Path) -> None:
     assert inputs3.real.images.shape == (4, 1, 16, 24, 24) and inputs3.generated.spatial_dims == 3
 
 
+def _as_itk(nifti: Path, target: Path) -> Path:
+    """The NIfTI file rewritten by SimpleITK in another format (its geometry converted by SimpleITK)."""
+    import SimpleITK as sitk
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(sitk.ReadImage(str(nifti)), str(target))
+    return target
+
+
+@pytest.mark.parametrize("mode", ["2d", "3d"])
+def test_metaimage_and_nrrd_volumes_score_as_their_nifti(tmp_path: Path, mode: str) -> None:
+    """The same volumes saved as NIfTI and as MetaImage (.mha, detached .mhd + .raw) / NRRD give the same
+    items and the same scores, masks included: one reorientation for every format."""
+    from benchmark.score.outputs import write_outputs
+    from benchmark.score.run import score
+
+    suffixes = (".mha", ".nrrd", ".mhd", ".nrrd", ".mha", ".nhdr")
+    for k in range(6):
+        image, labels = niftis.synthetic_case(k)
+        flipped = niftis.synthetic_case(20 + k)[0][::-1].copy()  # another orientation of the voxel grid
+        for folder, array in (("real", flipped), ("gen_nii", image)):
+            niftis.save(array, tmp_path / folder / f"case{k}.nii.gz")
+        niftis.save(labels, tmp_path / "masks_nii" / f"case{k}.nii.gz")
+        _as_itk(tmp_path / "gen_nii" / f"case{k}.nii.gz", tmp_path / "gen_itk" / f"case{k}{suffixes[k]}")
+        _as_itk(tmp_path / "masks_nii" / f"case{k}.nii.gz", tmp_path / "masks_itk" / f"case{k}{suffixes[5 - k]}")
+    assert (tmp_path / "gen_itk" / "case2.raw").is_file()  # the .mhd header's detached voxel file
+    shape = ["data.slices.per_subject=3"] if mode == "2d" else ["data.mode=3d", "data.size=[16,24,24]"]
+    tables, read = {}, {}
+    for form in ("nii", "itk"):
+        (tmp_path / form).mkdir()
+        cfg = score_cfg(tmp_path / form, tmp_path / "real", tmp_path / f"gen_{form}", None, *shape, "data.fov_mm=null",
+                        f"masks.generated={tmp_path / f'masks_{form}'}", "paired=false")
+        result = score(cfg, torch.device("cpu"))
+        assert result.inputs.generated.meta["not_read"]["images"] == []
+        assert result.inputs.generated.labels.max() == 3
+        read[form] = result.inputs.generated
+        write_outputs(result, Path(cfg.output_dir))
+        tables[form] = [pd.read_csv(Path(cfg.output_dir) / name) for name in ("score.csv", "images.csv")]
+    torch.testing.assert_close(read["itk"].images, read["nii"].images, rtol=0, atol=1e-6)
+    torch.testing.assert_close(read["itk"].labels, read["nii"].labels, rtol=0, atol=0)
+    pd.testing.assert_frame_equal(tables["nii"][0], tables["itk"][0], rtol=1e-5)
+    pd.testing.assert_frame_equal(tables["nii"][1], tables["itk"][1], rtol=1e-5)
+
+
+def test_metaimage_slice_reads_like_its_png(tmp_path: Path) -> None:
+    """A 2D MetaImage slice is read as one slice (like a 2D NIfTI), not refused as a volume."""
+    import SimpleITK as sitk
+
+    from benchmark.data.generated import _read_slice
+
+    image = heads(1, 7)[0].astype(np.float32)
+    sitk.WriteImage(sitk.GetImageFromArray(image), str(tmp_path / "s.mha"))
+    read = _read_slice(tmp_path / "s.mha", "image")
+    assert read.shape == image.T.shape  # voxel axes (x, y): the transpose of SimpleITK's (row, column) array
+    np.testing.assert_allclose(np.abs(read).sum(), image.sum(), rtol=1e-6)
+
+
 def test_score_end_to_end_writes_files_and_flags_planted_copies(folders: dict[str, Path], tmp_path: Path) -> None:
     from benchmark.score.outputs import terminal_table, write_outputs
     from benchmark.score.run import score

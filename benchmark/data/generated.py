@@ -1,11 +1,13 @@
 """Read a folder of images made by a generative model so it can be scored like a perturbed set.
 
-Layout: `<folder>/images/<name>.{png,jpg,jpeg,nii,nii.gz}` (suffixes in any case) and, when the model was
-conditioned on masks, `<folder>/labels/<name>.{png,nii,nii.gz}` (BraTS 2023 values 0-3), matched by the exact
-name; other files are listed in a warning and in the set's `meta["not_read"]`. PNG and 2D NIfTI files are slices already
-in display order; they are scaled to [0, 1] (PNG by the maximum of their integer type, NIfTI by the same
-percentile clipping as real data) and resized to the reference's in-plane size when they differ. 3D
-NIfTI volumes go through the full preprocessing of real data (`data.*`).
+Layout: `<folder>/images/<name>.{png,jpg,jpeg,nii,nii.gz,mha,mhd,nrrd,nhdr}` (suffixes in any case) and, when
+the model was conditioned on masks, `<folder>/labels/<name>.{png,nii,nii.gz,mha,mhd,nrrd,nhdr}` (BraTS 2023 values
+0-3), matched by the exact name; other files are listed in a warning and in the set's `meta["not_read"]` (except
+the data files of detached MetaImage / NRRD headers). PNG and 2D volume files are slices already in display order;
+they are scaled to [0, 1] (PNG by the maximum of their integer type, NIfTI / MetaImage / NRRD by the same
+percentile clipping as real data) and resized to the reference's in-plane size when they differ. 3D volumes
+(NIfTI, MetaImage, NRRD: read by `benchmark.data.nifti.load_volume`, one reorientation to RAS for every
+format) go through the full preprocessing of real data (`data.*`).
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from skimage.transform import resize
 from benchmark.data import preprocess
 from benchmark.data.imageset import ImageSet
 from benchmark.data.labels import MANY_VALUES, OUR_LABELS, outside_values_message
-from benchmark.data.nifti import load_volume, volume_shape
+from benchmark.data.nifti import ITK_SUFFIXES, load_volume, volume_shape
 from benchmark.data.prepare import load_subject, subject_items
 from benchmark.data.readers import CaseFiles
 from benchmark.errors import DataError
 
 log = logging.getLogger(__name__)
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
-IMAGE_SUFFIXES = (*RASTER_SUFFIXES, ".nii.gz", ".nii")  # in any case: .PNG, .Nii.Gz
-LABEL_SUFFIXES = (".png", ".nii.gz", ".nii")  # lossless only: JPEG would blur label values
+VOLUME_SUFFIXES = (".nii.gz", ".nii", *ITK_SUFFIXES)
+IMAGE_SUFFIXES = (*RASTER_SUFFIXES, *VOLUME_SUFFIXES)  # in any case: .PNG, .Nii.Gz, .MHA
+LABEL_SUFFIXES = (".png", *VOLUME_SUFFIXES)  # lossless only: JPEG would blur label values
+DETACHED_DATA_SUFFIXES = (".raw", ".zraw", ".raw.gz")  # voxel files of .mhd / .nhdr headers
 
 
 def _suffix(path: Path) -> str | None:
@@ -67,7 +71,14 @@ def files_by_stem(folder: Path, accepted: tuple[str, ...], what: str) -> tuple[d
         if stem in found:
             raise DataError(f"{folder}: two {what} files named {stem}: {found[stem].name} and {path.name}; keep one.")
         found[stem] = path
-    return found, skipped
+    return found, [name for name in skipped if not _is_detached_data(name, found)]
+
+
+def _is_detached_data(name: str, found: dict[str, Path]) -> bool:
+    """Whether `name` is the voxel file of a detached header in `found` (`s1.raw` beside `s1.mhd`)."""
+    suffix = next((s for s in DETACHED_DATA_SUFFIXES if name.lower().endswith(s)), None)
+    header = found.get(name[: -len(suffix)]) if suffix else None
+    return header is not None and header.name.lower().endswith((".mhd", ".nhdr"))
 
 
 def read_png(path: Path, kind: str) -> np.ndarray:
