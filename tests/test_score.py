@@ -247,6 +247,57 @@ def test_score_end_to_end_writes_files_and_flags_planted_copies(folders: dict[st
     assert page.index("copy0") < page.index("ood0")  # worst first: copies, then by OOD score
 
 
+class CountingFeatures:
+    """A tiny extractor for the cache test: 4 x 4 average-pooled pixels (16-d); counts the items it ran on."""
+
+    seen = 0
+
+    def __new__(cls):
+        from benchmark.features.base import FeatureExtractor
+
+        class Pooled(FeatureExtractor):
+            name, dim, spatial_dims = "pooled", 16, 2
+
+            def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+                return images
+
+            def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+                CountingFeatures.seen += inputs.shape[0]
+                return torch.nn.functional.adaptive_avg_pool2d(inputs[:, :1], 4).flatten(1)
+
+        return Pooled()
+
+
+def test_feature_cache_recomputes_only_new_or_changed_files(folders: dict[str, Path], tmp_path: Path) -> None:
+    """Re-scoring after one generated file changed and one was added runs the network on those two only,
+    and every number equals a run without the cache."""
+    from benchmark.score.features import cache_file
+    from benchmark.score.run import score
+
+    def run(cache: Path | None) -> tuple[int, pd.DataFrame, np.ndarray]:
+        cfg = score_cfg(tmp_path, folders["real"], folders["generated"], folders["train"],
+                        f"feature_cache={cache}" if cache else "feature_cache=null", "flags.ood_features=pooled")
+        with open_dict(cfg):
+            cfg.metrics.extractors = {"pooled": {"_target_": "tests.test_score.CountingFeatures", "_partial_": True}}
+            cfg.metrics.metrics.fid = {"_target_": "benchmark.metrics.entries.FrechetMetric", "extractor": "pooled"}
+        CountingFeatures.seen = 0
+        result = score(cfg, torch.device("cpu"))
+        return CountingFeatures.seen, pd.DataFrame(result.metrics).set_index("metric"), result.flags.ood_score
+
+    cache = tmp_path / "cache"
+    first, _, _ = run(cache)
+    assert first == 40 + 28 + 30 - 3 and cache_file(cache, "pooled").is_file()  # 3 generated files copy train
+    again, _, _ = run(cache)
+    assert again == 0
+    write_png(folders["generated"] / "g00.png", heads(1, 999)[0])  # changed content, same name
+    write_png(folders["generated"] / "g99.png", heads(1, 998)[0])  # a new file
+    rescored, cached, ood = run(cache)
+    assert rescored == 2
+    _, fresh, fresh_ood = run(None)
+    pd.testing.assert_frame_equal(cached, fresh, rtol=1e-6)
+    np.testing.assert_allclose(ood, fresh_ood, rtol=1e-6)
+
+
 @pytest.mark.parametrize("case", ["empty", "train_is_generated", "unreadable", "scorecard_format", "masks"])
 def test_bad_input_is_one_clear_error_and_nothing_written(folders: dict[str, Path], tmp_path: Path, case: str
                                                           ) -> None:
