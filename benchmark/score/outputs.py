@@ -100,6 +100,7 @@ def summary(result: ScoreResult) -> dict[str, Any]:
         },
         "scorecard": {"path": result.verdicts.path, "study": result.verdicts.study},
         "elapsed_s": result.elapsed_s,
+        "peak_rss_mib": result.peak_rss_mib,
     }
 
 

@@ -1,13 +1,16 @@
-"""Time and peak memory of `mribench score` on N real + N generated 128 x 128 slices, then a rescore after
-one generated file changed (the feature cache recomputes only that file).
+"""Time and peak memory of `mribench score` on N real + N generated 128 x 128 slices of real patients, then
+a rescore after one generated file changed (the feature cache recomputes only that file).
 
-    python -m benchmark.lab.speed.score --sizes 250 1000 --work /tmp/score-speed [--json out.json]
+    python -m benchmark.lab.speed.score --sizes 250 500 1000 --work /tmp/score-speed [--json out.json]
+        [--root /path/to/brats2018-thirteen]
 
-Slices: every axial brain slice of the phantom's subjects (data.slices.policy=brain), written as 16-bit
-PNG; the first N are the real folder, the next N (with 0.01 Gaussian noise, so every file is new) the
-generated folder, and a further N/4 the training folder. Each run is a fresh process with the default
-suite (Inception, radiomics FRD, NIQE, ...) and an empty feature cache; peak memory is its maximum resident
-set size. Memory flat in N means the per-image state is features, not the network or the whole images.
+Slices: every axial slice with at least 5 % brain of the BraTS patients under `--root` (FLAIR, the study's
+preprocessing at 128 x 128, exported as 16-bit PNG). The real folder holds N of them, the training folder
+N/4 others; the generated folder holds N slices drawn from the whole pool and perturbed (Gaussian noise of
+std 0.01-0.05 inside the brain and a shift of up to 3 pixels), so every generated file is new. Each run is
+a fresh process with the default suite (Inception, radiomics FRD, NIQE, ...) and an empty feature cache;
+peak memory is its maximum resident set size. Memory flat in N means the per-image state is features, not
+images.
 """
 
 from __future__ import annotations
@@ -23,34 +26,51 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
+SHARED = REPO.parent / "shared" / "data" / "brats2018-thirteen"
 
 
-def write_slices(work: Path, n: int, seed: int = 0) -> dict[str, Path]:
-    """real/, generated/ and train/ folders of N, N and N/4 distinct phantom slices under `work`."""
+def slice_pool(root: Path, per_subject: int, seed: int = 0):
+    """Every prepared slice of the patients under `root` (train, val and test splits together)."""
     from hydra import compose, initialize_config_dir
 
     from benchmark.data.imageset import ImageSet
     from benchmark.data.prepare import prepare_data
+
+    overrides = ["data=brats", f"data.root={root}", "data.size=[128,128]", f"data.slices.per_subject={per_subject}",
+                 "data.slices.policy=brain", "data.slices.min_brain_fraction=0.05"]
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=overrides).data
+    data = prepare_data(cfg, seed=seed)
+    return ImageSet.concatenate([data.train, data.val, data.test])
+
+
+def perturbed(images: torch.Tensor, brains: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Each image with Gaussian noise (std 0.01-0.05) inside its brain and shifted by up to 3 pixels."""
+    out = images.clone()
+    for k in range(len(images)):
+        noise = rng.uniform(0.01, 0.05) * torch.from_numpy(rng.standard_normal(tuple(images[k].shape))).float()
+        shifted = torch.roll(images[k] + noise * brains[k], tuple(rng.integers(-3, 4, 2).tolist()), dims=(-2, -1))
+        out[k] = shifted.clamp(0, 1)
+    return out
+
+
+def write_slices(work: Path, n: int, root: Path, seed: int = 0) -> dict[str, Path]:
+    """real/ (N slices), train/ (N/4 others) and generated/ (N perturbed slices) under `work`/n<N>."""
     from benchmark.score.export import write_png_slices
 
-    needed = 2 * n + n // 4
-    per_subject = -(-needed // 24) + 2
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"data.slices.per_subject={per_subject}", "data.slices.policy=brain",
-                                           "data.slices.min_brain_fraction=0.05"]).data
-    data = prepare_data(cfg, seed=seed)
-    pool = ImageSet.concatenate([data.train, data.val, data.test])
+    needed = n + n // 4
+    pool = slice_pool(root, per_subject=-(-needed // 13) + 8, seed=seed)
     if len(pool) < needed:
-        raise SystemExit(f"the phantom gives {len(pool)} slices, {needed} needed")
+        raise SystemExit(f"{root} gives {len(pool)} slices, {needed} needed for N={n}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pool))
+    drawn = rng.choice(len(pool), n, replace=n > len(pool))
     folders = {}
-    for name, chosen in (("real", order[:n]), ("generated", order[n:2 * n]), ("train", order[2 * n:needed])):
+    for name, chosen in (("real", order[:n]), ("train", order[n:needed]), ("generated", drawn)):
         part = pool.subset(chosen.tolist())
         if name == "generated":
-            noise = 0.01 * np.random.default_rng(seed + 1).standard_normal(tuple(part.images.shape))
-            part = part.with_images((part.images + torch.from_numpy(noise).float()).clamp(0, 1))
+            part = part.with_images(perturbed(part.images, part.brain_masks.float(), rng))
         folders[name] = work / f"n{n}" / name
         shutil.rmtree(folders[name], ignore_errors=True)
         write_png_slices(part, folders[name], names=[f"{name}_{k:05d}" for k in range(len(part))])
@@ -82,10 +102,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[250, 1000])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--root", type=Path, default=SHARED, help="folder of BraTS patients (NIfTI)")
     args = parser.parse_args()
     results = []
     for n in args.sizes:
-        folders = write_slices(args.work, n)
+        folders = write_slices(args.work, n, args.root)
         cache = args.work / f"n{n}" / "cache"
         shutil.rmtree(cache, ignore_errors=True)
         first = timed_score(folders, args.work / f"n{n}" / "out", cache)
