@@ -418,3 +418,37 @@ def test_study_copy_detection_feeds_the_report_section(tmp_path: Path) -> None:
     assert any(isinstance(b, ImageBlock) for b in blocks)
     assert "exact 30 %" in render_markdown(blocks)
     assert copy_detection_section(tmp_path / "elsewhere") == []
+
+
+@pytest.mark.slow
+def test_export_writes_each_generator_budget_under_the_test_slice_names(tmp_path: Path) -> None:
+    """`benchmark.score.export` with experiment=generators: a folder per generator budget, one PNG per test
+    slice under that slice's name (so score pairs them), trained once and then loaded from the cache."""
+    from benchmark.data.imageset import ImageSet, PreparedData
+    from benchmark.score.export import write_generated_sets
+
+    def imageset(seed: int, n: int) -> ImageSet:
+        images = torch.from_numpy(np.stack(heads(n, seed))[:, None]).float()
+        labels = torch.zeros_like(images, dtype=torch.long)
+        labels[:, :, 12:18, 12:18] = 2
+        return ImageSet(images, labels, images > 0, [f"p{seed}" for _ in range(n)], list(range(n)), ("flair",),
+                        (1.0, 1.0))
+
+    data = PreparedData(imageset(0, 8), imageset(100, 3), imageset(200, 5), summary={})
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=generators", "device=cpu",
+                                           f"study.checkpoint_dir={tmp_path / 'checkpoints'}"])
+    with open_dict(cfg):
+        cfg.generators = {"regressor": {**cfg.generators.regressor, "budgets": [1, 2], "channels": [4, 8],
+                                        "strides": [2], "batch_size": 4}}
+    written = write_generated_sets(cfg, data, tmp_path / "generated")
+    assert sorted(written) == ["regressor_1", "regressor_2"]
+    names = [f"p200_z{i:03d}.png" for i in range(5)]
+    for folder in written.values():
+        assert sorted(p.name for p in (folder / "images").iterdir()) == names
+        np.testing.assert_array_equal(np.asarray(Image.open(folder / "labels" / names[0])),
+                                      data.test.labels[0, 0].numpy())
+    first = np.asarray(Image.open(written["regressor_2"] / "images" / names[0]))
+    assert first.max() > 0 and (first[~data.test.brain_masks[0, 0].numpy()] == 0).all()  # painted in the brain
+    again = write_generated_sets(cfg, data, tmp_path / "again")  # from the checkpoint cache: the same images
+    np.testing.assert_array_equal(np.asarray(Image.open(again["regressor_2"] / "images" / names[0])), first)
