@@ -130,6 +130,19 @@ def test_read_inputs_2d_pngs_flat_and_study_layout(folders: dict[str, Path], tmp
     np.testing.assert_allclose(inputs.real.images[0, 0].numpy(), expected, atol=1e-6)
 
 
+def test_folders_of_other_image_sizes_are_resized_and_said(folders: dict[str, Path], tmp_path: Path, caplog) -> None:
+    """A real folder mixing 48 x 48 and 32 x 32 slices: resized to data.size, and the log names the folder
+    (not a scratch path) with how many of which size."""
+    import logging
+
+    write_png(folders["real"] / "big.png", head((48, 48), 5)[0])
+    with caplog.at_level(logging.WARNING):
+        inputs = read_inputs(score_cfg(tmp_path, folders["real"], folders["generated"]))
+    assert inputs.real.images.shape == (41, 1, SIZE, SIZE)
+    assert f"real folder {folders['real']}: PNGs of sizes 48x48 (1) resized to the reference's 32x32" in caplog.text
+    assert "mribench-score-" not in caplog.text
+
+
 def test_read_inputs_pairs_by_name(tmp_path: Path) -> None:
     real, generated = heads(6, 0), heads(6, 50)
     for k in range(6):

@@ -125,7 +125,7 @@ def _read_slice(path: Path, kind: str) -> np.ndarray:
     return array
 
 
-def describe_pngs(files: list[Path], size: tuple[int, int]) -> None:
+def describe_pngs(files: list[Path], size: tuple[int, int], what: str = "generated set") -> None:
     """Log what happens to the PNGs of a set: their bit depths (each scaled by its type's maximum) and the
     sizes resized to the reference's, so a rescaling is never silent."""
     depths, sizes = {}, {}
@@ -142,10 +142,10 @@ def describe_pngs(files: list[Path], size: tuple[int, int]) -> None:
             sizes[shape] = sizes.get(shape, 0) + 1
     sixteen = sum(n for mode, n in depths.items() if mode.startswith("I"))
     if sixteen:
-        log.warning("generated set: %d of %d PNGs are 16-bit and are scaled by 65535 (8-bit ones by 255) to [0, 1]",
+        log.warning("%s: %d of %d PNGs are 16-bit and are scaled by 65535 (8-bit ones by 255) to [0, 1]", what,
                     sixteen, sum(depths.values()))
     if sizes:
-        log.warning("generated set: PNGs of sizes %s resized to the reference's %s (linear, anti-aliased)",
+        log.warning("%s: PNGs of sizes %s resized to the reference's %s (linear, anti-aliased)", what,
                     ", ".join(f"{h}x{w} ({n})" for (h, w), n in sorted(sizes.items())), "x".join(map(str, size)))
 
 
@@ -172,10 +172,13 @@ def _slice_item(image_path: Path, label_path: Path | None, size: tuple[int, int]
     return image[None], labels, brain, -1
 
 
-def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, seed: int) -> ImageSet:
+def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, seed: int,
+                       what: str | None = None) -> ImageSet:
     """The generated images in `folder` as an ImageSet shaped like `reference` (labels zero when the
-    folder has none; `meta["has_labels"]` says which)."""
+    folder has none; `meta["has_labels"]` says which). what: how log lines name the set (default
+    "generated set <folder>")."""
     folder = Path(folder).expanduser()
+    what = what or f"generated set {folder}"
     image_dir, label_dir = folder / "images", folder / "labels"
     if not image_dir.is_dir():
         raise DataError(f"{folder}: a generated set needs an images/ folder (and labels/ for its masks).")
@@ -187,11 +190,11 @@ def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, 
     unused = sorted(set(labels_by_stem) - set(by_stem))
     for where, names in ((image_dir, skipped), (label_dir, skipped_labels + [labels_by_stem[s].name for s in unused])):
         if names:
-            log.warning("generated set: %d file(s) in %s are not read: %s", len(names), where, ", ".join(names[:10]))
+            log.warning("%s: %d file(s) in %s are not read: %s", what, len(names), where, ", ".join(names[:10]))
     files = list(by_stem.values())
     items, owners, no_slices = [], [], []
     size = tuple(reference.images.shape[-2:])
-    describe_pngs(files, size)
+    describe_pngs(files, size, what)
     for stem, path in by_stem.items():
         label = None
         if has_labels:
@@ -211,7 +214,7 @@ def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, 
         items += new
         owners += [case.subject_id] * len(new)
     if no_slices:
-        log.warning("generated set: %d volume(s) gave no slice under data.slices (policy=%s, min_brain_fraction=%s "
+        log.warning("%s: %d volume(s) gave no slice under data.slices (policy=%s, min_brain_fraction=%s "
                     "of the field of view): %s", len(no_slices), data_cfg.slices.policy,
                     data_cfg.slices.min_brain_fraction, ", ".join(no_slices[:10]))
     if not items:
@@ -221,7 +224,7 @@ def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, 
     if reference.spatial_dims != images[0].ndim - 1:
         raise DataError(f"{folder}: generated items are {images[0].ndim - 1}D but the study is "
                         f"{reference.spatial_dims}D.")
-    log.info("generated set %s: %d items%s", folder, len(items), " with labels" if has_labels else "")
+    log.info("%s: %d items%s", what, len(items), " with labels" if has_labels else "")
     not_read = {"images": skipped, "labels": skipped_labels + [labels_by_stem[s].name for s in unused],
                 "volumes_without_slices": no_slices}
     return ImageSet(
