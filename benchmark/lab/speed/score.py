@@ -28,6 +28,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED = REPO.parent / "shared" / "data" / "brats2018-thirteen"
+ALL_SLICES = 155  # a BraTS volume's axial slices: every slice with enough brain enters the pool
 
 
 def slice_pool(root: Path, per_subject: int, seed: int = 0):
@@ -60,7 +61,7 @@ def write_slices(work: Path, n: int, root: Path, seed: int = 0) -> dict[str, Pat
     from benchmark.score.export import write_png_slices
 
     needed = n + n // 4
-    pool = slice_pool(root, per_subject=-(-needed // 13) + 8, seed=seed)
+    pool = slice_pool(root, per_subject=ALL_SLICES, seed=seed)
     if len(pool) < needed:
         raise SystemExit(f"{root} gives {len(pool)} slices, {needed} needed for N={n}")
     rng = np.random.default_rng(seed)
