@@ -311,7 +311,8 @@ def test_feature_cache_recomputes_only_new_or_changed_files(folders: dict[str, P
     np.testing.assert_allclose(ood, fresh_ood, rtol=1e-6)
 
 
-@pytest.mark.parametrize("case", ["empty", "train_is_generated", "unreadable", "scorecard_format", "masks"])
+@pytest.mark.parametrize("case", ["empty", "train_is_generated", "train_holds_generated", "unreadable",
+                                  "scorecard_format", "masks"])
 def test_bad_input_is_one_clear_error_and_nothing_written(folders: dict[str, Path], tmp_path: Path, case: str
                                                           ) -> None:
     from benchmark.score.run import score
@@ -322,6 +323,10 @@ def test_bad_input_is_one_clear_error_and_nothing_written(folders: dict[str, Pat
         generated.mkdir()
     elif case == "train_is_generated":
         train = generated
+    elif case == "train_holds_generated":  # another folder with exactly the generated images
+        import shutil
+
+        train = Path(shutil.copytree(generated, tmp_path / "train_copy"))
     elif case == "unreadable":
         (generated / "broken.png").write_bytes(b"not a png")
     elif case == "scorecard_format":
@@ -335,6 +340,7 @@ def test_bad_input_is_one_clear_error_and_nothing_written(folders: dict[str, Pat
         extra = [f"masks.generated={tmp_path / 'masks'}"]
     cfg = score_cfg(tmp_path, folders["real"], generated, train, *extra)
     expected = {"empty": "no image files", "train_is_generated": "is the generated folder itself",
+                "train_holds_generated": "holds exactly the images of generated",
                 "unreadable": "broken.png", "scorecard_format": "another format", "masks": "g00.png: shape"}[case]
     with pytest.raises((ConfigError, DataError), match=expected):
         score(cfg, torch.device("cpu"))
