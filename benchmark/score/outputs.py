@@ -131,10 +131,11 @@ def score_html(result: ScoreResult, images: pd.DataFrame) -> str:
     body = []
     for row in result.metrics:
         cls = {"worse than real": "bad", "within floor": "ok"}.get(row["against_floor"], "")
+        interval = f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]" if math.isfinite(row["ci_low"]) else "-"
+        floor = f"{_fmt(row['floor'])} ± {_fmt(row['floor_std'], 2)}" if math.isfinite(row["floor"]) else "-"
         body.append(
             f"<tr class='{cls}'><td>{esc(row['metric'])}</td><td>{_fmt(row['value'])}</td>"
-            f"<td>[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]</td>"
-            f"<td>{_fmt(row['floor'])} ± {_fmt(row['floor_std'], 2)}</td><td>{esc(row['against_floor'])}</td>"
+            f"<td>{interval}</td><td>{floor}</td><td>{esc(row['against_floor'])}</td>"
             f"<td>{esc(row['verdicts'] or 'not in the study')}</td><td>{esc(row['notes'][:120])}</td></tr>")
     cards = []
     limit = int(result.settings["flags"]["html_images"])
@@ -164,7 +165,8 @@ def score_html(result: ScoreResult, images: pd.DataFrame) -> str:
 body{{font-family:sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}} tr.bad td{{background:#fde2e2}}
 tr.ok td{{background:#e6f4e6}} .card{{display:inline-flex;gap:8px;border:1px solid #ccc;margin:4px;padding:6px;
-width:430px;font-size:12px;vertical-align:top}} .card img{{width:96px;height:96px;image-rendering:pixelated}}
+width:430px;font-size:12px;vertical-align:top;overflow-wrap:anywhere}}
+.card img{{width:96px;height:96px;image-rendering:pixelated}}
 figure{{margin:0;text-align:center}} figcaption{{font-size:11px;color:#666}}
 .tag{{padding:1px 5px;border-radius:3px;color:#fff;white-space:nowrap;display:inline-block;margin:2px 2px 2px 0}}
 .tag.bad{{background:#c0392b}} .tag.warn{{background:#d68910}}
