@@ -159,7 +159,7 @@ def score_html(result: ScoreResult, images: pd.DataFrame) -> str:
             f"<div class='card'>{pair}<div><b>{esc(record['file'])}</b><br>{' '.join(tags)}<br>"
             f"nearest training image: {esc(record['nearest_train'] or '-')}<br>{distance_name}: "
             f"{_fmt(float(record['train_distance']), 3)}{copy_below}<br>"
-            f"OOD score: {_fmt(float(record['ood_score']), 3)} (flagged above 1)</div></div>")
+            f"OOD score: {float(record['ood_score']):.3f} (flagged above 1)</div></div>")
     flag_text = esc(terminal_table(result).split("\n\n", 1)[1]).replace("\n", "<br>")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>mribench score</title><style>
 body{{font-family:sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse;font-size:13px}}
