@@ -130,6 +130,19 @@ def test_read_inputs_2d_pngs_flat_and_study_layout(folders: dict[str, Path], tmp
     np.testing.assert_allclose(inputs.real.images[0, 0].numpy(), expected, atol=1e-6)
 
 
+def test_folders_of_other_image_sizes_are_resized_and_said(folders: dict[str, Path], tmp_path: Path, caplog) -> None:
+    """A real folder mixing 48 x 48 and 32 x 32 slices: resized to data.size, and the log names the folder
+    (not a scratch path) with how many of which size."""
+    import logging
+
+    write_png(folders["real"] / "big.png", head((48, 48), 5)[0])
+    with caplog.at_level(logging.WARNING):
+        inputs = read_inputs(score_cfg(tmp_path, folders["real"], folders["generated"]))
+    assert inputs.real.images.shape == (41, 1, SIZE, SIZE)
+    assert f"real folder {folders['real']}: PNGs of sizes 48x48 (1) resized to the reference's 32x32" in caplog.text
+    assert "mribench-score-" not in caplog.text
+
+
 def test_read_inputs_pairs_by_name(tmp_path: Path) -> None:
     real, generated = heads(6, 0), heads(6, 50)
     for k in range(6):
@@ -158,6 +171,63 @@ def test_read_inputs_3d_volumes(tmp_path: Path) -> None:
                      "data.fov_mm=null")
     inputs3 = read_inputs(cfg3)
     assert inputs3.real.images.shape == (4, 1, 16, 24, 24) and inputs3.generated.spatial_dims == 3
+
+
+def _as_itk(nifti: Path, target: Path) -> Path:
+    """The NIfTI file rewritten by SimpleITK in another format (its geometry converted by SimpleITK)."""
+    import SimpleITK as sitk
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(sitk.ReadImage(str(nifti)), str(target))
+    return target
+
+
+@pytest.mark.parametrize("mode", ["2d", "3d"])
+def test_metaimage_and_nrrd_volumes_score_as_their_nifti(tmp_path: Path, mode: str) -> None:
+    """The same volumes saved as NIfTI and as MetaImage (.mha, detached .mhd + .raw) / NRRD give the same
+    items and the same scores, masks included: one reorientation for every format."""
+    from benchmark.score.outputs import write_outputs
+    from benchmark.score.run import score
+
+    suffixes = (".mha", ".nrrd", ".mhd", ".nrrd", ".mha", ".nhdr")
+    for k in range(6):
+        image, labels = niftis.synthetic_case(k)
+        flipped = niftis.synthetic_case(20 + k)[0][::-1].copy()  # another orientation of the voxel grid
+        for folder, array in (("real", flipped), ("gen_nii", image)):
+            niftis.save(array, tmp_path / folder / f"case{k}.nii.gz")
+        niftis.save(labels, tmp_path / "masks_nii" / f"case{k}.nii.gz")
+        _as_itk(tmp_path / "gen_nii" / f"case{k}.nii.gz", tmp_path / "gen_itk" / f"case{k}{suffixes[k]}")
+        _as_itk(tmp_path / "masks_nii" / f"case{k}.nii.gz", tmp_path / "masks_itk" / f"case{k}{suffixes[5 - k]}")
+    assert (tmp_path / "gen_itk" / "case2.raw").is_file()  # the .mhd header's detached voxel file
+    shape = ["data.slices.per_subject=3"] if mode == "2d" else ["data.mode=3d", "data.size=[16,24,24]"]
+    tables, read = {}, {}
+    for form in ("nii", "itk"):
+        (tmp_path / form).mkdir()
+        cfg = score_cfg(tmp_path / form, tmp_path / "real", tmp_path / f"gen_{form}", None, *shape, "data.fov_mm=null",
+                        f"masks.generated={tmp_path / f'masks_{form}'}", "paired=false")
+        result = score(cfg, torch.device("cpu"))
+        assert result.inputs.generated.meta["not_read"]["images"] == []
+        assert result.inputs.generated.labels.max() == 3
+        read[form] = result.inputs.generated
+        write_outputs(result, Path(cfg.output_dir))
+        tables[form] = [pd.read_csv(Path(cfg.output_dir) / name) for name in ("score.csv", "images.csv")]
+    torch.testing.assert_close(read["itk"].images, read["nii"].images, rtol=0, atol=1e-6)
+    torch.testing.assert_close(read["itk"].labels, read["nii"].labels, rtol=0, atol=0)
+    pd.testing.assert_frame_equal(tables["nii"][0], tables["itk"][0], rtol=1e-5)
+    pd.testing.assert_frame_equal(tables["nii"][1], tables["itk"][1], rtol=1e-5)
+
+
+def test_metaimage_slice_reads_like_its_png(tmp_path: Path) -> None:
+    """A 2D MetaImage slice is read as one slice (like a 2D NIfTI), not refused as a volume."""
+    import SimpleITK as sitk
+
+    from benchmark.data.generated import _read_slice
+
+    image = heads(1, 7)[0].astype(np.float32)
+    sitk.WriteImage(sitk.GetImageFromArray(image), str(tmp_path / "s.mha"))
+    read = _read_slice(tmp_path / "s.mha", "image")
+    assert read.shape == image.T.shape  # voxel axes (x, y): the transpose of SimpleITK's (row, column) array
+    np.testing.assert_allclose(np.abs(read).sum(), image.sum(), rtol=1e-6)
 
 
 def test_score_end_to_end_writes_files_and_flags_planted_copies(folders: dict[str, Path], tmp_path: Path) -> None:
@@ -190,7 +260,59 @@ def test_score_end_to_end_writes_files_and_flags_planted_copies(folders: dict[st
     assert page.index("copy0") < page.index("ood0")  # worst first: copies, then by OOD score
 
 
-@pytest.mark.parametrize("case", ["empty", "train_is_generated", "unreadable", "scorecard_format", "masks"])
+class CountingFeatures:
+    """A tiny extractor for the cache test: 4 x 4 average-pooled pixels (16-d); counts the items it ran on."""
+
+    seen = 0
+
+    def __new__(cls):
+        from benchmark.features.base import FeatureExtractor
+
+        class Pooled(FeatureExtractor):
+            name, dim, spatial_dims = "pooled", 16, 2
+
+            def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+                return images
+
+            def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+                CountingFeatures.seen += inputs.shape[0]
+                return torch.nn.functional.adaptive_avg_pool2d(inputs[:, :1], 4).flatten(1)
+
+        return Pooled()
+
+
+def test_feature_cache_recomputes_only_new_or_changed_files(folders: dict[str, Path], tmp_path: Path) -> None:
+    """Re-scoring after one generated file changed and one was added runs the network on those two only,
+    and every number equals a run without the cache."""
+    from benchmark.score.features import cache_file
+    from benchmark.score.run import score
+
+    def run(cache: Path | None) -> tuple[int, pd.DataFrame, np.ndarray]:
+        cfg = score_cfg(tmp_path, folders["real"], folders["generated"], folders["train"],
+                        f"feature_cache={cache}" if cache else "feature_cache=null", "flags.ood_features=pooled")
+        with open_dict(cfg):
+            cfg.metrics.extractors = {"pooled": {"_target_": "tests.test_score.CountingFeatures", "_partial_": True}}
+            cfg.metrics.metrics.fid = {"_target_": "benchmark.metrics.entries.FrechetMetric", "extractor": "pooled"}
+        CountingFeatures.seen = 0
+        result = score(cfg, torch.device("cpu"))
+        return CountingFeatures.seen, pd.DataFrame(result.metrics).set_index("metric"), result.flags.ood_score
+
+    cache = tmp_path / "cache"
+    first, _, _ = run(cache)
+    assert first == 40 + 28 + 30 - 3 and cache_file(cache, "pooled").is_file()  # 3 generated files copy train
+    again, _, _ = run(cache)
+    assert again == 0
+    write_png(folders["generated"] / "g00.png", heads(1, 999)[0])  # changed content, same name
+    write_png(folders["generated"] / "g99.png", heads(1, 998)[0])  # a new file
+    rescored, cached, ood = run(cache)
+    assert rescored == 2
+    _, fresh, fresh_ood = run(None)
+    pd.testing.assert_frame_equal(cached, fresh, rtol=1e-6)
+    np.testing.assert_allclose(ood, fresh_ood, rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["empty", "train_is_generated", "train_holds_generated", "unreadable",
+                                  "scorecard_format", "masks"])
 def test_bad_input_is_one_clear_error_and_nothing_written(folders: dict[str, Path], tmp_path: Path, case: str
                                                           ) -> None:
     from benchmark.score.run import score
@@ -201,6 +323,10 @@ def test_bad_input_is_one_clear_error_and_nothing_written(folders: dict[str, Pat
         generated.mkdir()
     elif case == "train_is_generated":
         train = generated
+    elif case == "train_holds_generated":  # another folder with exactly the generated images
+        import shutil
+
+        train = Path(shutil.copytree(generated, tmp_path / "train_copy"))
     elif case == "unreadable":
         (generated / "broken.png").write_bytes(b"not a png")
     elif case == "scorecard_format":
@@ -214,6 +340,7 @@ def test_bad_input_is_one_clear_error_and_nothing_written(folders: dict[str, Pat
         extra = [f"masks.generated={tmp_path / 'masks'}"]
     cfg = score_cfg(tmp_path, folders["real"], generated, train, *extra)
     expected = {"empty": "no image files", "train_is_generated": "is the generated folder itself",
+                "train_holds_generated": "holds exactly the images of generated",
                 "unreadable": "broken.png", "scorecard_format": "another format", "masks": "g00.png: shape"}[case]
     with pytest.raises((ConfigError, DataError), match=expected):
         score(cfg, torch.device("cpu"))
@@ -310,3 +437,37 @@ def test_study_copy_detection_feeds_the_report_section(tmp_path: Path) -> None:
     assert any(isinstance(b, ImageBlock) for b in blocks)
     assert "exact 30 %" in render_markdown(blocks)
     assert copy_detection_section(tmp_path / "elsewhere") == []
+
+
+@pytest.mark.slow
+def test_export_writes_each_generator_budget_under_the_test_slice_names(tmp_path: Path) -> None:
+    """`benchmark.score.export` with experiment=generators: a folder per generator budget, one PNG per test
+    slice under that slice's name (so score pairs them), trained once and then loaded from the cache."""
+    from benchmark.data.imageset import ImageSet, PreparedData
+    from benchmark.score.export import write_generated_sets
+
+    def imageset(seed: int, n: int) -> ImageSet:
+        images = torch.from_numpy(np.stack(heads(n, seed))[:, None]).float()
+        labels = torch.zeros_like(images, dtype=torch.long)
+        labels[:, :, 12:18, 12:18] = 2
+        return ImageSet(images, labels, images > 0, [f"p{seed}" for _ in range(n)], list(range(n)), ("flair",),
+                        (1.0, 1.0))
+
+    data = PreparedData(imageset(0, 8), imageset(100, 3), imageset(200, 5), summary={})
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=generators", "device=cpu",
+                                           f"study.checkpoint_dir={tmp_path / 'checkpoints'}"])
+    with open_dict(cfg):
+        cfg.generators = {"regressor": {**cfg.generators.regressor, "budgets": [1, 2], "channels": [4, 8],
+                                        "strides": [2], "batch_size": 4}}
+    written = write_generated_sets(cfg, data, tmp_path / "generated")
+    assert sorted(written) == ["regressor_1", "regressor_2"]
+    names = [f"p200_z{i:03d}.png" for i in range(5)]
+    for folder in written.values():
+        assert sorted(p.name for p in (folder / "images").iterdir()) == names
+        np.testing.assert_array_equal(np.asarray(Image.open(folder / "labels" / names[0])),
+                                      data.test.labels[0, 0].numpy())
+    first = np.asarray(Image.open(written["regressor_2"] / "images" / names[0]))
+    assert first.max() > 0 and (first[~data.test.brain_masks[0, 0].numpy()] == 0).all()  # painted in the brain
+    again = write_generated_sets(cfg, data, tmp_path / "again")  # from the checkpoint cache: the same images
+    np.testing.assert_array_equal(np.asarray(Image.open(again["regressor_2"] / "images" / names[0])), first)

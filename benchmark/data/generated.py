@@ -1,11 +1,13 @@
 """Read a folder of images made by a generative model so it can be scored like a perturbed set.
 
-Layout: `<folder>/images/<name>.{png,jpg,jpeg,nii,nii.gz}` (suffixes in any case) and, when the model was
-conditioned on masks, `<folder>/labels/<name>.{png,nii,nii.gz}` (BraTS 2023 values 0-3), matched by the exact
-name; other files are listed in a warning and in the set's `meta["not_read"]`. PNG and 2D NIfTI files are slices already
-in display order; they are scaled to [0, 1] (PNG by the maximum of their integer type, NIfTI by the same
-percentile clipping as real data) and resized to the reference's in-plane size when they differ. 3D
-NIfTI volumes go through the full preprocessing of real data (`data.*`).
+Layout: `<folder>/images/<name>.{png,jpg,jpeg,nii,nii.gz,mha,mhd,nrrd,nhdr}` (suffixes in any case) and, when
+the model was conditioned on masks, `<folder>/labels/<name>.{png,nii,nii.gz,mha,mhd,nrrd,nhdr}` (BraTS 2023 values
+0-3), matched by the exact name; other files are listed in a warning and in the set's `meta["not_read"]` (except
+the data files of detached MetaImage / NRRD headers). PNG and 2D volume files are slices already in display order;
+they are scaled to [0, 1] (PNG by the maximum of their integer type, NIfTI / MetaImage / NRRD by the same
+percentile clipping as real data) and resized to the reference's in-plane size when they differ. 3D volumes
+(NIfTI, MetaImage, NRRD: read by `benchmark.data.nifti.load_volume`, one reorientation to RAS for every
+format) go through the full preprocessing of real data (`data.*`).
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from skimage.transform import resize
 from benchmark.data import preprocess
 from benchmark.data.imageset import ImageSet
 from benchmark.data.labels import MANY_VALUES, OUR_LABELS, outside_values_message
-from benchmark.data.nifti import load_volume, volume_shape
+from benchmark.data.nifti import ITK_SUFFIXES, load_volume, volume_shape
 from benchmark.data.prepare import load_subject, subject_items
 from benchmark.data.readers import CaseFiles
 from benchmark.errors import DataError
 
 log = logging.getLogger(__name__)
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
-IMAGE_SUFFIXES = (*RASTER_SUFFIXES, ".nii.gz", ".nii")  # in any case: .PNG, .Nii.Gz
-LABEL_SUFFIXES = (".png", ".nii.gz", ".nii")  # lossless only: JPEG would blur label values
+VOLUME_SUFFIXES = (".nii.gz", ".nii", *ITK_SUFFIXES)
+IMAGE_SUFFIXES = (*RASTER_SUFFIXES, *VOLUME_SUFFIXES)  # in any case: .PNG, .Nii.Gz, .MHA
+LABEL_SUFFIXES = (".png", *VOLUME_SUFFIXES)  # lossless only: JPEG would blur label values
+DETACHED_DATA_SUFFIXES = (".raw", ".zraw", ".raw.gz")  # voxel files of .mhd / .nhdr headers
 
 
 def _suffix(path: Path) -> str | None:
@@ -67,7 +71,14 @@ def files_by_stem(folder: Path, accepted: tuple[str, ...], what: str) -> tuple[d
         if stem in found:
             raise DataError(f"{folder}: two {what} files named {stem}: {found[stem].name} and {path.name}; keep one.")
         found[stem] = path
-    return found, skipped
+    return found, [name for name in skipped if not _is_detached_data(name, found)]
+
+
+def _is_detached_data(name: str, found: dict[str, Path]) -> bool:
+    """Whether `name` is the voxel file of a detached header in `found` (`s1.raw` beside `s1.mhd`)."""
+    suffix = next((s for s in DETACHED_DATA_SUFFIXES if name.lower().endswith(s)), None)
+    header = found.get(name[: -len(suffix)]) if suffix else None
+    return header is not None and header.name.lower().endswith((".mhd", ".nhdr"))
 
 
 def read_png(path: Path, kind: str) -> np.ndarray:
@@ -114,7 +125,7 @@ def _read_slice(path: Path, kind: str) -> np.ndarray:
     return array
 
 
-def describe_pngs(files: list[Path], size: tuple[int, int]) -> None:
+def describe_pngs(files: list[Path], size: tuple[int, int], what: str = "generated set") -> None:
     """Log what happens to the PNGs of a set: their bit depths (each scaled by its type's maximum) and the
     sizes resized to the reference's, so a rescaling is never silent."""
     depths, sizes = {}, {}
@@ -131,10 +142,10 @@ def describe_pngs(files: list[Path], size: tuple[int, int]) -> None:
             sizes[shape] = sizes.get(shape, 0) + 1
     sixteen = sum(n for mode, n in depths.items() if mode.startswith("I"))
     if sixteen:
-        log.warning("generated set: %d of %d PNGs are 16-bit and are scaled by 65535 (8-bit ones by 255) to [0, 1]",
+        log.warning("%s: %d of %d PNGs are 16-bit and are scaled by 65535 (8-bit ones by 255) to [0, 1]", what,
                     sixteen, sum(depths.values()))
     if sizes:
-        log.warning("generated set: PNGs of sizes %s resized to the reference's %s (linear, anti-aliased)",
+        log.warning("%s: PNGs of sizes %s resized to the reference's %s (linear, anti-aliased)", what,
                     ", ".join(f"{h}x{w} ({n})" for (h, w), n in sorted(sizes.items())), "x".join(map(str, size)))
 
 
@@ -161,10 +172,13 @@ def _slice_item(image_path: Path, label_path: Path | None, size: tuple[int, int]
     return image[None], labels, brain, -1
 
 
-def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, seed: int) -> ImageSet:
+def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, seed: int,
+                       what: str | None = None) -> ImageSet:
     """The generated images in `folder` as an ImageSet shaped like `reference` (labels zero when the
-    folder has none; `meta["has_labels"]` says which)."""
+    folder has none; `meta["has_labels"]` says which). what: how log lines name the set (default
+    "generated set <folder>")."""
     folder = Path(folder).expanduser()
+    what = what or f"generated set {folder}"
     image_dir, label_dir = folder / "images", folder / "labels"
     if not image_dir.is_dir():
         raise DataError(f"{folder}: a generated set needs an images/ folder (and labels/ for its masks).")
@@ -176,11 +190,11 @@ def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, 
     unused = sorted(set(labels_by_stem) - set(by_stem))
     for where, names in ((image_dir, skipped), (label_dir, skipped_labels + [labels_by_stem[s].name for s in unused])):
         if names:
-            log.warning("generated set: %d file(s) in %s are not read: %s", len(names), where, ", ".join(names[:10]))
+            log.warning("%s: %d file(s) in %s are not read: %s", what, len(names), where, ", ".join(names[:10]))
     files = list(by_stem.values())
     items, owners, no_slices = [], [], []
     size = tuple(reference.images.shape[-2:])
-    describe_pngs(files, size)
+    describe_pngs(files, size, what)
     for stem, path in by_stem.items():
         label = None
         if has_labels:
@@ -200,7 +214,7 @@ def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, 
         items += new
         owners += [case.subject_id] * len(new)
     if no_slices:
-        log.warning("generated set: %d volume(s) gave no slice under data.slices (policy=%s, min_brain_fraction=%s "
+        log.warning("%s: %d volume(s) gave no slice under data.slices (policy=%s, min_brain_fraction=%s "
                     "of the field of view): %s", len(no_slices), data_cfg.slices.policy,
                     data_cfg.slices.min_brain_fraction, ", ".join(no_slices[:10]))
     if not items:
@@ -210,7 +224,7 @@ def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, 
     if reference.spatial_dims != images[0].ndim - 1:
         raise DataError(f"{folder}: generated items are {images[0].ndim - 1}D but the study is "
                         f"{reference.spatial_dims}D.")
-    log.info("generated set %s: %d items%s", folder, len(items), " with labels" if has_labels else "")
+    log.info("%s: %d items%s", what, len(items), " with labels" if has_labels else "")
     not_read = {"images": skipped, "labels": skipped_labels + [labels_by_stem[s].name for s in unused],
                 "volumes_without_slices": no_slices}
     return ImageSet(

@@ -77,12 +77,14 @@ def _simpleitk() -> object:
 
 
 def _itk_as_nifti(path: Path) -> nib.Nifti1Image:
-    """A SimpleITK volume as a NIfTI image in memory: voxel axes (x, y, z[, components]) and the RAS affine
-    of its origin, spacing and direction (ITK's world frame is LPS)."""
+    """A SimpleITK volume (or 2D slice, as one voxel thick) as a NIfTI image in memory: voxel axes (x, y, z[,
+    components]) and the RAS affine of its origin, spacing and direction (ITK's world frame is LPS)."""
     sitk = _simpleitk()
     image = sitk.ReadImage(str(path))
+    if image.GetDimension() == 2:  # a 2D slice: one voxel thick, like a 2D NIfTI
+        image = sitk.JoinSeries(image)
     if image.GetDimension() != 3:
-        raise ValueError(f"expected a 3D volume, got {image.GetDimension()} dimensions")
+        raise ValueError(f"expected a 2D slice or a 3D volume, got {image.GetDimension()} dimensions")
     array = sitk.GetArrayViewFromImage(image)  # (z, y, x[, components])
     data = np.ascontiguousarray(np.moveaxis(array, (0, 1, 2), (2, 1, 0)))
     direction = np.array(image.GetDirection(), dtype=float).reshape(3, 3)

@@ -24,6 +24,7 @@ from benchmark.metrics.no_reference import (
     variance_of_laplacian,
     vessel_cnr,
 )
+from benchmark.metrics.no_reference.checks import in_item_chunks
 from benchmark.metrics.radiomics import RadiomicsExtractor, frd
 from benchmark.metrics.radiomics.frd_v1 import frd_v1_features
 from benchmark.metrics.suite import FeatureCache
@@ -60,7 +61,7 @@ class ImageStatistic(SuiteMetric):
 
     def compute(self, context: SuiteContext) -> dict[str, float]:
         candidate = _candidate(context)
-        values = PER_IMAGE[self.function][0](candidate.images.cpu(), candidate.brain_masks.cpu())
+        values = in_item_chunks(PER_IMAGE[self.function][0], candidate.images.cpu(), candidate.brain_masks.cpu())
         self.items = {self.name: ItemValues(values.double())}
         return {self.name: float(values.double().mean())}
 
@@ -194,6 +195,6 @@ def _labelled_contrast(entry: SuiteMetric, context: SuiteContext, metric: str, s
         raise BenchmarkError(f"{metric}: no candidate item has a {structure} label.")
     positions = torch.nonzero(labelled).flatten()
     subset = candidate.subset(positions)
-    values = contrast(subset.images.cpu(), subset.labels.cpu(), subset.brain_masks.cpu())
+    values = in_item_chunks(contrast, subset.images.cpu(), subset.labels.cpu(), subset.brain_masks.cpu())
     entry.items = {entry.name: ItemValues(values.double(), positions.cpu())}
     return {entry.name: float(values.double().mean())}

@@ -59,9 +59,10 @@ class ImageFlags:
 
 
 def pixel_vectors(images: torch.Tensor) -> torch.Tensor:
-    """Images as rows scaled so that Euclidean distance is the RMS pixel difference (in [0, 1] units)."""
-    flat = images.flatten(1).double()
-    return flat / math.sqrt(flat.shape[1])
+    """Images as float32 rows scaled so that Euclidean distance is the RMS pixel difference (in [0, 1] units);
+    `nearest` measures in float64, a chunk at a time."""
+    flat = images.flatten(1)
+    return flat.float() / math.sqrt(flat.shape[1])
 
 
 def nearest(queries: torch.Tensor, pool: torch.Tensor, exclude_self: bool = False, k: int = 1
@@ -69,8 +70,9 @@ def nearest(queries: torch.Tensor, pool: torch.Tensor, exclude_self: bool = Fals
     """Distance to and index of the k-th nearest row of `pool` for every row of `queries` (chunked: memory
     grows with the chunk, not the product of the set sizes)."""
     distances, indices = [], []
+    pool = pool.double()
     for start in range(0, len(queries), 256):
-        block = torch.cdist(queries[start:start + 256].double(), pool.double(),
+        block = torch.cdist(queries[start:start + 256].double(), pool,
                             compute_mode="donot_use_mm_for_euclid_dist")
         if exclude_self:
             block[torch.arange(block.shape[0]), torch.arange(start, start + block.shape[0])] = math.inf

@@ -82,7 +82,7 @@ def read_folder(folder: Path, masks: Path | None, data_cfg: DictConfig, template
         if labels is not None:
             (view / "labels").symlink_to(labels, target_is_directory=True)
         try:
-            loaded = load_generated_set(view, data_cfg, template, seed)
+            loaded = load_generated_set(view, data_cfg, template, seed, what=f"{key} folder {images}")
         except DataError as error:
             message = str(error).replace(str(view / "images"), str(images)).replace(str(view / "labels"), str(labels))
             raise DataError(f"{key} folder: {message.replace(str(view), str(folder))}") from error

@@ -100,6 +100,7 @@ def summary(result: ScoreResult) -> dict[str, Any]:
         },
         "scorecard": {"path": result.verdicts.path, "study": result.verdicts.study},
         "elapsed_s": result.elapsed_s,
+        "peak_rss_mib": result.peak_rss_mib,
     }
 
 
@@ -115,9 +116,10 @@ def thumbnail(image: torch.Tensor, size: int = 96) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _img(image: torch.Tensor, title: str) -> str:
+def _img(image: torch.Tensor, title: str, caption: str) -> str:
     title = html.escape(title)
-    return f'<img src="data:image/png;base64,{thumbnail(image)}" title="{title}" alt="{title}">'
+    return (f'<figure><img src="data:image/png;base64,{thumbnail(image)}" title="{title}" alt="{title}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
 def score_html(result: ScoreResult, images: pd.DataFrame) -> str:
@@ -129,13 +131,18 @@ def score_html(result: ScoreResult, images: pd.DataFrame) -> str:
     body = []
     for row in result.metrics:
         cls = {"worse than real": "bad", "within floor": "ok"}.get(row["against_floor"], "")
+        interval = f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]" if math.isfinite(row["ci_low"]) else "-"
+        floor = f"{_fmt(row['floor'])} ± {_fmt(row['floor_std'], 2)}" if math.isfinite(row["floor"]) else "-"
         body.append(
             f"<tr class='{cls}'><td>{esc(row['metric'])}</td><td>{_fmt(row['value'])}</td>"
-            f"<td>[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]</td>"
-            f"<td>{_fmt(row['floor'])} ± {_fmt(row['floor_std'], 2)}</td><td>{esc(row['against_floor'])}</td>"
+            f"<td>{interval}</td><td>{floor}</td><td>{esc(row['against_floor'])}</td>"
             f"<td>{esc(row['verdicts'] or 'not in the study')}</td><td>{esc(row['notes'][:120])}</td></tr>")
     cards = []
     limit = int(result.settings["flags"]["html_images"])
+    copy_features = result.settings["flags"]["copy_features"]
+    distance_name = "RMS pixel difference" if copy_features == "pixels" else f"{copy_features} feature distance"
+    copy_below = (f" (copy below {_fmt(flags.copy_calibration.threshold, 3)})" if flags.copy_calibration is not None
+                  else "")
     for position in worst_first(flags)[:limit].tolist():
         record = images.iloc[position]
         tags = []
@@ -144,20 +151,25 @@ def score_html(result: ScoreResult, images: pd.DataFrame) -> str:
                         else "<span class='tag bad'>copy / near-copy</span>")
         if record["ood"]:
             tags.append("<span class='tag warn'>out of distribution</span>")
-        pair = _img(inputs.generated.images[position], record["file"])
+        pair = _img(inputs.generated.images[position], record["file"], "generated")
         if inputs.train is not None and flags.nearest_train[position] >= 0:
-            pair += _img(inputs.train.images[int(flags.nearest_train[position])], record["nearest_train"])
+            pair += _img(inputs.train.images[int(flags.nearest_train[position])], record["nearest_train"],
+                         "nearest training")
         cards.append(
-            f"<div class='card'>{pair}<div><b>{esc(record['file'])}</b> {' '.join(tags)}<br>"
-            f"nearest training image: {esc(record['nearest_train'] or '-')} (distance "
-            f"{_fmt(float(record['train_distance']))})<br>OOD score {_fmt(float(record['ood_score']), 3)}</div></div>")
+            f"<div class='card'>{pair}<div><b>{esc(record['file'])}</b><br>{' '.join(tags)}<br>"
+            f"nearest training image: {esc(record['nearest_train'] or '-')}<br>{distance_name}: "
+            f"{_fmt(float(record['train_distance']), 3)}{copy_below}<br>"
+            f"OOD score: {float(record['ood_score']):.3f} (flagged above 1)</div></div>")
     flag_text = esc(terminal_table(result).split("\n\n", 1)[1]).replace("\n", "<br>")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>mribench score</title><style>
 body{{font-family:sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}} tr.bad td{{background:#fde2e2}}
 tr.ok td{{background:#e6f4e6}} .card{{display:inline-flex;gap:8px;border:1px solid #ccc;margin:4px;padding:6px;
-width:420px;font-size:12px}} .card img{{width:96px;height:96px;image-rendering:pixelated}}
-.tag{{padding:1px 5px;border-radius:3px;color:#fff}} .tag.bad{{background:#c0392b}} .tag.warn{{background:#d68910}}
+width:430px;font-size:12px;vertical-align:top;overflow-wrap:anywhere}}
+.card img{{width:96px;height:96px;image-rendering:pixelated}}
+figure{{margin:0;text-align:center}} figcaption{{font-size:11px;color:#666}}
+.tag{{padding:1px 5px;border-radius:3px;color:#fff;white-space:nowrap;display:inline-block;margin:2px 2px 2px 0}}
+.tag.bad{{background:#c0392b}} .tag.warn{{background:#d68910}}
 </style></head><body><h1>mribench score</h1>
 <p>generated: {esc(inputs.folders['generated'])}<br>real: {esc(inputs.folders['real'])}<br>train:
 {esc(inputs.folders.get('train', '-'))}<br>{esc(', '.join(f'{n} {k}' for k, n in result.settings['sizes'].items()))}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import math
+import resource
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,13 @@ class ScoreResult:
     verdicts: Verdicts
     settings: dict[str, Any]
     elapsed_s: dict[str, float] = field(default_factory=dict)
+    peak_rss_mib: dict[str, float] = field(default_factory=dict)  # the process's peak memory at each stage's end
+
+
+def peak_rss_mib() -> float:
+    """The peak resident memory of this process so far, MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def build_suite(cfg: DictConfig) -> MetricSuite:
@@ -83,9 +92,11 @@ def score(cfg: DictConfig, device: torch.device) -> ScoreResult:
             raise ConfigError(f"flags.{key}={flags_cfg[key]}: choose pixels or one of metrics.extractors "
                               f"({sorted(suite.extractors)}).")
     elapsed: dict[str, float] = {}
+    peaks: dict[str, float] = {}
     start = time.perf_counter()
     inputs = read_inputs(cfg)
     elapsed["read"] = time.perf_counter() - start
+    peaks["read"] = peak_rss_mib()
     log.info("real %d, generated %d, train %s items of %s (%s)", len(inputs.real), len(inputs.generated),
              len(inputs.train) if inputs.train is not None else "no",
              "x".join(map(str, inputs.real.images.shape[2:])), "paired by name" if inputs.paired else "unpaired")
@@ -103,6 +114,7 @@ def score(cfg: DictConfig, device: torch.device) -> ScoreResult:
                                            ("train", inputs.train)) if s is not None}
         log.info("%s features: %d items in the disk cache, %d computed", name, read, suite.cache.misses - misses)
     elapsed["features"] = time.perf_counter() - start
+    peaks["features"] = peak_rss_mib()
 
     start = time.perf_counter()
     no_train = () if inputs.train is not None else ("memorisation",)
@@ -117,6 +129,7 @@ def score(cfg: DictConfig, device: torch.device) -> ScoreResult:
     generated_data = item_data.capture(suite, inputs.generated, np.asarray(inputs.generated.subject_ids, dtype=str),
                                        device)
     elapsed["metrics"] = time.perf_counter() - start
+    peaks["metrics"] = peak_rss_mib()
     for name in extractors:
         save_disk_cache(suite, cache, name)
 
@@ -133,6 +146,7 @@ def score(cfg: DictConfig, device: torch.device) -> ScoreResult:
     finally:
         torch.set_num_threads(threads)
     elapsed["resampling"] = time.perf_counter() - start
+    peaks["resampling"] = peak_rss_mib()
 
     start = time.perf_counter()
     copy_generated, copy_real, copy_train = _flag_rows(str(flags_cfg.copy_features), suite, inputs, device)
@@ -141,6 +155,7 @@ def score(cfg: DictConfig, device: torch.device) -> ScoreResult:
                         float(flags_cfg.copy_fpr), float(flags_cfg.ood_fpr), int(flags_cfg.ood_k),
                         str(flags_cfg.copy_features), str(flags_cfg.ood_features), seed)
     elapsed["flags"] = time.perf_counter() - start
+    peaks["flags"] = peak_rss_mib()
 
     rows = [metric_row(output, values[output], described.get(output, {}), floors.get(output),
                        intervals.get(output), verdicts, suite.flags.get(output))
@@ -153,7 +168,7 @@ def score(cfg: DictConfig, device: torch.device) -> ScoreResult:
                           "train": len(inputs.train) if inputs.train is not None else 0,
                           "paired": int((inputs.reference_index >= 0).sum())},
                 "generated_names": item_names(inputs.generated)}
-    return ScoreResult(inputs, rows, flags, per_item, verdicts, settings, elapsed)
+    return ScoreResult(inputs, rows, flags, per_item, verdicts, settings, elapsed, peaks)
 
 
 def metric_row(output: str, value: float, described: dict, floor: tuple[float, float] | None,

@@ -1,13 +1,16 @@
-"""Time and peak memory of `mribench score` on N real + N generated 128 x 128 slices, then a rescore after
-one generated file changed (the feature cache recomputes only that file).
+"""Time and peak memory of `mribench score` on N real + N generated 128 x 128 slices of real patients, then
+a rescore after one generated file changed (the feature cache recomputes only that file).
 
-    python -m benchmark.lab.speed.score --sizes 250 1000 --work /tmp/score-speed [--json out.json]
+    python -m benchmark.lab.speed.score --sizes 250 500 1000 --work /tmp/score-speed [--json out.json]
+        [--root /path/to/brats2018-thirteen] [--rescore 1000]
 
-Slices: every axial brain slice of the phantom's subjects (data.slices.policy=brain), written as 16-bit
-PNG; the first N are the real folder, the next N (with 0.01 Gaussian noise, so every file is new) the
-generated folder, and a further N/4 the training folder. Each run is a fresh process with the default
-suite (Inception, radiomics FRD, NIQE, ...) and an empty feature cache; peak memory is its maximum resident
-set size. Memory flat in N means the per-image state is features, not the network or the whole images.
+Slices: every axial slice with at least 5 % brain of the BraTS patients under `--root` (FLAIR, the study's
+preprocessing at 128 x 128, exported as 16-bit PNG). The real folder holds N of them, the training folder
+N/4 others; the generated folder holds N slices drawn from the whole pool and perturbed (Gaussian noise of
+std 0.01-0.05 inside the brain and a shift of up to 3 pixels), so every generated file is new. Each run is
+a fresh process with the default suite (Inception, radiomics FRD, NIQE, ...) and an empty feature cache;
+peak memory is its maximum resident set size. Memory flat in N means the per-image state is features, not
+images.
 """
 
 from __future__ import annotations
@@ -23,34 +26,52 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
+SHARED = REPO.parent / "shared" / "data" / "brats2018-thirteen"
+ALL_SLICES = 155  # a BraTS volume's axial slices: every slice with enough brain enters the pool
 
 
-def write_slices(work: Path, n: int, seed: int = 0) -> dict[str, Path]:
-    """real/, generated/ and train/ folders of N, N and N/4 distinct phantom slices under `work`."""
+def slice_pool(root: Path, per_subject: int, seed: int = 0):
+    """Every prepared slice of the patients under `root` (train, val and test splits together)."""
     from hydra import compose, initialize_config_dir
 
     from benchmark.data.imageset import ImageSet
     from benchmark.data.prepare import prepare_data
+
+    overrides = ["data=brats", f"data.root={root}", "data.size=[128,128]", f"data.slices.per_subject={per_subject}",
+                 "data.slices.policy=brain", "data.slices.min_brain_fraction=0.05"]
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=overrides).data
+    data = prepare_data(cfg, seed=seed)
+    return ImageSet.concatenate([data.train, data.val, data.test])
+
+
+def perturbed(images: torch.Tensor, brains: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Each image with Gaussian noise (std 0.01-0.05) inside its brain and shifted by up to 3 pixels."""
+    out = images.clone()
+    for k in range(len(images)):
+        noise = rng.uniform(0.01, 0.05) * torch.from_numpy(rng.standard_normal(tuple(images[k].shape))).float()
+        shifted = torch.roll(images[k] + noise * brains[k], tuple(rng.integers(-3, 4, 2).tolist()), dims=(-2, -1))
+        out[k] = shifted.clamp(0, 1)
+    return out
+
+
+def write_slices(work: Path, n: int, root: Path, seed: int = 0) -> dict[str, Path]:
+    """real/ (N slices), train/ (N/4 others) and generated/ (N perturbed slices) under `work`/n<N>."""
     from benchmark.score.export import write_png_slices
 
-    needed = 2 * n + n // 4
-    per_subject = -(-needed // 24) + 2
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"data.slices.per_subject={per_subject}", "data.slices.policy=brain",
-                                           "data.slices.min_brain_fraction=0.05"]).data
-    data = prepare_data(cfg, seed=seed)
-    pool = ImageSet.concatenate([data.train, data.val, data.test])
+    needed = n + n // 4
+    pool = slice_pool(root, per_subject=ALL_SLICES, seed=seed)
     if len(pool) < needed:
-        raise SystemExit(f"the phantom gives {len(pool)} slices, {needed} needed")
+        raise SystemExit(f"{root} gives {len(pool)} slices, {needed} needed for N={n}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pool))
+    drawn = rng.choice(len(pool), n, replace=n > len(pool))
     folders = {}
-    for name, chosen in (("real", order[:n]), ("generated", order[n:2 * n]), ("train", order[2 * n:needed])):
+    for name, chosen in (("real", order[:n]), ("train", order[n:needed]), ("generated", drawn)):
         part = pool.subset(chosen.tolist())
         if name == "generated":
-            noise = 0.01 * np.random.default_rng(seed + 1).standard_normal(tuple(part.images.shape))
-            part = part.with_images((part.images + torch.from_numpy(noise).float()).clamp(0, 1))
+            part = part.with_images(perturbed(part.images, part.brain_masks.float(), rng))
         folders[name] = work / f"n{n}" / name
         shutil.rmtree(folders[name], ignore_errors=True)
         write_png_slices(part, folders[name], names=[f"{name}_{k:05d}" for k in range(len(part))])
@@ -73,34 +94,40 @@ def timed_score(folders: dict[str, Path], output: Path, cache: Path) -> dict[str
     if process.returncode:
         raise SystemExit(process.stderr[-3000:])
     peak = int(process.stderr.rsplit("PEAK_RSS_KIB", 1)[1].split()[0])
-    stages = json.loads((output / "score.json").read_text())["elapsed_s"]
-    return {"wall_s": elapsed, "peak_rss_gib": peak / 2**20, **{f"{k}_s": v for k, v in stages.items()}}
+    written = json.loads((output / "score.json").read_text())
+    return {"wall_s": elapsed, "peak_rss_gib": peak / 2**20,
+            **{f"{k}_s": v for k, v in written["elapsed_s"].items()},
+            **{f"{k}_peak_rss_mib": v for k, v in written["peak_rss_mib"].items()}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[250, 1000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000])
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--root", type=Path, default=SHARED, help="folder of BraTS patients (NIfTI)")
+    parser.add_argument("--rescore", type=int, nargs="*", help="sizes to rescore after one change (default: largest)")
     args = parser.parse_args()
+    rescore_sizes = set(args.rescore if args.rescore is not None else [max(args.sizes)])
     results = []
     for n in args.sizes:
-        folders = write_slices(args.work, n)
+        folders = write_slices(args.work, n, args.root)
         cache = args.work / f"n{n}" / "cache"
         shutil.rmtree(cache, ignore_errors=True)
-        first = timed_score(folders, args.work / f"n{n}" / "out", cache)
-        changed = sorted((folders["generated"] / "images").iterdir())[0]
-        from PIL import Image
+        row = {"n_real": n, "n_generated": n, "n_train": n // 4,
+               "first": timed_score(folders, args.work / f"n{n}" / "out", cache)}
+        if n in rescore_sizes:
+            changed = sorted((folders["generated"] / "images").iterdir())[0]
+            from PIL import Image
 
-        pixels = np.asarray(Image.open(changed)).copy()
-        pixels[:8, :8] = 65535
-        Image.fromarray(pixels).save(changed)
-        rescore = timed_score(folders, args.work / f"n{n}" / "out", cache)
-        row = {"n_real": n, "n_generated": n, "n_train": n // 4, "first": first, "rescore_one_changed": rescore}
-        print(json.dumps(row))
+            pixels = np.asarray(Image.open(changed)).copy()
+            pixels[:8, :8] = 65535
+            Image.fromarray(pixels).save(changed)
+            row["rescore_one_changed"] = timed_score(folders, args.work / f"n{n}" / "out", cache)
+        print(json.dumps(row), flush=True)
         results.append(row)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

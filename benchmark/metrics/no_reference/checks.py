@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
-from benchmark.errors import DataError
+from benchmark.errors import BenchmarkError, DataError
+
+ITEM_CHUNK = 32  # items per call of a per-item statistic: its float64 temporaries stay a few MiB whatever N
+
+
+def in_item_chunks(function: Callable[..., Any], images: torch.Tensor, *per_item: torch.Tensor | None) -> Any:
+    """`function(images, *per_item)` run on `ITEM_CHUNK` items at a time and concatenated along the item axis
+    (a tensor, or each element of a tuple of tensors). For functions whose output for an item depends on
+    that item only, the result equals one whole-set call while memory stays flat in the number of items.
+    On an error the whole set is run once more, so the message names items by their position in the set."""
+    starts = range(0, images.shape[0], ITEM_CHUNK)
+    try:
+        parts = [function(images[s:s + ITEM_CHUNK], *(None if t is None else t[s:s + ITEM_CHUNK] for t in per_item))
+                 for s in starts]
+    except BenchmarkError:
+        return function(images, *per_item)
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(column) for column in zip(*parts, strict=True))
+    return torch.cat(parts)
 
 
 def check_images(images: torch.Tensor, metric: str, spatial_dims: tuple[int, ...] = (2, 3)) -> torch.Tensor:

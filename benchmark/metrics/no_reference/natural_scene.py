@@ -22,6 +22,7 @@ _G1, _G2, _G3 = (torch.lgamma(k / ALPHAS) for k in (1.0, 2.0, 3.0))
 GGD_RATIO = torch.exp(_G1 + _G3 - 2 * _G2)  # E[x^2] / E[|x|]^2 of a GGD with shape alpha
 AGGD_RATIO = torch.exp(2 * _G2 - _G1 - _G3)  # E[|x|]^2 / E[x^2]
 PRODUCT_SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
+SLICE_CHUNK = 32  # slices filtered at once: bounds the float64 temporaries (about 1.5 MiB per 128 x 128 slice)
 FEATURE_NAMES = [
     f"scale{s}_{name}"
     for s in (1, 2)
@@ -134,8 +135,20 @@ def nss_features(
     """36 features (N, P, 36) over P patches (patch=None: the whole image, P = 1), validity and sharpness (N, P).
 
     images (N, H, W) float64 in [0, 1], masks (N, H, W) bool. Patch sides must be even (the second scale uses
-    half-size patches); the image is cropped to a whole number of patches.
+    half-size patches); the image is cropped to a whole number of patches. Slices are processed `SLICE_CHUNK`
+    at a time (each slice's features depend on that slice only), so the filtered copies stay a few MiB
+    whatever N.
     """
+    parts = [_nss_block(images[start:start + SLICE_CHUNK], masks[start:start + SLICE_CHUNK], patch)
+             for start in range(0, images.shape[0], SLICE_CHUNK)]
+    if not parts:
+        return _nss_block(images, masks, patch)
+    return tuple(torch.cat(part) for part in zip(*parts, strict=True))
+
+
+def _nss_block(
+    images: torch.Tensor, masks: torch.Tensor, patch: tuple[int, int] | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     n, h, w = images.shape
     if patch is None:
         patch = (h - h % 2, w - w % 2)

@@ -30,7 +30,7 @@ import logging
 import torch
 
 from benchmark.errors import BenchmarkError, DataError
-from benchmark.metrics.no_reference.checks import check_images, check_mask
+from benchmark.metrics.no_reference.checks import check_images, check_mask, in_item_chunks
 from benchmark.metrics.no_reference.natural_scene import nss_features
 from benchmark.numerics import denormals_flushed
 
@@ -49,7 +49,15 @@ def patch_features(
     images: torch.Tensor, masks: torch.Tensor | None, patch_size: int, min_mask_fraction: float, metric: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(N, P, 36) patch features, (N, P) usable flags and (N, P) sharpness for 2D/3D inputs; a patch is
-    usable when its fit is valid and at least `min_mask_fraction` of its pixels are brain (> 0: any)."""
+    usable when its fit is valid and at least `min_mask_fraction` of its pixels are brain (> 0: any).
+    Items are processed a few at a time (`in_item_chunks`): memory stays flat in N."""
+    return in_item_chunks(lambda x, m: _patch_features_block(x, m, patch_size, min_mask_fraction, metric),
+                          images, masks)
+
+
+def _patch_features_block(
+    images: torch.Tensor, masks: torch.Tensor | None, patch_size: int, min_mask_fraction: float, metric: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if patch_size < 8 or patch_size % 2:
         raise BenchmarkError(f"{metric}: patch_size must be an even number >= 8, got {patch_size}")
     x = check_images(images, metric)
