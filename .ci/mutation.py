@@ -75,6 +75,11 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "agreement": (["reports/agreement.py", "reports/sensitivity.py"],
                   ["tests/test_reports_agreement_caveats.py", "tests/test_reports_sensitivity.py",
                    "tests/test_reports_analysis.py", "tests/test_reports_agreement.py"]),
+    "scorecard": (["reports/scorecard.py"], ["tests/test_reports_scorecard.py", "tests/test_scorecard_vessels.py",
+                                           "tests/test_scorecard_effects.py"]),
+    "perceptual": (["benchmark/metrics/perceptual.py"], ["tests/test_metrics_lpips.py"]),
+    "label_maps": (["benchmark/data/labels.py", "benchmark/data/label_convention.py"],
+                   ["tests/test_label_convention.py", "tests/test_data_labels.py"]),
 }
 
 

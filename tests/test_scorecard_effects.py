@@ -32,8 +32,8 @@ def resamples() -> pd.DataFrame:
     rows = []
     for r in range(40):
         for seed in (0, 1):
-            rows += [(r, "clean", 0, "ssim", 0.85 + 0.001 * seed), (r, "noise", 3, "ssim", 0.55 - 0.01 * r + seed * 0.002),
-                     (r, "blur", 0, "fid", 12.0)]
+            rows += [(r, "clean", 0, "ssim", 0.85 + 0.001 * seed),
+                     (r, "noise", 3, "ssim", 0.55 - 0.01 * r + seed * 0.002), (r, "blur", 0, "fid", 12.0)]
     return pd.DataFrame(rows, columns=["resample", "perturbation", "severity", "quantity", "value"])
 
 
