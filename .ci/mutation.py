@@ -80,6 +80,10 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "perceptual": (["benchmark/metrics/perceptual.py"], ["tests/test_metrics_lpips.py"]),
     "label_maps": (["benchmark/data/labels.py", "benchmark/data/label_convention.py"],
                    ["tests/test_label_convention.py", "tests/test_data_labels.py"]),
+    "fill": (["perturbations/fill.py"], ["tests/test_perturbations_fill.py", "tests/test_perturbations_morphology.py"]),
+    "morphology": (["perturbations/morphology.py"],
+                   ["tests/test_perturbations_morphology.py", "tests/test_perturbations_fill.py",
+                    "tests/test_perturbations_texture_swap.py"]),
 }
 
 
