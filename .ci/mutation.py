@@ -85,6 +85,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
                    ["tests/test_perturbations_morphology.py", "tests/test_perturbations_fill.py",
                     "tests/test_perturbations_texture_swap.py"]),
     "suite": (["benchmark/metrics/suite.py"], ["tests/test_metrics_suite_units.py", "tests/test_metrics_suite.py"]),
+    "readers": (["benchmark/data/readers.py"], ["tests/test_data_readers_layouts.py", "tests/test_data_readers.py"]),
 }
 
 
