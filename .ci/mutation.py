@@ -86,6 +86,8 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
                     "tests/test_perturbations_texture_swap.py"]),
     "suite": (["benchmark/metrics/suite.py"], ["tests/test_metrics_suite_units.py", "tests/test_metrics_suite.py"]),
     "readers": (["benchmark/data/readers.py"], ["tests/test_data_readers_layouts.py", "tests/test_data_readers.py"]),
+    "resampling": (["benchmark/study/resampling.py"],
+                   ["tests/test_study_resampling_units.py", "tests/test_study_resampler.py"]),
 }
 
 
