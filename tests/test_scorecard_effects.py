@@ -38,9 +38,9 @@ def resamples() -> pd.DataFrame:
 
 
 def noise() -> pd.DataFrame:
-    return pd.DataFrame({"quantity": ["ssim", "fid", "ssim", "dice", "fid", "ssim"],
-                         "perturbation": ["noise", "noise", "blur", "noise", "blur", "blur"],
-                         "severity": [3, 3, 2, 3, 2, 2], "noise": [0.05, 2.0, 0.0, 1.0, np.nan, -1.0]})
+    return pd.DataFrame({"quantity": ["dice", "ssim", "fid", "ssim", "fid", "ssim"],
+                         "perturbation": ["noise", "noise", "noise", "blur", "blur", "blur"],
+                         "severity": [3, 3, 3, 2, 2, 2], "noise": [1.0, 0.05, 2.0, 0.0, np.nan, -1.0]})
 
 
 def test_effects_are_changes_from_clean_in_the_worse_direction_in_noise_units() -> None:
@@ -79,6 +79,17 @@ def test_no_resamples_no_noise_or_no_ok_rows_give_empty_or_pointwise_effects() -
                   worse_effects(resamples(), results(), noise(), {"lpips": True})):
         assert empty.empty and list(empty.columns)[3:] == ["effect", "effect_lo", "effect_hi", "value"]
         assert empty["effect"].dtype == float and not pd.api.types.is_float_dtype(empty["quantity"])
+        assert not pd.api.types.is_float_dtype(empty["perturbation"])
+
+
+def test_a_cell_without_its_value_or_without_a_clean_value_has_no_effect() -> None:
+    rows = results()
+    rows = rows[~((rows["quantity"] == "fid") & (rows["severity"] == 0))]  # fid has no clean value
+    noise = pd.DataFrame({"quantity": ["ssim", "fid"], "perturbation": ["shift", "noise"], "severity": [3, 3],
+                          "noise": [0.1, 1.0]})
+    found = worse_effects(resamples(), rows, noise, {"ssim": True, "fid": False})
+    assert found["quantity"].tolist() == ["ssim", "fid"]
+    assert found["effect"].isna().all() and np.isnan(found["value"].iloc[0]) and found["value"].iloc[1] == 22.0
 
 
 def harm_table(harmed: list[bool], unharmed: list[bool], families: list[str]) -> pd.DataFrame:
@@ -111,6 +122,13 @@ def test_a_takes_the_highest_severity_and_reports_the_floor() -> None:
     without_floor = card(effects_of("m", {"p0": (4, 9.0, 5.0, 12.0)}, value=np.nan), harm.iloc[:1],
                          {"p0": "morphological"}, floor=floor)
     assert without_floor["a"] == "yes" and without_floor["a_evidence"] == "p0 sev 4: 9.0 [5.0, 12.0]"
+    undefined_first = pd.concat([effects_of("m", {"p0": (5, np.nan, np.nan, np.nan)}),
+                                 effects_of("m", {"p1": (5, 0.1, -1.0, 1.0)})], ignore_index=True)
+    row = card(undefined_first, harm.iloc[:2], {"p0": "morphological", "p1": "morphological"})
+    assert row["a"] == "no" and row["a_evidence"] == "p0: undefined; p1 sev 5: 0.1 [-1.0, 1.0]"
+    other_floor = card(undefined_first, harm.iloc[:2], {"p0": "morphological", "p1": "morphological"},
+                       floor=floor[floor["quantity"] == "other"])
+    assert other_floor["a_evidence"] == "p0: undefined; p1 sev 5: 0.1 [-1.0, 1.0]"
     nothing = card(effects, harm_table([True], [False], ["noise"]), {"p0": "noise"})
     assert nothing["a"] == "inconclusive"
     assert nothing["a_evidence"] == "no morphological edit lowered Dice beyond its interval"
@@ -139,6 +157,7 @@ def test_c_reads_the_agreement_interval_and_its_note() -> None:
                           "n_cells": [12.0], "note": [""]})
     row = card(effects_of("m", {}), harm_table([], [], []), {}, agreement={"robustness/dice_WT": table})
     assert row["c_robustness"] == "yes" and row["c_robustness_evidence"] == "ρ +0.70 [+0.50, +0.80], 12 cells"
+    assert row["kind"] == "image"
     assert (row["c_utility"], row["c_utility_evidence"]) == ("inconclusive", "no Dice target")
     undefined = table.assign(agreement=np.nan, note="constant metric")
     row = card(effects_of("m", {}), harm_table([], [], []), {}, agreement={"robustness/dice_WT": undefined})
@@ -161,7 +180,16 @@ def test_d_needs_every_memorisation_edit_flagged() -> None:
     assert row["d"] == "no" and row["d_evidence"].endswith("mixup: undefined on copies")
     edge = effects_of("m", {"copies": (5, -3.0, -4.0, -EFFECT_THRESHOLD), "mixup": (3, 5.0, 3.0, 6.0)})
     row = card(edge, harm_table([], [], []), families)
-    assert row["d"] == "no" and "(rewards copies)" in row["d_evidence"]
+    assert row["d"] == "no"
+    assert row["d_evidence"] == "copies sev 5: -3.0 [-4.0, -2.0] (rewards copies); mixup sev 3: 5.0 [3.0, 6.0]"
+    missed = effects_of("m", {"copies": (5, 0.5, -1.0, 1.5), "mixup": (3, 5.0, 3.0, 6.0)})
+    row = card(missed, harm_table([], [], []), families)
+    assert row["d"] == "no" and row["d_evidence"] == "copies sev 5: 0.5 [-1.0, 1.5]; mixup sev 3: 5.0 [3.0, 6.0]"
+    no_low_end = effects_of("m", {"copies": (5, -3.0, np.nan, -3.0), "mixup": (3, 5.0, 3.0, 6.0)})
+    assert card(no_low_end, harm_table([], [], []), families)["d"] == "no"  # rewards copies, lower end unknown
+    first_undefined = effects_of("m", {"mixup": (3, 5.0, 3.0, 6.0)})
+    row = card(first_undefined, harm_table([], [], []), families)
+    assert row["d_evidence"] == "copies: undefined on copies; mixup sev 3: 5.0 [3.0, 6.0]"
     spans = effects_of("m", {"copies": (5, 1.0, -1.0, 3.0), "mixup": (3, 5.0, 3.0, 6.0)})
     assert card(spans, harm_table([], [], []), families)["d"] == "inconclusive"
     nan_hi = effects_of("m", {"copies": (5, -3.0, -4.0, np.nan), "mixup": (3, 5.0, 3.0, 6.0)})
@@ -169,6 +197,19 @@ def test_d_needs_every_memorisation_edit_flagged() -> None:
     assert row["d"] == "inconclusive" and "rewards" not in row["d_evidence"]
     row = card(flagged, harm_table([], [], []), {"noise": "noise"})
     assert (row["d"], row["d_evidence"]) == ("inconclusive", "no memorisation perturbation in the study")
+
+
+def test_a_metric_without_a_stated_kind_gets_an_empty_kind() -> None:
+    table = scorecard({"m": True, "n": False}, {"m": "image"}, effects_of("m", {}), harm_table([], [], []), {},
+                      pd.DataFrame({"perturbation": [], "family": []}), 10, True)
+    assert table["kind"].tolist() == ["image", ""]
+
+
+def test_decide_at_the_threshold_and_with_one_end_unknown() -> None:
+    from reports.scorecard import decide
+    assert decide(2.0, 3.0, 2.0) == "yes"
+    assert decide(1.0, 2.0, 2.0) == "inconclusive"
+    assert decide(np.nan, 1.0, 2.0) == "inconclusive" and decide(3.0, np.inf, 2.0) == "inconclusive"
 
 
 def test_no_data_reasons() -> None:
@@ -185,17 +226,20 @@ def test_dice_harm_against_the_clean_interval() -> None:
     intervals = pd.DataFrame({
         "quantity": ["robustness/dice_WT"] * 4 + ["ssim"],
         "perturbation": ["clean", "cut", "touch", "shift", "cut"], "severity": [0, 5, 5, 5, 5],
-        "boot_lo": [0.80, 0.50, 0.60, 0.91, 0.0], "boot_hi": [0.90, 0.79, 0.80, 0.95, 1.0]})
+        "boot_lo": [0.80, 0.50, 0.60, 0.90, 0.0], "boot_hi": [0.90, 0.79, 0.80, 0.95, 1.0]})
     results = pd.DataFrame({"perturbation": ["cut", "touch", "cut"], "family": ["morphological", "noise", "x"]})
     harm = dice_harm(intervals, results).set_index("perturbation")
     assert list(harm.columns) == ["severity", "family", "harmed", "unharmed"]
     assert harm["harmed"].tolist() == [True, False, False]  # hi 0.79 < clean lo 0.80; 0.80 touches it
-    assert harm["unharmed"].tolist() == [False, True, False]  # shift's lo 0.91 is above clean hi 0.90
+    assert harm["unharmed"].tolist() == [False, True, True]  # shift's lo 0.90 touches clean hi 0.90
+    shifted = intervals.assign(boot_lo=intervals["boot_lo"].where(intervals["perturbation"] != "shift", 0.91))
+    assert not dice_harm(shifted, results).set_index("perturbation").loc["shift", "unharmed"]
     assert harm["family"].tolist() == ["morphological", "noise", ""]
     assert dice_harm(intervals, results, "robustness/dice_TC").empty
     assert dice_harm(intervals[intervals["perturbation"] != "clean"], results).empty
     assert list(dice_harm(intervals, results, ("robustness/dice_TC",)).columns) == list(harm.reset_index().columns)
     alone = dice_harm(intervals, results, ("robustness/dice_WT", "robustness/dice_TC"))
     assert alone.equals(dice_harm(intervals, results))
+    assert dice_harm(intervals, results, ("a", "b")).empty
     assert list(dice_harm(intervals, results, ("a", "b")).columns) == [
         "perturbation", "severity", "family", "harmed", "unharmed"]
