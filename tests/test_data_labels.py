@@ -43,7 +43,9 @@ def test_a_mapping_accepts_integers_and_integer_text() -> None:
 
 
 @pytest.mark.parametrize("value, message", [
-    ("brats2019", r"data.label_map=brats2019 is not a preset; choose one of binary, brats2012, brats2015"),
+    ("brats2019", r"data.label_map=brats2019 is not a preset; choose one of binary, brats2012, brats2015, "
+                  r"brats2021, brats2023, msd or give a mapping such as "
+                  r"data.label_map='\{0: 0, 1: 1, 2: 2, 4: 3\}'\.$"),
     ({}, r"must be a preset name \(binary, brats2012.*\) or a non-empty mapping.*got \{\}"),
     ([0, 1], r"non-empty mapping source value -> our value, got \[0, 1\]"),
     ({1: True}, r"entry 1: True is not integer -> integer"),
@@ -71,8 +73,12 @@ def test_null_map_reads_brats_2021_and_2023_from_the_file() -> None:
     assert map_labels(volume([0, 1, 2, 4, 4]), None, Path("a.nii.gz")).ravel().tolist() == [0, 1, 2, 3, 3]
     assert map_labels(volume([0, 1, 2, 3]), None, Path("a.nii.gz")).ravel().tolist() == [0, 1, 2, 3]
     assert map_labels(volume([0, 2, 1]), None, Path("a.nii.gz")).ravel().tolist() == [0, 2, 1]
-    with pytest.raises(DataError, match=r"a.nii.gz: holds both 3 and 4.*data.label_map=brats2015"):
+    with pytest.raises(DataError, match=r"a.nii.gz: holds both 3 and 4; BraTS uses 4 \(2021\) or 3 \(2023\) for "
+                                        r"enhancing. For BRATS 2015 \(3 non-enhancing, 4 enhancing\) set "
+                                        r"data.label_map=brats2015.$"):
         map_labels(volume([0, 3, 4]), None, Path("a.nii.gz"))
+    with pytest.raises(DataError, match="holds both 3 and 4"):
+        map_labels(volume([3, 4, 4]), None, Path("a.nii.gz"))  # no background voxel at all
 
 
 def test_map_labels_uses_the_map_and_returns_small_integers() -> None:
@@ -94,7 +100,8 @@ def test_outside_values_message_tells_an_image_from_a_few_stray_labels() -> None
     assert "data.label_map='{0: 0, 1: 1, 2: 2, 4: 3}'" in few and "(binary, brats2012, brats2015" in few
     many = outside_values_message(Path("i.nii.gz"), set(range(3, 4 + MANY_VALUES)), {0, 1})
     assert many.startswith(f"i.nii.gz: holds {MANY_VALUES + 1} distinct values from 3 to {3 + MANY_VALUES}, ")
-    assert "([0, 1] expected): this looks like an image" in many
+    assert many.endswith("([0, 1] expected): this looks like an image rather than a label map; point the label "
+                         "(seg) file of this case to its segmentation.")
 
 
 @pytest.mark.parametrize("data", [
@@ -117,6 +124,9 @@ def test_regions_a_source_can_hold() -> None:
     assert source_regions({0: 0}) == []
     assert scored_structures({0: 0, 1: 1, 2: 2}) == ["WT", "TC"]  # no enhancing label: NCR is not separated
     assert scored_structures({0: 0, 1: 1, 2: 2, 5: 3}) == ["WT", "TC", "ET", "NCR", "ED"]
+    assert scored_structures({1: 1, 2: 2, 3: 3}) == ["WT", "TC", "ET", "NCR", "ED"]  # no background value mapped
+    assert scored_structures({0: 0, 2: 2, 3: 3}) == ["WT", "TC", "ET"]  # no necrotic core label
+    assert scored_structures({0: 0, 1: 1, 3: 3}) == ["WT", "TC", "ET"]  # no oedema label
 
 
 def digest(path: Path) -> str:
