@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.data.label_convention import RememberedValues, detect_label_map
+from benchmark.data.label_convention import FIX, RememberedValues, convention_of, detect_label_map, label_values
 from benchmark.data.labels import (
     MANY_VALUES,
     PRESETS,
@@ -46,14 +46,17 @@ def test_a_mapping_accepts_integers_and_integer_text() -> None:
     ("brats2019", r"data.label_map=brats2019 is not a preset; choose one of binary, brats2012, brats2015, "
                   r"brats2021, brats2023, msd or give a mapping such as "
                   r"data.label_map='\{0: 0, 1: 1, 2: 2, 4: 3\}'\.$"),
-    ({}, r"must be a preset name \(binary, brats2012.*\) or a non-empty mapping.*got \{\}"),
+    ({}, r"^data.label_map must be a preset name \(binary, brats2012, brats2015, brats2021, brats2023, msd\) or a "
+         r"non-empty mapping source value -> our value, got \{\}\.$"),
     ([0, 1], r"non-empty mapping source value -> our value, got \[0, 1\]"),
     ({1: True}, r"entry 1: True is not integer -> integer"),
     ({True: 1}, r"entry True: 1 is not integer -> integer"),
     ({"1.0": 1}, r"entry '1.0': 1 is not integer"),
-    ({1: "x"}, r"entry 1: 'x' is not integer"),
-    ({"-2": 1}, r"key -2 is negative"),
-    ({1: 4}, r"maps 1 to 4, outside our labels 0-3"),
+    ({1: "x"}, r"^data.label_map entry 1: 'x' is not integer -> integer\.$"),
+    ({"-2": 1}, r"^data.label_map key -2 is negative; label values in files are non-negative integers \(0 is "
+                r"background\)\.$"),
+    ({1: 4}, r"^data.label_map maps 1 to 4, outside our labels 0-3 \(0 background, 1 necrotic/non-enhancing core, "
+             r"2 oedema, 3 enhancing\); the region would be dropped\.$"),
     ({1: "-1"}, r"maps 1 to -1, outside our labels"),
 ])
 def test_bad_label_maps_name_the_entry(value, message: str) -> None:
@@ -129,6 +132,15 @@ def test_regions_a_source_can_hold() -> None:
     assert scored_structures({0: 0, 1: 1, 3: 3}) == ["WT", "TC", "ET"]  # no oedema label
 
 
+def test_label_values_read_the_file_as_a_label_map(tmp_path: Path) -> None:
+    assert label_values(write_labels(tmp_path / "a_seg.nii.gz", [2, 4])) == frozenset({0, 2, 4})
+    with pytest.raises(DataError, match=r"missing_seg.nii.gz: the label file does not exist"):
+        label_values(tmp_path / "missing_seg.nii.gz")
+    fractional = niftis.save(np.full((2, 2, 2), 1.5, np.float32), tmp_path / "f_seg.nii.gz")
+    with pytest.raises(DataError, match=r"f_seg.nii.gz: the label map holds non-integer"):
+        label_values(fractional)
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -180,3 +192,36 @@ def test_an_unsaveable_index_warns_and_keeps_the_values(tmp_path: Path, caplog) 
     with caplog.at_level(logging.WARNING):
         assert detect_label_map([path], "brats", reader, workers=0) == PRESETS["brats2021"]
     assert "cannot save the label values to" in caplog.text and reader.known == {digest(path): frozenset({0, 4})}
+
+
+def refusal(values: dict[str, set[int]]) -> str:
+    with pytest.raises(DataError) as caught:
+        convention_of({Path(k): frozenset(v) for k, v in values.items()}, "brats")
+    return str(caught.value)
+
+
+def test_convention_refusals_name_the_first_file_in_path_order_and_the_fix() -> None:
+    assert refusal({"b": {0, 7}, "a": {0, 9}, "c": {1}}) == (
+        "a: label values [9] are outside the expected set [0, 1, 2, 3, 4]; check the dataset layout "
+        "(data=brats|msd|folder|pattern|manifest) or set data.label_map to a preset (binary, brats2012, brats2015, "
+        "brats2021, brats2023, msd) or a mapping such as data.label_map='{0: 0, 1: 1, 2: 2, 4: 3}'.")
+    assert refusal({"d": {0, 3}, "c": {0, 3, 4}, "b": {4}, "a": {3}}) == (
+        "brats: data.label_map is null but the label files disagree on the enhancing value: c holds both 3 and 4. "
+        f"BraTS 2021 uses 4, BraTS 2023 uses 3, BRATS 2015 uses both (3 non-enhancing); {FIX}.")
+    assert refusal({"d": {0, 3}, "c": {0, 4}, "b": {4}, "a": {0}}) == (
+        "brats: data.label_map is null but the label files disagree on the enhancing value: d holds 3 (1 of 4 files "
+        f"do) and b holds 4 (2 of 4 do). BraTS 2021 uses 4, BraTS 2023 uses 3, BRATS 2015 uses both "
+        f"(3 non-enhancing); {FIX}.")
+    assert refusal({"c": {0, 2}, "b": {0}, "a": {1}}) == (
+        "brats: data.label_map is null and the 3 label files hold only 0, 1 and 2 (e.g. a): without an enhancing "
+        "value (3 or 4) the convention cannot be told, and BraTS (1 core, 2 oedema) and BRATS 2012 (1 oedema, "
+        f"2 core) swap two regions; {FIX}.")
+    assert FIX.startswith("set data.label_map to the dataset's convention: brats2015 (1 necrosis, 2 oedema, ")
+
+
+def test_conventions_are_fresh_copies_of_the_presets() -> None:
+    for values, preset in (({"a": {0, 4}}, "brats2021"), ({"a": {3}}, "brats2023"), ({"a": {0}}, "brats2023")):
+        found = convention_of({Path(k): frozenset(v) for k, v in values.items()}, "brats")
+        assert found == PRESETS[preset]
+        found[0] = 3
+        assert PRESETS[preset][0] == 0
