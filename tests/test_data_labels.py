@@ -172,14 +172,18 @@ def test_remembered_values_are_reused_by_digest_and_saved(tmp_path: Path) -> Non
 def test_remembered_values_without_an_index_or_with_a_broken_one(tmp_path: Path, caplog) -> None:
     path = write_labels(tmp_path / "a_seg.nii.gz", [3])
     memory = RememberedValues(None, digest)
+    assert RememberedValues(None, digest).changed is False
     assert memory.values(path) == frozenset({0, 3}) and memory.changed
+    with pytest.raises(DataError, match=r"gone_seg.nii.gz: the label file does not exist"):
+        memory.values(tmp_path / "gone_seg.nii.gz")
     memory.save()  # in memory only
     assert list(tmp_path.iterdir()) == [path]
     broken = tmp_path / "label_values.json"
     broken.write_text("[1, 2]")
     with caplog.at_level(logging.WARNING):
         reader = RememberedValues(broken, digest)
-    assert reader.known == {} and "label_values.json is unreadable" in caplog.text
+    assert reader.known == {}
+    assert [r.getMessage() for r in caplog.records] == [f"{broken} is unreadable; label values are read again"]
     assert detect_label_map([path], "folder", reader) == PRESETS["brats2023"]
     assert json.loads(broken.read_text()) == {digest(path): [0, 3]}
 
@@ -191,7 +195,11 @@ def test_an_unsaveable_index_warns_and_keeps_the_values(tmp_path: Path, caplog) 
     reader = RememberedValues(blocker / "index.json", digest)
     with caplog.at_level(logging.WARNING):
         assert detect_label_map([path], "brats", reader, workers=0) == PRESETS["brats2021"]
-    assert "cannot save the label values to" in caplog.text and reader.known == {digest(path): frozenset({0, 4})}
+    message = caplog.records[-1].getMessage()
+    assert message.startswith(f"cannot save the label values to {blocker / 'index.json'} (") and "Errno" in message
+    assert message.endswith(")") and reader.known == {digest(path): frozenset({0, 4})}
+    with pytest.raises(DataError, match=r"^study-source: data.label_map is null and the 1 label files hold only"):
+        detect_label_map([write_labels(tmp_path / "b_seg.nii.gz", [1, 2])], "study-source", reader)
 
 
 def refusal(values: dict[str, set[int]]) -> str:
@@ -217,6 +225,10 @@ def test_convention_refusals_name_the_first_file_in_path_order_and_the_fix() -> 
         "value (3 or 4) the convention cannot be told, and BraTS (1 core, 2 oedema) and BRATS 2012 (1 oedema, "
         f"2 core) swap two regions; {FIX}.")
     assert FIX.startswith("set data.label_map to the dataset's convention: brats2015 (1 necrosis, 2 oedema, ")
+    assert refusal({"x/b": {0, 8}, "x-c": {0, 9}}).startswith("x-c: label values [9]")  # text order, not path parts
+    three = refusal({"x/b": {3}, "x-c": {3}, "y/b": {4}, "y-c": {4}})
+    assert "x-c holds 3 (2 of 4 files do) and y-c holds 4 (2 of 4 do)" in three
+    assert "holds both 3 and 4" in refusal({"a": {0, 1, 2, 3, 4}})  # every BraTS value: in range, but ambiguous
 
 
 def test_conventions_are_fresh_copies_of_the_presets() -> None:
