@@ -229,6 +229,8 @@ def test_convention_refusals_name_the_first_file_in_path_order_and_the_fix() -> 
     three = refusal({"x/b": {3}, "x-c": {3}, "y/b": {4}, "y-c": {4}})
     assert "x-c holds 3 (2 of 4 files do) and y-c holds 4 (2 of 4 do)" in three
     assert "holds both 3 and 4" in refusal({"a": {0, 1, 2, 3, 4}})  # every BraTS value: in range, but ambiguous
+    assert "(e.g. x-c)" in refusal({"x/b": {0, 1}, "x-c": {0, 1}})
+    assert "(e.g. b)" in refusal({"a": {0}, "b": {0, 2}})  # oedema alone is ambiguous too
 
 
 def test_conventions_are_fresh_copies_of_the_presets() -> None:
