@@ -97,6 +97,9 @@ def test_a_missing_root_names_the_folder_and_the_key(tmp_path: Path) -> None:
         find_msd_cases(tmp_path / "absent", ["flair"])
     with pytest.raises(DataError, match=r"images: the images folder does not exist"):
         find_folder_cases(tmp_path, ["flair"], ["flair"], None)
+    with pytest.raises(DataError, match=r"absent: the dataset folder does not exist \(set data.root to the "
+                                        r"dataset's folder\)\.$"):
+        find_folder_cases(tmp_path / "absent", ["flair"], ["flair"], None)
 
 
 def test_msd_cases_from_dataset_json(tmp_path: Path) -> None:
@@ -126,6 +129,7 @@ def test_a_broken_msd_manifest_is_one_error(tmp_path: Path, text: str) -> None:
 def test_folder_cases_pair_images_with_labels_by_name(tmp_path: Path) -> None:
     volume(tmp_path / "images" / "b.nii.gz"), touch(tmp_path / "images" / "a.mha"), touch(tmp_path / "images" / "c.nii")
     volume(tmp_path / "labels" / "a.nii.gz"), (tmp_path / "images" / "readme.md").write_text("")
+    (tmp_path / "images" / "0-notes.txt").write_text("")  # a non-volume file listed first is skipped too
     cases = find_folder_cases(tmp_path, ["flair"], ["flair"], None)
     assert [(c.subject_id, c.label) for c in cases] == [("a", tmp_path / "labels" / "a.nii.gz"), ("b", None),
                                                         ("c", None)]
@@ -133,6 +137,8 @@ def test_folder_cases_pair_images_with_labels_by_name(tmp_path: Path) -> None:
     four_d = find_folder_cases(tmp_path, ["t2", "flair"], ["flair", "t1", "t2"], {0: 0, 1: 2})
     assert four_d[0].channels == {"t2": 2, "flair": 0} and four_d[0].label_map == {0: 0, 1: 2}
     assert four_d[0].images == {"t2": tmp_path / "images" / "a.mha", "flair": tmp_path / "images" / "a.mha"}
+    two = find_folder_cases(tmp_path, ["t1"], ["flair", "t1"], None)
+    assert two[0].channels == {"t1": 1}  # a 4D file of two channels
     with pytest.raises(DataError, match=r"modalities \['t1ce'\] are not among data.channel_names \['flair', 't1'\]"):
         find_folder_cases(tmp_path, ["t1ce"], ["flair", "t1"], None)
     no_labels = tmp_path / "unlabelled"
@@ -142,7 +148,8 @@ def test_folder_cases_pair_images_with_labels_by_name(tmp_path: Path) -> None:
 
 def test_two_files_of_one_name_in_a_folder_layout_are_refused(tmp_path: Path) -> None:
     touch(tmp_path / "images" / "a.nii.gz"), touch(tmp_path / "images" / "a.nrrd")
-    with pytest.raises(DataError, match=r"images: two files for 'a': a.nii.gz and a.nrrd; keep one of them"):
+    with pytest.raises(DataError, match=r"images: two files for 'a': a.nii.gz and a.nrrd; keep one of them \(they "
+                                        r"would be read as one case\)\.$"):
         find_folder_cases(tmp_path, ["flair"], ["flair"], None)
 
 
@@ -157,17 +164,19 @@ def test_load_case_reads_channels_labels_spacing_and_mask(tmp_path: Path) -> Non
     four = np.stack([np.full(SHAPE, float(k), np.float32) for k in range(4)], axis=-1)
     image = niftis.save(four, tmp_path / "img.nii.gz")
     label = niftis.save(np.tile(np.array([0, 1, 2], np.uint8), (4, 5, 1)), tmp_path / "seg.nii.gz")
-    mask = niftis.save(np.where(np.arange(60).reshape(SHAPE) % 2 == 0, 0.99999997, 0.4).astype(np.float32),
-                       tmp_path / "mask.nii.gz")
+    mask_values = np.where(np.arange(60).reshape(SHAPE) % 2 == 0, 0.99999997, 0.4).astype(np.float32)
+    mask_values[0, 0, 1] = 0.5  # exactly the threshold: not brain
+    mask = niftis.save(mask_values, tmp_path / "mask.nii.gz")
     case = CaseFiles("s", {"t2": image, "flair": image}, label, {"t2": 3, "flair": 0}, PRESETS["msd"], mask)
     data, labels, spacing, brain = load_case(case, ["t2", "flair"])
     assert data.shape == (2, *SHAPE) and data.dtype == np.float32
     assert np.all(data[0] == 3.0) and np.all(data[1] == 0.0)
     assert labels.dtype == np.uint8 and labels[0, 0].tolist() == [0, 2, 1]  # MSD 1 oedema -> 2, 2 core -> 1
     assert spacing == pytest.approx(niftis.SPACING)
-    assert brain.dtype == bool and brain.sum() == 30 and bool(brain.ravel()[0])
+    assert brain.dtype == bool and brain.sum() == 30 and bool(brain.ravel()[0]) and not brain[0, 0, 1]
     unlabelled = load_case(CaseFiles("s", {"flair": image}, None, {"flair": 1}), ["flair"])
     assert np.all(unlabelled[0] == 1.0) and unlabelled[1].shape == SHAPE and not unlabelled[1].any()
+    assert unlabelled[1].dtype == np.uint8
     assert unlabelled[3] is None
 
 
@@ -204,3 +213,20 @@ def test_a_4d_brain_mask_with_one_channel_is_squeezed(tmp_path: Path) -> None:
     mask = niftis.save(np.ones((*SHAPE, 1), np.uint8), tmp_path / "mask.nii.gz")
     brain = load_case(CaseFiles("s", {"flair": image}, None, brain_mask=mask), ["flair"])[3]
     assert brain.shape == SHAPE and brain.all()
+
+
+def test_a_thin_volume_keeps_its_single_slice_axis_and_a_missing_mask_is_named(tmp_path: Path) -> None:
+    thin = (1, 5, 4)
+    image = volume(tmp_path / "img.nii.gz", shape=thin)
+    mask = niftis.save(np.ones(thin, np.uint8), tmp_path / "mask.nii.gz")
+    brain = load_case(CaseFiles("s", {"flair": image}, None, brain_mask=mask), ["flair"])[3]
+    assert brain.shape == thin and brain.all()
+    with pytest.raises(DataError, match=r"gone.nii.gz: the brain mask file does not exist"):
+        load_case(CaseFiles("s", {"flair": image}, None, brain_mask=tmp_path / "gone.nii.gz"), ["flair"])
+
+
+def test_label_values_outside_the_map_name_the_label_file(tmp_path: Path) -> None:
+    image = volume(tmp_path / "img.nii.gz")
+    label = niftis.save(np.full(SHAPE, 5, np.uint8), tmp_path / "odd_seg.nii.gz")
+    with pytest.raises(DataError, match=r"odd_seg.nii.gz: label values \[5\] are outside"):
+        load_case(CaseFiles("s", {"flair": image}, label, label_map=PRESETS["brats2023"]), ["flair"])
