@@ -51,7 +51,7 @@ def test_brats_cases_in_2021_and_2023_names(tmp_path: Path) -> None:
     volume(old / "Case_1_flair.nii.gz"), volume(old / "Case_1_T1ce.nii.gz"), volume(old / "Case_1_seg.nii.gz")
     volume(new / "BraTS-GLI-00002-000-t2f.nii.gz"), touch(new / "BraTS-GLI-00002-000-t1c.mha")
     (old / "notes.txt").write_text("not a volume")
-    (tmp_path / "empty").mkdir()  # no volume files: not a case
+    (tmp_path / "0-empty").mkdir()  # no volume files: not a case (listed first: the others are still read)
     (tmp_path / "stray.nii.gz").write_text("")  # files beside the case folders are ignored
     cases = find_brats_cases(tmp_path, ["flair", "t1ce"])
     assert [c.subject_id for c in cases] == ["BraTS-GLI-00002-000", "Case_1"]
