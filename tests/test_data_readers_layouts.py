@@ -83,7 +83,9 @@ def test_brats_folders_that_cannot_be_read_are_refused(tmp_path: Path, files: li
 
 def test_a_folder_named_like_a_volume_is_refused(tmp_path: Path) -> None:
     (tmp_path / "c" / "c_flair.nii.gz").mkdir(parents=True)
-    with pytest.raises(DataError, match=r"c_flair.nii.gz: a folder with a volume file's name; it must be a file"):
+    with pytest.raises(DataError, match=r"c_flair.nii.gz: a folder with a volume file's name; it must be a file "
+                                        r"\(.nii, .nii.gz, .mha, .mhd, .nrrd or .nhdr; move the file out of it, or "
+                                        r"rename the folder\)\.$"):
         find_brats_cases(tmp_path, ["flair"])
     (tmp_path / "images" / "a.mha").mkdir(parents=True)
     with pytest.raises(DataError, match=r"a.mha: a folder with a volume file's name"):
@@ -158,6 +160,8 @@ def test_case_files_are_listed_once_in_a_stable_order(tmp_path: Path) -> None:
                      brain_mask=tmp_path / "c.nii")
     assert case.files() == [tmp_path / "a.nii", tmp_path / "b.nii", tmp_path / "c.nii"]
     assert CaseFiles("s", {"flair": tmp_path / "b.nii"}, None).files() == [tmp_path / "b.nii"]
+    nested = CaseFiles("s", {"flair": tmp_path / "x" / "b.nii"}, tmp_path / "x-c.nii")
+    assert nested.files() == [tmp_path / "x-c.nii", tmp_path / "x" / "b.nii"]  # in text order
 
 
 def test_load_case_reads_channels_labels_spacing_and_mask(tmp_path: Path) -> None:
