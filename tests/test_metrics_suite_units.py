@@ -30,6 +30,11 @@ class Pooling(FeatureExtractor):
         super().__init__(batch_size=3)
         self.seen = 0
         self.attached = None
+        self.devices: list = []
+
+    def extract(self, images: torch.Tensor, device=None) -> torch.Tensor:
+        self.devices.append(device)
+        return super().extract(images, device)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         return images
@@ -62,8 +67,9 @@ def test_feature_cache_is_an_lru_of_fingerprints() -> None:
         return cache.get(name, images, lambda: calls.append(name) or images.sum(1))
     get("x", a), get("x", b), get("x", a), get("x", c)  # b is the least recently used: evicted
     assert (cache.hits, cache.misses) == (1, 3) and len(calls) == 3
+    assert torch.equal(get("x", c), c.sum(1))  # a hit returns the stored value
     get("x", a)
-    assert cache.hits == 2
+    assert cache.hits == 3
     get("x", b)
     assert cache.misses == 4 and len(cache.entries) == 2
     get("y", a)
@@ -172,6 +178,8 @@ def test_per_item_values_carry_their_candidate_positions() -> None:
     assert suite.items["mae"].positions.tolist() == [0, 2, 3, 5]  # reference entries: the paired items
     assert suite.items["bright"].positions.tolist() == [3, 4, 5]  # the entry's own positions
     assert suite.items["bright"].values.dtype == torch.float64
+    assert suite.items["mae"].aggregate == suite.items["bright"].aggregate == "mean"
+    assert metrics["fid"].feature_extractor == "pool" and suite.extractor("pool").devices == [torch.device("cpu")] * 2
     paired = (candidate.images[[0, 2, 3, 5]] - reference.images[[0, 2, 3, 5]]).abs().flatten(1).mean(1)
     assert results["mae"] == pytest.approx(paired.double().mean().item())
     torch.testing.assert_close(suite.items["mae"].values, paired.double())
@@ -243,11 +251,35 @@ def test_logits_need_an_extractor_that_has_them() -> None:
 
     class WithLogits(Pooling):
         def logits(self, images, device):
+            self.devices.append(device)
             return images.flatten(1)[:, :2]
 
-    suite = MetricSuite({"scores": Scores()}, {"pool": WithLogits()}, max_images=2)
+    with_logits = WithLogits()
+    suite = MetricSuite({"scores": Scores()}, {"pool": with_logits}, max_images=2)
     candidate = image_set(3, 1)
     value = suite.compute(image_set(3, 0), candidate, torch.arange(3), None)["scores"]
     chosen = torch.from_numpy(suite.capped_positions(3))
     assert value == pytest.approx(float(candidate.images[chosen].flatten(1)[:, :2].sum()))
     assert ("pool:logits", FeatureCache.fingerprint(candidate.images[chosen[0]])) in suite.cache.entries
+    assert with_logits.devices == [torch.device("cpu")]
+
+
+def test_entries_see_the_suites_sets_device_and_empty_pairs_when_none_exist() -> None:
+    seen = {}
+
+    class Probe(SuiteMetric):
+        kind = "no_reference"
+
+        def compute(self, context):
+            seen.update(device=context.device, sets=context.sets, pairs=context.paired_candidate.numel(),
+                        reference_pairs=context.paired_reference.numel())
+            return {self.name: 0.0}
+
+    reference, candidate = image_set(3, 0), image_set(3, 1)
+    suite = MetricSuite({"probe": Probe(), "psnr": ImageMetric("psnr")}, on_error="flag")
+    suite.compute(reference, candidate, torch.full((3,), -1), None)
+    assert seen["device"] == torch.device("cpu") and seen["pairs"] == seen["reference_pairs"] == 0
+    assert seen["sets"]["reference"] is reference and seen["sets"]["candidate"] is candidate
+    assert seen["sets"]["train"] is None
+    suite.compute(reference, candidate, torch.arange(3), None)
+    assert suite.items["psnr"].aggregate == "psnr:1.0"
