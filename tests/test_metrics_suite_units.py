@@ -161,6 +161,7 @@ def test_caps_pick_the_same_seeded_items_for_positions_and_features() -> None:
     features = suite.features_of("pool", images)
     pooled = torch.nn.functional.adaptive_avg_pool2d(images.images[torch.from_numpy(expected)], 2).flatten(1)
     torch.testing.assert_close(features, pooled)
+    assert suite.extractor("pool").devices == [torch.device("cpu")]
     train = suite.features_of("pool", images, which="train")
     assert train.shape == (6, 4)
     uncapped = MetricSuite({"fid": FrechetMetric("pool")}, {"pool": Pooling()})
@@ -218,6 +219,7 @@ def test_flagged_errors_are_nan_with_their_reason_and_others_still_run() -> None
         + suite.flags["copy_rate"])
     assert described["copy_rate"]["kind"] == "memorisation" and described["copy_rate"]["feature_extractor"] == "pool"
     assert described["mae"]["higher_is_better"] is False
+    assert described["bright"]["notes"] == "" and described["bright"]["feature_extractor"] is None
     suite.compute(reference, candidate, torch.arange(4), image_set(4, 2))
     assert suite.flags == {} and set(suite.items) >= {"mae", "bright"}
     raising = MetricSuite({"mae": ImageMetric("mae")})
@@ -233,6 +235,7 @@ def test_reference_index_is_checked_against_both_sets() -> None:
     with pytest.raises(BenchmarkError, match="reference_index points past the 3 reference items"):
         suite.compute(reference, candidate, torch.tensor([0, 1, 2, 3]), None)
     results = suite.compute(reference, candidate, [2, -1, 0, 2], None)
+    assert suite.compute(reference, candidate, torch.tensor([2.0, -1.0, 0.0, 2.0]), None) == results
     pairs = (candidate.images[[0, 2, 3]] - reference.images[[2, 0, 2]]).abs().flatten(1).mean(1)
     assert results["mae"] == pytest.approx(pairs.double().mean().item())
 
