@@ -75,6 +75,19 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "agreement": (["reports/agreement.py", "reports/sensitivity.py"],
                   ["tests/test_reports_agreement_caveats.py", "tests/test_reports_sensitivity.py",
                    "tests/test_reports_analysis.py", "tests/test_reports_agreement.py"]),
+    "scorecard": (["reports/scorecard.py"], ["tests/test_reports_scorecard.py", "tests/test_scorecard_vessels.py",
+                                           "tests/test_scorecard_effects.py"]),
+    "perceptual": (["benchmark/metrics/perceptual.py"], ["tests/test_metrics_lpips.py"]),
+    "label_maps": (["benchmark/data/labels.py", "benchmark/data/label_convention.py"],
+                   ["tests/test_label_convention.py", "tests/test_data_labels.py"]),
+    "fill": (["perturbations/fill.py"], ["tests/test_perturbations_fill.py", "tests/test_perturbations_morphology.py"]),
+    "morphology": (["perturbations/morphology.py"],
+                   ["tests/test_perturbations_morphology.py", "tests/test_perturbations_fill.py",
+                    "tests/test_perturbations_texture_swap.py"]),
+    "suite": (["benchmark/metrics/suite.py"], ["tests/test_metrics_suite_units.py", "tests/test_metrics_suite.py"]),
+    "readers": (["benchmark/data/readers.py"], ["tests/test_data_readers_layouts.py", "tests/test_data_readers.py"]),
+    "resampling": (["benchmark/study/resampling.py"],
+                   ["tests/test_study_resampling_units.py", "tests/test_study_resampler.py"]),
 }
 
 
