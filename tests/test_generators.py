@@ -194,3 +194,20 @@ def test_sample_grid_shows_one_slice_per_subject_first() -> None:
     for i, area in enumerate([3, 5, 4, 0, 1]):
         labels[i, 0].view(-1)[:area] = 1
     assert shown_items(labels, ["a", "a", "b", "b", "c"], 4) == [1, 2, 4, 0]
+
+
+def test_choosing_one_generator_of_the_cpu_experiment_leaves_the_others_settings_out(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """experiment=generators sizes three generators; generator=[regressor] selects one: the other two entries
+    hold settings without a model and are left out, with a warning naming them."""
+    from hydra import compose, initialize_config_dir
+
+    from benchmark.config_schema import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=generators", "generator=[regressor]"])
+    with caplog.at_level("WARNING", logger="benchmark.generators"):
+        built = instantiate_generators(cfg.generators)
+    assert list(built) == ["regressor"] and isinstance(built["regressor"], ConditionalRegressor)
+    assert "generators.pix2pix has settings but no model" in caplog.text
+    assert "generators.diffusion has settings but no model" in caplog.text

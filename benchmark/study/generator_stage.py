@@ -33,9 +33,14 @@ N_SAMPLES = 6  # test items shown per generator in the report
 
 
 def instantiate_generators(generators_cfg: DictConfig | None) -> dict[str, ConditionalGenerator]:
-    """One generator per `generators.<name>` entry; a bad entry is a ConfigError naming it."""
+    """One generator per `generators.<name>` entry; a bad entry is a ConfigError naming it. An entry without a
+    `_target_` holds an experiment's settings for a generator the `generator=[...]` list did not select
+    (e.g. `experiment=generators generator=[regressor]`): it is left out, and the log says so."""
     out = {}
     for name, spec in (generators_cfg or {}).items():
+        if "_target_" not in spec:
+            log.warning("generators.%s has settings but no model (not in generator=[...]): left out", name)
+            continue
         try:
             generator = instantiate(spec)
         except InstantiationException as error:
