@@ -41,9 +41,18 @@ def test_no_crop_or_a_window_larger_than_the_image_keeps_it_whole():
     assert torch.equal(x, images)
 
 
-@pytest.mark.parametrize("crop", [[64, 64, 64], [], [64, 0], [64.5, 64], [True, 64]])
+@pytest.mark.parametrize("crop", [[64, 64, 64], [], [64, 0], [True, 64]])
 def test_bad_crop_size_is_a_config_error(crop):
     cfg = OmegaConf.load("conf/segmentation/unet2d.yaml")
     cfg.training.crop_size = crop
     with pytest.raises(ConfigError, match="crop_size"):
         check_config(cfg)
+
+
+def test_a_fractional_crop_size_is_refused_by_the_schema(tmp_path):
+    """Whole numbers are the schema's job (benchmark.config_schema): one paragraph naming the key, exit 2."""
+    from tests.test_bad_config import call
+
+    code, err = call("segmentation.training.crop_size=[64.5,64]", f"output_dir={tmp_path / 'out'}",
+                     f"data.cache_dir={tmp_path / 'cache'}")
+    assert code == 2 and "segmentation.training.crop_size" in err and "Traceback" not in err, err
