@@ -391,7 +391,8 @@ def test_verdicts_from_a_study_and_the_shipped_file(tmp_path: Path) -> None:
                    "c_robustness": "no", "c_utility": "inconclusive", "d": "yes"}]).to_csv(study / "scorecard.csv",
                                                                                            index=False)
     (study / "study.json").write_text(json.dumps({"title": "t", "created": "2026-12-06T23:00:00",
-                                                  "data": {"source": "phantom", "n_subjects": {"train": 3}}}))
+                                                  "data": {"source": "phantom", "n_subjects": {
+                                                      "train (each fold)": 3, "test (all folds)": 5}}}))
     verdicts = load_verdicts(study / "scorecard.csv")
     assert verdicts.note("fid").startswith("detects harmful localised edits: no; stays calm when Dice is unharmed: yes")
     assert "flags memorisation: yes" in verdicts.note("fid") and verdicts.note("psnr") == ""
@@ -400,6 +401,7 @@ def test_verdicts_from_a_study_and_the_shipped_file(tmp_path: Path) -> None:
     again = load_verdicts(tmp_path / "shipped.json")
     assert again.rows["fid"]["d"] == "yes" and again.study["created"] == "2026-12-06T23:00:00"
     assert again.study["commit"] and "phantom" in again.source()
+    assert again.study["data"] == "phantom, subjects train (each fold) 3, test (all folds) 5"  # not summed
     shipped = load_verdicts(None)
     assert shipped.path == str(SHIPPED)
     if SHIPPED.is_file():  # written by ship_scorecard from a real study: it names the study's command

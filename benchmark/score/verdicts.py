@@ -65,7 +65,8 @@ def study_from_info(folder: Path) -> dict[str, str]:
     n_subjects = data.get("n_subjects") or {}
     return {"name": str(info.get("title", "study")), "created": str(info.get("created", "?")),
             "data": f"{data.get('source', '?')} {data.get('description', '')}".strip()
-                    + (f", {sum(n_subjects.values())} subjects" if n_subjects else ""),
+                    + (", subjects " + ", ".join(f"{split} {n}" for split, n in n_subjects.items())
+                       if n_subjects else ""),  # per split: under cross-validation the splits overlap
             "command": str(info.get("command", ""))}
 
 
