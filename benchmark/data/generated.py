@@ -215,7 +215,7 @@ def load_generated_set(folder: Path, data_cfg: DictConfig, reference: ImageSet, 
         owners += [case.subject_id] * len(new)
     if no_slices:
         log.warning("%s: %d volume(s) gave no slice under data.slices (policy=%s, min_brain_fraction=%s "
-                    "of the field of view): %s", len(no_slices), data_cfg.slices.policy,
+                    "of the field of view): %s", folder, len(no_slices), data_cfg.slices.policy,
                     data_cfg.slices.min_brain_fraction, ", ".join(no_slices[:10]))
     if not items:
         raise DataError(f"{folder}: no generated item: every volume gave no slice under data.slices (policy="
