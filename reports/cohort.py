@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.document import Block, Bullets, Heading, Paragraph, format_table
+from reports.document import Block, Bullets, Heading, Paragraph, format_table, insert_before_examples
 
 SITE_Z = 2.0  # |z| at which a metric separates the two sources beyond its within-source floor
 
@@ -70,6 +70,4 @@ def site_shift_section(output_dir: Path) -> list[Block]:
 def with_cohort_sections(blocks: list[Block], output_dir: Path) -> list[Block]:
     """`blocks` with the cross-validation and site-shift sections before the Examples / Failed cells headings."""
     section = [*cross_validation_section(output_dir), *site_shift_section(output_dir)]
-    anchor = next((i for i, b in enumerate(blocks)
-                   if isinstance(b, Heading) and b.text in ("Examples", "Failed cells")), len(blocks))
-    return [*blocks[:anchor], *section, *blocks[anchor:]]
+    return insert_before_examples(blocks, section)

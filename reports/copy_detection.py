@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.document import Block, Heading, Image, Paragraph, format_table
+from reports.document import Block, Heading, Image, Paragraph, format_table, insert_before_examples
 
 
 def draw_figure(table: pd.DataFrame, path: Path) -> None:
@@ -73,6 +73,4 @@ def copy_detection_section(output_dir: Path) -> list[Block]:
 def with_copy_detection_section(blocks: list[Block], output_dir: Path) -> list[Block]:
     """`blocks` with the section inserted before the Examples / Failed cells headings."""
     section = copy_detection_section(output_dir)
-    anchor = next((i for i, b in enumerate(blocks)
-                   if isinstance(b, Heading) and b.text in ("Examples", "Failed cells")), len(blocks))
-    return [*blocks[:anchor], *section, *blocks[anchor:]]
+    return insert_before_examples(blocks, section)

@@ -72,3 +72,10 @@ def _cell(column: str, value: object) -> str:
             return str(int(value))
         return f"{value:.2g}" if column.endswith("_p") else f"{value:.3g}"
     return str(value)
+
+
+def insert_before_examples(blocks: list[Block], section: list[Block]) -> list[Block]:
+    """`blocks` with `section` inserted before the Examples / Failed cells headings (at the end without them)."""
+    anchor = next((i for i, b in enumerate(blocks)
+                   if isinstance(b, Heading) and b.text in ("Examples", "Failed cells")), len(blocks))
+    return [*blocks[:anchor], *section, *blocks[anchor:]]

@@ -19,7 +19,7 @@ from scipy.stats import kendalltau, spearmanr
 
 from benchmark.study.files import StudyInfo
 from benchmark.study.schema import DICE_KINDS, GENERATED_FAMILY
-from reports.document import Block, Heading, Image, Paragraph, format_table
+from reports.document import Block, Heading, Image, Paragraph, format_table, insert_before_examples
 from reports.figures import DPI, _save, provenance
 from reports.sensitivity import ok_rows
 
@@ -169,6 +169,4 @@ def with_generators_section(blocks: list[Block], output_dir: Path, results: pd.D
                             info: StudyInfo) -> list[Block]:
     """`blocks` with the Generators section inserted before the Examples / Failed cells headings."""
     section = generators_section(output_dir, results, info)
-    anchor = next((i for i, b in enumerate(blocks)
-                   if isinstance(b, Heading) and b.text in ("Examples", "Failed cells")), len(blocks))
-    return [*blocks[:anchor], *section, *blocks[anchor:]]
+    return insert_before_examples(blocks, section)
