@@ -194,3 +194,49 @@ def test_heads_equal_the_official_v0_1_weights():
     _, heads = load_lpips_weights("alex")
     for k, head in enumerate(heads):
         assert torch.equal(official[f"lin{k}.model.1.weight"], head)
+
+
+def test_lpips_rgb_defaults_to_alexnet():
+    generator = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 40, 40, generator=generator) * 2 - 1
+    y = (x + 0.2 * torch.randn(x.shape, generator=generator)).clamp(-1, 1)
+    torch.testing.assert_close(lpips_rgb(x, y), lpips_rgb(x, y, net="alex"), rtol=0, atol=0)
+    assert not torch.allclose(lpips_rgb(x, y), lpips_rgb(x, y, net="vgg"))
+
+
+def test_lpips_values_do_not_depend_on_the_batch_size():
+    """Slices are scored in batches; every slice of every channel is scored once (5 items x 2 channels x 3 slices
+    in batches of 4 and of 7, against one batch)."""
+    generator = torch.Generator().manual_seed(4)
+    x = torch.rand(5, 2, 3, 32, 32, generator=generator)
+    y = (x + 0.1 * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+    whole = lpips(x, y, batch_size=64)
+    for batch_size in (4, 7):
+        torch.testing.assert_close(lpips(x, y, batch_size=batch_size), whole, rtol=1e-5, atol=1e-7)
+    per_slice = torch.stack([lpips(x[:, c:c + 1, d], y[:, c:c + 1, d]) for c in range(2) for d in range(3)], 1)
+    torch.testing.assert_close(whole, per_slice.mean(1), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(("net", "side"), [("alex", 32), ("vgg", 16)])
+def test_lpips_accepts_the_smallest_documented_side_and_rejects_one_less(net, side):
+    generator = torch.Generator().manual_seed(5)
+    x = torch.rand(1, 1, side, side + 5, generator=generator)
+    assert lpips(x, x.flip(-1), net=net).shape == (1,)
+    with pytest.raises(BenchmarkError, match=rf"^lpips: slices of {side - 1}x{side + 5} px are too small for {net}"):
+        lpips(x[..., 1:, :], x[..., 1:, :].flip(-1), net=net)
+
+
+def test_lpips_input_errors_name_the_metric():
+    with pytest.raises(BenchmarkError, match=r"^lpips: candidate has shape \(1, 1, 40, 40\) but reference has shape"):
+        lpips(torch.rand(1, 1, 40, 40), torch.rand(1, 1, 40, 41))
+
+
+@pytest.mark.gpu
+def test_lpips_on_cuda_equals_the_cpu_values():
+    """The backbone, heads and normalisation constants follow the images' device (each model cached per device)."""
+    generator = torch.Generator().manual_seed(6)
+    x = torch.rand(3, 1, 48, 48, generator=generator)
+    y = (x + 0.1 * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+    on_cpu = lpips(x, y)
+    torch.testing.assert_close(lpips(x.cuda(), y.cuda()).cpu(), on_cpu, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(lpips(x, y), on_cpu, rtol=0, atol=0)  # the CPU model is still the CPU model
