@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.metrics.entries import FrechetMetric
+from benchmark.metrics.entries import FrechetMetric, ImageMetric
 from benchmark.metrics.suite import MetricSuite
 from benchmark.study.item_data import ItemData
 from benchmark.study.resampling import _concatenate, draw_positions, noise_floor, subject_positions
@@ -88,3 +88,39 @@ def test_floor_halves_are_at_most_half_the_pool_and_need_two_subjects() -> None:
     assert alone.empty and list(alone.columns) == ["seed", "split", "n_subjects", "quantity", "value"]
     loose = ItemData(slot=np.array(["", "", ""]), items={"snr": (np.arange(3.0), np.arange(3), "mean")})
     assert noise_floor(suite(), loose, subject_items(["h0", "h1"], 1, 0.0), {}, splits=2, seed=0).empty
+
+
+def test_a_pool_of_two_subjects_gives_halves_of_one_subject() -> None:
+    clean, held_out = subject_items(["t0"], 2, 0.0), subject_items(["h0"], 3, 10.0)
+    floor = noise_floor(suite(), clean, held_out, {}, splits=4, seed=1)
+    assert set(floor["n_subjects"]) == {1} and floor["split"].tolist() == sorted(list(range(4)) * 2)
+    assert set(floor.loc[floor["quantity"] == "snr", "value"]) <= {0.5, 11.0}  # one whole subject's mean
+
+
+def test_each_half_carries_a_resample_of_the_unattached_items() -> None:
+    clean = subject_items(["t0", "t1"], 2, 0.0)
+    clean.slot[:] = ["t0", "t0", "", ""]  # t0's two items and two items of no subject
+    held_out = subject_items(["h0", "h1"], 2, 100.0)
+    floor = noise_floor(suite(), clean, held_out, {}, splits=5, seed=3)
+    assert set(floor["n_subjects"]) == {1}  # one subject in the clean set
+    pool = _concatenate(clean, held_out)
+    values, loose = pool.items["snr"][0], np.array([2, 3])
+    rng = np.random.default_rng(3)
+    for split in range(5):
+        order = rng.permutation(["h0", "h1", "t0"])
+        rng.choice(loose, 2, replace=True)  # the first half's unattached items
+        second = np.concatenate([np.flatnonzero(pool.slot == order[1]), rng.choice(loose, 2, replace=True)])
+        snr = floor[(floor["split"] == split) & (floor["quantity"] == "snr")]["value"].item()
+        assert snr == pytest.approx(values[second].mean())
+
+
+def test_paired_metrics_have_no_floor() -> None:
+    def with_mae(data: ItemData) -> ItemData:
+        values, positions, _ = data.items["snr"]
+        data.items["mae"] = (values / 10, positions, "mean")
+        return data
+
+    paired = MetricSuite({"fid": FrechetMetric("x"), "mae": ImageMetric("mae")}, extractors={"x": lambda: None})
+    clean, held_out = with_mae(subject_items(["t0", "t1"], 2, 0.0)), with_mae(subject_items(["h0", "h1"], 2, 5.0))
+    floor = noise_floor(paired, clean, held_out, {}, splits=2, seed=0)
+    assert sorted(set(floor["quantity"])) == ["fid", "snr"]
