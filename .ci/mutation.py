@@ -87,7 +87,8 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "suite": (["benchmark/metrics/suite.py"], ["tests/test_metrics_suite_units.py", "tests/test_metrics_suite.py"]),
     "readers": (["benchmark/data/readers.py"], ["tests/test_data_readers_layouts.py", "tests/test_data_readers.py"]),
     "resampling": (["benchmark/study/resampling.py"],
-                   ["tests/test_study_resampling_units.py", "tests/test_study_resampler.py"]),
+                   ["tests/test_study_resampling_units.py", "tests/test_study_resampler.py",
+                    "tests/test_study_resampling_outputs.py"]),
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 from benchmark.metrics.entries import FrechetMetric, ImageMetric
 from benchmark.metrics.suite import MetricSuite
 from benchmark.study.item_data import ItemData
-from benchmark.study.resampling import _concatenate, draw_positions, noise_floor, subject_positions
+from benchmark.study.resampling import _concatenate, curve_sizes, draw_positions, noise_floor, subject_positions
 
 
 def test_subject_positions_group_items_by_subject() -> None:
@@ -124,3 +124,11 @@ def test_paired_metrics_have_no_floor() -> None:
     clean, held_out = with_mae(subject_items(["t0", "t1"], 2, 0.0)), with_mae(subject_items(["h0", "h1"], 2, 5.0))
     floor = noise_floor(paired, clean, held_out, {}, splits=2, seed=0)
     assert sorted(set(floor["quantity"])) == ["fid", "snr"]
+
+
+def test_curve_sizes_are_the_powers_of_two_from_8_to_2048_below_the_item_count_then_all_items() -> None:
+    assert curve_sizes(5) == [5]
+    assert curve_sizes(8) == [8]
+    assert curve_sizes(9) == [8, 9]
+    assert curve_sizes(100) == [8, 16, 32, 64, 100]
+    assert curve_sizes(5000) == [8, 16, 32, 64, 128, 256, 512, 1024, 2048, 5000]

@@ -11,9 +11,10 @@ features of the held-out clean subjects, once per seed).
 - Subject bootstrap: the test subjects are drawn with replacement `n_boot` times; in each draw every
   metric of every cell is recomputed on the items of the drawn subjects (clean reference items too), and
   every Dice from the per-subject values, so the cells of one draw share their subjects as in the study.
-- Sample-size curves: FID-, KID-, PRDC-, FRD- and authenticity-type entries at n = 8, 16, 32, ... and all
-  items, for the clean held-out subjects and one perturbation per family (noise, morphological,
-  memorisation) at severity 3, `curve_repeats` random draws each.
+- Sample-size curves: FID-, KID-, PRDC-, FRD- and authenticity-type entries at n = 8, 16, 32, ..., 2048
+  (the powers of two below the item count) and all items, for the clean held-out subjects and one
+  perturbation per family (noise, morphological, memorisation) at severity 3, `curve_repeats` random draws
+  each.
 
 Writes floor.csv, resamples.parquet, curves.csv and resampling.json under the output folder.
 """
@@ -59,10 +60,16 @@ def draw_positions(groups: dict[str, np.ndarray], drawn: Iterable[str], rng: np.
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
-class StudyResampler:
-    """Floor, bootstrap and curves of one finished sweep (see the module docstring)."""
+def curve_sizes(n_all: int) -> list[int]:
+    """Sample sizes of the curves: the powers of two from 8 to 2048 below `n_all`, then `n_all` itself."""
+    return sorted({n for n in (2 ** np.arange(3, 12)).tolist() if n < n_all} | {n_all})
 
-    def __init__(self, runner: Any, n_boot: int = 200, floor_splits: int = 50, curve_repeats: int = 20) -> None:
+
+class StudyResampler:
+    """Floor, bootstrap and curves of one finished sweep (see the module docstring). The three counts come from
+    the study's `resampling` settings, their one home (conf/config.yaml)."""
+
+    def __init__(self, runner: Any, n_boot: int, floor_splits: int, curve_repeats: int) -> None:
         self.runner, self.suite, self.data = runner, runner.suite, runner.data
         self.n_boot, self.floor_splits, self.curve_repeats = n_boot, floor_splits, curve_repeats
         self.output_dir = Path(runner.output_dir)
@@ -188,7 +195,7 @@ class StudyResampler:
                     sets[f"{key.perturbation} sev 3 ({family})"] = data
                     break
         n_all = len(clean)
-        sizes = sorted({n for n in (2 ** np.arange(3, 12)).tolist() if n < n_all} | {n_all})
+        sizes = curve_sizes(n_all)
         rng = np.random.default_rng(seed + 2)
         records = []
         for label, data in sets.items():
