@@ -4,6 +4,8 @@ expected value is worked out from the rule the docstring states (closed forms, b
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.ndimage import binary_dilation, distance_transform_cdt, distance_transform_edt, gaussian_filter1d
@@ -215,6 +217,18 @@ def test_clearance_within_two_voxels_is_the_lesion_dilated_by_two_inside_the_bra
         assert np.array_equal(clearance(image, brain, lesion | removed, lesion | removed, reach), two)
 
 
+def test_clearance_within_two_voxels_in_3d_ignores_atypical_tissue_diagonally_beyond_the_dilation():
+    rng = np.random.default_rng(13)
+    image = rng.uniform(0.4, 0.6, (1, 11, 11, 11))
+    brain = np.ones((11, 11, 11), bool)
+    lesion = np.zeros_like(brain)
+    lesion[5, 5, 5] = True
+    image[0, 5, 5, 5] = image[0, 6, 6, 6] = 0.95  # (1, 1, 1) away: sqrt(3) < 2 voxels, but 3 steps
+    two = distance_transform_cdt(~lesion, metric="taxicab") <= 2
+    assert np.array_equal(clearance(image, brain, lesion, lesion, 2), two)
+    assert clearance(image, brain, lesion, lesion, 3)[6, 6, 6]
+
+
 def test_clearance_grows_through_connected_atypical_tissue_within_reach():
     image, brain, lesion = halo_scene()
     image[:, 10, 12:20] = 0.9  # a bright halo from the lesion, 1..8 voxels out
@@ -346,10 +360,13 @@ def test_lesion_support_without_a_healthy_reference_uses_median_zero_and_iqr_one
     assert np.allclose(lesion_support(image, brain, lesion, reach=2), support_by_hand(halo, brain, 2.0))
 
 
-def test_lesion_support_without_a_lesion_is_zero():
+def test_lesion_support_without_a_lesion_is_zero_and_silent():
     image, brain, lesion, _ = support_scene()
     brain[:] = True
-    assert np.array_equal(lesion_support(image, brain, np.zeros_like(lesion), reach=3), np.zeros(brain.shape))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no statistics of an empty lesion
+        out = lesion_support(image, brain, np.zeros_like(lesion), reach=3)
+    assert np.array_equal(out, np.zeros(brain.shape))
 
 
 # poisson_blend --------------------------------------------------------------------------------------------------
