@@ -34,9 +34,6 @@ def window_stats(values: np.ndarray, mask: np.ndarray, index: tuple[int, ...], s
     return (float(chosen.std()) if chosen.size else 0.0), chosen.size / size ** values.ndim
 
 
-# min_shift ------------------------------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("n", [1, 4, 12, 50])
 def test_min_shift_in_2d_is_the_diameter_of_the_disc_of_equal_area(n):
     todo = np.zeros((12, 12), bool)
@@ -60,9 +57,6 @@ def test_min_shift_of_a_cube_and_of_a_square_by_hand():
     assert min_shift(disc) == pytest.approx(4 / np.sqrt(np.pi))
 
 
-# correlation ----------------------------------------------------------------------------------------------------
-
-
 def test_correlation_sums_small_times_shifted_big_for_every_shift():
     rng = np.random.default_rng(0)
     big, small = rng.normal(size=(7, 6)), rng.normal(size=(3, 4))
@@ -77,9 +71,6 @@ def test_correlation_sums_small_times_shifted_big_for_every_shift():
             if np.all(q >= 0) and np.all(q < big.shape):
                 total += small[p] * big[tuple(q)]
         assert out[k] == pytest.approx(total, abs=1e-10)
-
-
-# local_std / masked_local_std -----------------------------------------------------------------------------------
 
 
 def test_local_std_is_the_std_of_each_5x5_window():
@@ -123,9 +114,6 @@ def test_masked_local_std_ignores_the_values_outside_the_mask_and_is_zero_on_a_c
     assert share[5, 4] == pytest.approx(3 / 5) and share[5, 7] == 0.0
 
 
-# source_texture -------------------------------------------------------------------------------------------------
-
-
 def measured_texture(values, ids, inside):
     """By hand: (std over the window's voxels of the voxel's own source, measured where that share >= 0.4)."""
     have, measured = np.zeros(ids.shape), np.zeros(ids.shape, bool)
@@ -161,9 +149,6 @@ def test_source_texture_needs_twenty_voxels_with_enough_of_their_own_source():
     assert np.allclose(have, 0.1)  # two columns, one at 0.4, one at 0.6: std 0.1 everywhere
     inside[5, 11] = False
     assert source_texture(values, ids, inside) is None
-
-
-# atypical_near / clearance --------------------------------------------------------------------------------------
 
 
 def halo_scene(seed: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -242,9 +227,6 @@ def test_clearance_grows_through_connected_atypical_tissue_within_reach():
     want5 = seed.copy()
     want5[10, 14:17] = True
     assert np.array_equal(out5, want5)
-
-
-# lesion_support -------------------------------------------------------------------------------------------------
 
 
 def support_by_hand(halo: np.ndarray, brain: np.ndarray, soft: float) -> np.ndarray:
@@ -369,9 +351,6 @@ def test_lesion_support_without_a_lesion_is_zero_and_silent():
     assert np.array_equal(out, np.zeros(brain.shape))
 
 
-# poisson_blend --------------------------------------------------------------------------------------------------
-
-
 def blend_by_hand(image, source, ids, region, anchor, eps=1e-3):
     """The blend's problem solved directly: f on `region` minimising, over neighbour pairs, (f_p - f_q - g_pq)^2
     with g_pq = source_p - source_q for two voxels of one source (ids >= 0) and 0 otherwise, f_q = image_q at
@@ -490,9 +469,6 @@ def test_poisson_blend_solves_the_documented_least_squares_problem(case):
     assert np.allclose(poisson_blend(image, source, ids, region, anchor | region), out, atol=1e-12)
 
 
-# best_exemplar_shift --------------------------------------------------------------------------------------------
-
-
 def exemplar_scene(seed: int = 10, channels: int = 1):
     """(image (C, 32, 32) of uniform noise, todo: a 2x2 hole at rows/columns 14..15, ring: the 12 voxels around it)."""
     rng = np.random.default_rng(seed)
@@ -608,7 +584,6 @@ def test_best_exemplar_shift_in_3d():
     assert tuple(shift) == (3, -4, 4) and count == 4
 
 
-# match_texture --------------------------------------------------------------------------------------------------
 # A separable scene: the brain is every column but the first, intensities vary along rows only (alternating rows:
 # the finest texture), the region is a band of whole rows with one source. The unsharp detail is then the row
 # profile minus its Gaussian blur (sigma 2), in every brain column, and the gain is a function of the row.
