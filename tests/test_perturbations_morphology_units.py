@@ -179,6 +179,31 @@ def test_keep_follow_and_refilled_variants_share_one_random_stream():
     assert Peel().stream() != TumourRemove().stream()
 
 
+def brighter_fill(image, brain, lesion, region):
+    out = healthy_mean_fill(image, brain, lesion, region)
+    out[:, region & brain] += 0.05
+    return out
+
+
+@pytest.mark.parametrize(("edit", "params"), [
+    (TumourRemove(margin=4), {"fraction_removed": 0.6}),
+    (TumourResize(margin=4), {"scale": 0.6}),
+    (TumourMove(margin=4), {"distance": 0.3}),
+    (TumourDeform(margin=4), {"amplitude": 0.6}),
+])
+def test_with_fill_changes_only_the_refilled_tissue(edit, params):
+    """The fill decides what replaces the removed tissue; the removed part, the new label and the rest of the image
+    stay the same (same random stream)."""
+    image, label, brain = scene(centre=(24, 14))
+    a = edit.with_fill(healthy_mean_fill).edit(image, label, brain, params, np.random.default_rng(5))
+    b = edit.with_fill(brighter_fill).edit(image, label, brain, params, np.random.default_rng(5))
+    assert np.array_equal(a[1], b[1])
+    differs = a[0][0] != b[0][0]
+    assert differs.any()
+    assert np.all(b[0][0][differs] > a[0][0][differs])
+    assert not (differs & ~near((label > 0) | (a[1] > 0), edit.margin)).any()
+
+
 # the base class: numpy in, tensors out, label modes, lesion-free items
 
 
@@ -318,13 +343,14 @@ def test_resize_keeps_an_off_centre_compartment_on_its_side():
     new_label = cheap(TumourResize(margin=4)).edit(image, label, brain, {"scale": 0.6}, np.random.default_rng(0))[1]
     offset = lesion_centroid(new_label == 1) - lesion_centroid(new_label > 0)
     assert offset[1] > 1 and abs(offset[0]) < 1
+    assert np.allclose(lesion_centroid(new_label > 0), lesion_centroid(label > 0), atol=0.5)  # the whole lesion's
 
 
 def test_resize_scales_each_tumour_about_its_own_centre():
     image, label, brain = scene(centre=(24, 12))
     second = disc(4, (24, 34))
-    label[second] = 2
-    image[0][second] = 0.7
+    label[second] = 1  # a tumour of core alone
+    image[0][second] = 0.2
     edit = cheap(TumourResize(margin=3))
     out, new_label = edit.edit(image, label, brain, {"scale": 0.6}, np.random.default_rng(0))
     parts, count = connected_components(new_label > 0)
@@ -335,8 +361,9 @@ def test_resize_scales_each_tumour_about_its_own_centre():
     assert set(np.unique(new_label)) == {0, 1, 2, 3}
     old = label > 0
     far_from_new = old & ~near(new_label > 0, 1.5)  # vacated: refilled with healthy tissue
-    assert far_from_new.any()
-    assert np.allclose(out[0][far_from_new], image[0][brain & ~near(old, 3)].mean(), atol=0.03)
+    assert far_from_new.any() and (far_from_new & second).any()
+    assert np.ptp(out[0][far_from_new]) < 1e-6  # the stand-in fill's one value
+    assert out[0][far_from_new][0] == pytest.approx(HEALTHY, abs=0.01)
 
 
 def test_resize_vacates_the_halo_within_margin_minus_one():
@@ -352,9 +379,11 @@ def test_resize_vacates_the_halo_within_margin_minus_one():
 def test_resize_does_not_drag_the_dark_tissue_beside_the_lesion_along():
     """Only the lesion and its halo come along with the redrawn lesion: dark CSF beside the lesion is refilled,
     and no dark band appears around the grown lesion."""
-    image, label, brain = scene(centre=(24, 22), dark_ring=True)
-    out, _ = cheap(TumourResize(margin=4)).edit(image, label, brain, {"scale": 1.4}, np.random.default_rng(0))
-    assert out[0][brain].min() > 0.15
+    image, label, brain = scene(centre=(24, 22), dark_ring=True)  # ring 0.05, tissue 0.3
+    for scale in (0.6, 1.4):
+        out, new_label = cheap(TumourResize(margin=4)).edit(image, label, brain, {"scale": scale},
+                                                           np.random.default_rng(0))
+        assert out[0][brain & (new_label == 0)].min() > 0.2, scale
 
 
 # TumourMove
@@ -394,13 +423,26 @@ def test_move_keeps_the_lesion_inside_the_brain_at_the_longest_distance(seed):
             assert (new_label == value).sum() == (label == value).sum(), (seed, severity, value)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_move_never_counts_voxels_off_the_image_as_inside(seed):
+    """A brain filling the whole image (cropped tight): directions that push the lesion off the image are outside,
+    wherever the edge is."""
+    image, label, _ = scene(centre=(24, 9))
+    brain = np.ones((N, N), bool)
+    image[0][image[0] == 0] = HEALTHY
+    edit = cheap(TumourMove(distance=(0.1, 0.35), margin=4))
+    _, new_label = edit.edit(image, label, brain, edit.parameters(5), np.random.default_rng(seed))
+    assert (new_label > 0).sum() == (label > 0).sum(), seed
+
+
 def test_move_vacates_the_old_place():
     image, label, brain = move_scene()
     old = label > 0
     out, new_label = cheap(TumourMove(margin=4)).edit(image, label, brain, {"distance": 0.35},
                                                      np.random.default_rng(0))
     assert not (old & (new_label > 0)).any()
-    assert np.allclose(out[0][old], image[0][brain & ~near(old, 3)].mean(), atol=0.03)
+    vacated = old & ~near(new_label > 0, 2)
+    assert np.ptp(out[0][vacated]) < 1e-6 and out[0][vacated][0] == pytest.approx(HEALTHY, abs=0.01)
 
 
 # TumourDeform
@@ -425,7 +467,7 @@ def test_deform_displaces_at_most_the_capped_amplitude():
     image, label, brain = scene(centre=(24, 20))
     lesion = label > 0
     radius = np.sqrt(lesion.sum() / np.pi)
-    edit = cheap(TumourDeform(amplitude=(1.2, 5.0), margin=5))  # 1.2 x radius > 0.9 x 5
+    edit = cheap(TumourDeform(amplitude=(1.02 * 4.5 / radius, 5.0), margin=5))  # just beyond the cap at level 1
     first = edit.edit(image, label, brain, edit.parameters(1), np.random.default_rng(4))
     last = edit.edit(image, label, brain, edit.parameters(5), np.random.default_rng(4))
     assert np.array_equal(first[0], last[0]) and np.array_equal(first[1], last[1])
@@ -438,6 +480,17 @@ def test_deform_displaces_at_most_the_capped_amplitude():
     low = below.edit(image, label, brain, below.parameters(1), np.random.default_rng(4))[1]
     high = below.edit(image, label, brain, below.parameters(5), np.random.default_rng(4))[1]
     assert (low != high).any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_deform_changes_the_shape_not_just_the_position_and_keeps_the_size(seed):
+    image, label, brain = scene(centre=(24, 20))
+    old = label > 0
+    new = cheap(TumourDeform(margin=6)).edit(image, label, brain, {"amplitude": 0.6}, np.random.default_rng(seed))[1]
+    assert (new > 0).sum() == pytest.approx(old.sum(), rel=0.25)
+    mismatch = min(int(((np.roll(old, (dy, dx), (0, 1))) != (new > 0)).sum())
+                   for dy in range(-6, 7) for dx in range(-6, 7))
+    assert mismatch > 10  # no translation of the old lesion is the new one
 
 
 # TumourTextureSwap: pick_donor, span, bounding_box, resample_texture, donor_only
