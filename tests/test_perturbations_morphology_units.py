@@ -361,6 +361,8 @@ def test_resize_scales_each_tumour_about_its_own_centre():
     assert set(np.unique(new_label)) == {0, 1, 2, 3}
     old = label > 0
     far_from_new = old & ~near(new_label > 0, 1.5)  # vacated: refilled with healthy tissue
+    deep_core = (new_label == 1) & ~near(new_label != 1, 1)  # the redrawn core-only tumour keeps its intensity
+    assert deep_core.any() and np.allclose(out[0][deep_core], 0.2, atol=0.03)
     assert far_from_new.any() and (far_from_new & second).any()
     assert np.ptp(out[0][far_from_new]) < 1e-6  # the stand-in fill's one value
     assert out[0][far_from_new][0] == pytest.approx(HEALTHY, abs=0.01)
@@ -455,6 +457,20 @@ def test_move_keeps_most_of_the_lesion_when_no_direction_keeps_all_of_it():
     for seed in range(8):
         new_label = edit.edit(image, label, brain, edit.parameters(5), np.random.default_rng(seed))[1]
         assert (new_label > 0).sum() / (label > 0).sum() >= np.quantile(shares, 0.75), seed
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_move_keeps_every_part_of_a_multifocal_tumour_inside(seed):
+    """Oedema at the brain's centre and a separate core near its edge move together: the direction is checked for
+    every lesion voxel, so the core is not pushed out of the brain."""
+    image, label, brain = scene(centre=(24, 24))
+    label[label == 1] = 3
+    focus = disc(3, (24, 8))
+    label[focus] = 1
+    image[0][focus] = 0.2
+    edit = cheap(TumourMove(distance=(0.1, 0.35), margin=4))
+    _, new_label = edit.edit(image, label, brain, edit.parameters(5), np.random.default_rng(seed))
+    assert (new_label == 1).sum() == focus.sum(), seed
 
 
 def test_move_vacates_the_old_place():
