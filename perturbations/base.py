@@ -73,6 +73,7 @@ def end_points(
         raise ConfigError(
             f"parameter '{name}' must be a number, [at severity 1, at severity 5] or five values, got {value!r}"
         ) from None
+    shown = value if isinstance(value, int | float) else list(value)  # as configured, for the messages
     if len(values) == 1:
         values = values * 2
     if len(values) not in (2, 5):
@@ -80,9 +81,9 @@ def end_points(
     for v in values:
         if not np.isfinite(v) or (low is not None and v < low) or (high is not None and v > high):
             bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
-            raise ConfigError(f"parameter '{name}' = {list(value)!r}: every value must lie in {bounds}, got {v}")
+            raise ConfigError(f"parameter '{name}' = {shown!r}: every value must lie in {bounds}, got {v}")
         if integer and v != int(v):
-            raise ConfigError(f"parameter '{name}' = {list(value)!r} must hold whole numbers")
+            raise ConfigError(f"parameter '{name}' = {shown!r} must hold whole numbers")
     return values
 
 

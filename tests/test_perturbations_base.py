@@ -104,6 +104,9 @@ def test_end_points_bounds_are_inclusive_and_errors_name_the_parameter():
         ((0.5, 1.5), {"high": 1.0}, r"^parameter 'p' = \[0.5, 1.5\]: every value must lie in \[-inf, 1.0\], got 1.5$"),
         ((0.5, float("nan")), {}, r"^parameter 'p' = \[0.5, nan\]: every value must lie in \[-inf, inf\], got nan$"),
         ((1, 2.5), {"integer": True}, r"^parameter 'p' = \[1, 2.5\] must hold whole numbers$"),
+        (1, {"low": 2}, r"^parameter 'p' = 1: every value must lie in \[2, inf\], got 1.0$"),  # one number, as in YAML
+        (1.5, {"high": 1.0}, r"^parameter 'p' = 1.5: every value must lie in \[-inf, 1.0\], got 1.5$"),
+        (2.5, {"integer": True}, r"^parameter 'p' = 2.5 must hold whole numbers$"),
         ((1, 2, 3), {}, r"^parameter 'p' needs 2 end points or 5 per-level values, got 3: \(1, 2, 3\)$"),
         ("high", {}, r"^parameter 'p' must be a number, \[at severity 1, at severity 5\] or five values, got 'high'$"),
         (True, {}, r"^parameter 'p' must be a number"),
