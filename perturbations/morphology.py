@@ -206,7 +206,7 @@ class TumourDeform(TumourEdit):
     """Deform the tumour's shape with a smooth random displacement field confined to its neighbourhood.
 
     The field is the item's fixed Gaussian-smoothed noise (smoothing about half the lesion radius, so it
-    varies across the lesion and changes its shape), full strength inside the lesion and fading to zero at
+    varies across the lesion and changes its shape), full strength inside the lesion and fading to zero within
     `margin` voxels outside it. The lesion (with its halo) is lifted out, the place refilled with healthy tissue
     (`fill.fill_healthy`, as for move) and the lesion drawn back resampled through the field, so a part it
     vacates shows healthy tissue, not stretched halo (before, the whole neighbourhood was warped).
