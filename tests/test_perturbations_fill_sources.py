@@ -129,7 +129,7 @@ def test_typical_tissue_needs_twenty_healthy_voxels():
 # lesion_bright_channels
 
 def bright_channel_case():
-    """Two channels on 8 x 8: healthy rows 0..4 (40 voxels), lesion rows 6..7; channel 0 brighter on the lesion,
+    """Three channels on 8 x 8: healthy rows 0..4 (40 voxels), lesion rows 6..7; channel 0 brighter on the lesion,
     channel 1 darker, channel 2 equal to the healthy median there."""
     rng = np.random.default_rng(1)
     image = 0.4 + 0.1 * rng.uniform(size=(3, 8, 8))
@@ -169,7 +169,7 @@ def test_lesion_bright_channels_none_without_lesion_or_twenty_healthy_voxels():
 
 def spot_case(centre: float = 0.5):
     """One channel, 21 x 21: healthy tissue centre + -0.05 .. 0.05 on rows 0..9 (210 voxels, median `centre`,
-    IQR 0.05, exactly), a bright lesion at rows 18..20, probes elsewhere."""
+    IQR about 0.05), a bright lesion at rows 18..20, probes elsewhere."""
     image = np.full((1, 21, 21), centre)
     image[0, :10] = centre + np.linspace(-0.05, 0.05, 210).reshape(10, 21)
     healthy = np.zeros((21, 21), bool)
@@ -230,26 +230,28 @@ def test_brighter_than_typical_is_empty_without_a_lesion_bright_channel():
 
 def test_wide_csf_keeps_fluid_that_survives_a_one_voxel_opening_grown_by_one():
     image, healthy, lesion, limit = spot_case(centre=0.0)
-    dark = -2 * limit
+    dark = -1.2 * limit  # beyond the limit, within 3.5 robust SDs
     image[0, 11:14, 2:5] = dark  # 3 x 3 ventricle: the opening keeps its cross
     image[0, 11:13, 8:10] = dark  # 2 x 2: too thin
     image[0, 11:16, 13] = dark  # a 1-voxel sulcus
     image[0, 12, 17] = -limit  # at the limit: not dark
     found = wide_csf(image, healthy, lesion)
-    expected = l1_distance_to(np.isin(np.arange(21 * 21).reshape(21, 21), [12 * 21 + 3])) <= 2
-    assert found.dtype == bool and np.array_equal(found, expected)
+    centre = np.zeros_like(lesion)
+    centre[12, 3] = True  # the cross kept by the opening, grown by one: all within two voxels of its centre
+    assert found.dtype == bool and np.array_equal(found, l1_distance_to(centre) <= 2)
 
 
 def test_wide_csf_needs_every_lesion_bright_channel_and_strictly_beyond_the_limit():
     image, healthy, lesion, limit = spot_case(centre=0.0)
     image = np.concatenate([image, image])
     image[0, 11:16, 2:7] = -2 * limit  # dark in channel 0 only
+    image[1, 11:15, 8:11] = -2 * limit  # dark in channel 1 only
     image[:, 11:16, 12:17] = -2 * limit  # dark in both
     image[:, 11:16, 18:21] = -limit  # at the limit
     found = wide_csf(image, healthy, lesion)
-    assert not found[:, :8].any() and found[14, 14] and not found[12:15, 19].any()
+    assert not found[:, :11].any() and found[14, 14] and not found[12:15, 19].any()
     assert found[11:16, 12:17].all() and not found[:, 18:].any()
-    spread = wide_csf(image, healthy, lesion, spread=2.5 * 3)  # 2 robust limits is not beyond 3
+    spread = wide_csf(image, healthy, lesion, spread=7.5)  # twice the 2.5-SD limit is within 7.5 SDs
     assert not spread.any()
     for none in (wide_csf(image, healthy, np.zeros_like(lesion)), wide_csf(-image, healthy, lesion)):
         assert none.dtype == bool and not none.any()
@@ -392,7 +394,7 @@ def test_mirror_source_takes_the_nearest_voxel_at_depth_matched_positions():
     y, x = np.indices((32, 32)) - 15.5
     brain = (y / 13.5) ** 2 + (x / np.where(x > 0, 10.5, 13.5)) ** 2 < 1
     lesion = np.zeros_like(brain)
-    lesion[14:16, 5:7] = True
+    lesion[15:17, 6:8] = True  # its halo's corners meet mirrors between voxels
     image = np.where(brain, image, 0.0)
     image[:, lesion] = 0.95
     points = np.argwhere(brain & (np.indices(brain.shape)[1] >= 18))
@@ -490,6 +492,24 @@ def test_fill_sources_uses_the_mirror_when_it_covers_at_least_sixty_percent():
     assert (ids[region] > 0).all()  # half the mirror missing: one coherent exemplar instead
 
 
+def test_fill_sources_covers_what_the_mirror_leaves_with_one_exemplar():
+    """A column of 10 voxels whose upper 4 mirror into a lesion's halo; the brain, 15 voxels tall, has no exemplar
+    for all 10 (its interior is 9 tall) but one for the 4 left: a single piece fills them."""
+    rng = np.random.default_rng(4)
+    brain = np.zeros((21, 32), bool)
+    brain[3:18, 4:28] = True
+    texture = rng.uniform(0.35, 0.55, (21, 32))
+    texture[:, 16:] = texture[:, 15::-1]
+    image = (texture * brain)[None]
+    region = np.zeros_like(brain)
+    region[5:15, 20] = True
+    lesion = np.zeros_like(brain)
+    lesion[5:9, 9] = True  # two columns from the mirror of the upper 4
+    image[:, lesion] = 0.95
+    _, ids = fill_sources(image, brain, lesion, region)
+    assert ids[5:15, 20].tolist() == [1] * 4 + [0] * 6
+
+
 def pocket_case():
     """A brain almost all lesion but for a 6 x 6 pocket of healthy tissue in its corner, whose only voxel three
     voxels inside the brain and two from the lesion is (5, 5): every exemplar copy is of that one voxel."""
@@ -504,13 +524,17 @@ def pocket_case():
     return image, brain, lesion, region
 
 
-def test_fill_sources_copies_only_interior_healthy_tissue_and_at_most_max_pieces():
+@pytest.mark.parametrize("corner", ["top left", "bottom right"])
+def test_fill_sources_copies_only_interior_healthy_tissue_and_at_most_max_pieces(corner):
     image, brain, lesion, region = pocket_case()
+    if corner == "bottom right":  # shifts towards the far end: shell voxels' origins fall beyond the image
+        image, brain, lesion, region = image[:, ::-1, ::-1], brain[::-1, ::-1], lesion[::-1, ::-1], region[::-1, ::-1]
     source, ids = fill_sources(image, brain, lesion, region)
     filled = ids[region]
     assert sorted(filled[filled > 0].tolist()) == list(range(1, MAX_PIECES + 1))
     assert (filled[filled <= 0] == -1).all()
-    assert (source[0][ids > 0] == image[0, 5, 5]).all()
+    pocket = (5, 5) if corner == "top left" else (26, 26)
+    assert (source[0][ids > 0] == image[(0, *pocket)]).all()
     assert np.array_equal(ids > 0, region & (ids > 0)) and not source[0][ids < 0].any()
 
 
@@ -541,10 +565,69 @@ def test_fill_healthy_clips_the_fill_to_zero_one():
 def test_fill_healthy_gives_voxels_no_source_reaches_the_nearest_healthy_value():
     """Deep in a lesion, with no mirror and no exemplar, the region takes the healthy tissue's value, not the
     lesion's and not zero."""
-    image, brain, lesion, region = pocket_case()
+    _, brain, _, _ = pocket_case()
+    lesion = brain.copy()
+    lesion[2:7, 2:7] = False  # a 5 x 5 pocket: healthy but no voxel three inside the brain, so no exemplar
     image = np.where(lesion, 0.9, 0.4)[None] * brain
-    lesion[2:8, 2:8] = False
     region = np.zeros_like(brain)
     region[19:22, 14:17] = True
+    assert (fill_sources(image, brain, lesion, region)[1] < 0).all()
     out = fill_healthy(image.astype(np.float32), brain, lesion, region)
     assert out[0][region] == pytest.approx(0.4, abs=1e-6)
+
+
+def test_fill_healthy_gives_an_unsourced_voxel_its_nearest_sourced_voxels_value():
+    """A strip too thin for exemplars (no voxel three inside the brain): the region's block is mirrored, its lone
+    voxel at (4, 24) mirrors into the left lesion. Surrounded by lesion it has nothing to blend with, so it keeps the
+    value of the nearest sourced voxel, (5, 22) on the block's shell (background and lesion are nearer or as near)."""
+    rng = np.random.default_rng(6)
+    brain = np.zeros((12, 32), bool)
+    brain[3:9, 4:28] = True
+    texture = rng.uniform(0.35, 0.55, (12, 32))
+    texture[:, 16:] = texture[:, 15::-1]
+    image = np.stack([texture, rng.uniform(0.35, 0.55, (12, 32))]) * brain
+    lesion = np.zeros_like(brain)
+    lesion[3:9, 18:28] = True
+    lesion[3:9, 4:7] = True
+    image[:, lesion] = 0.95
+    region = np.zeros_like(brain)
+    region[5:7, 20:22] = True
+    region[4, 24] = True
+    source, ids = fill_sources(image, brain, lesion, region)
+    assert ids[4, 24] == -1 and (ids[5:7, 20:23] == 0).all()
+    out = fill_healthy(image, brain, lesion, region)
+    assert out[:, 4, 24] == pytest.approx(source[:, 5, 22], abs=1e-9)
+    assert np.abs(out[:, 4, 24] - image[:, 5, 22]).min() > 0.3
+
+
+def test_fill_healthy_leaves_free_borders_at_remaining_tumour_and_the_brains_edge():
+    """An exact mirror survives the blend unchanged where the region meets remaining tumour of typical intensity and
+    the brain's edge next to a typical (dark-tissue) background: neither is an anchor."""
+    clean, brain, lesion = hemisphere_case()
+    clean = (clean - 0.35) * brain  # tissue 0 .. 0.3: the background (0) lies within its typical range
+    lesion = np.zeros_like(brain)
+    lesion[10:16, 22:28] = True  # reaches the brain's right edge (column 27)
+    region = lesion.copy()
+    region[13:16] = False  # the lesion's lower half stays
+    image = clean.copy()
+    image[:, lesion & ~region] = clean[:, brain].mean() + 0.12  # typical intensity, unlike the tissue it hides
+    image[:, region] = 0.9
+    out = fill_healthy(image, brain, lesion, region)
+    assert out[:, region] == pytest.approx(clean[:, region], abs=1e-9)
+
+
+def test_fill_healthy_meets_the_healthy_tissue_bordering_the_region():
+    """No ring to match intensities (the lesion spreads three voxels around the region), channel 1 brighter by 0.1 on
+    the region's side: only the anchors, the one-voxel gap in the lesion beside the region, lift the mirror by 0.1."""
+    image, brain = symmetric_brain(seed=8)
+    image[1] = image[0] + 0.1 * (np.indices(brain.shape)[1] >= 16) * brain
+    clean = image.copy()
+    region = np.zeros_like(brain)
+    region[10:14, 21:25] = True
+    lesion = np.zeros_like(brain)
+    lesion[7:17, 18:28] = True
+    lesion[10:14, 20] = False  # the gap: healthy tissue touching the region
+    image[:, lesion] = 0.9
+    out = fill_healthy(image, brain, lesion, region)
+    assert out[:, region] == pytest.approx(clean[:, region], abs=0.01)
+    assert np.abs(out[1][region] - image[1][:, ::-1][region]).min() > 0.09  # not the raw mirror
