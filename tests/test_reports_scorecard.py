@@ -251,3 +251,58 @@ def test_fast_prdc_and_memorisation_on_resamples_with_repeats_equal_the_library(
             assert out[f"prdc_{part}"] == expected[part], (draw, part)
         assert out["authenticity"] == authenticity(c, t)
         assert out["copy_rate"] == copy_rate(c, t, 0.2)
+
+
+def test_every_memorisation_perturbation_is_judged_and_an_unmeasured_one_keeps_the_verdict_open() -> None:
+    """The other perturbation's effect rows do not hide that 'memorisation_copies' has none; both are reported."""
+    from reports.scorecard import _memorisation
+
+    family = pd.Series({"memorisation_copies": "memorisation", "memorisation_near": "memorisation"})
+    columns = ["quantity", "perturbation", "severity", "effect", "effect_lo", "effect_hi"]
+    effects = pd.DataFrame([("gap", "memorisation_near", 5, 9.0, 6.0, 12.0)], columns=columns)
+    verdict, evidence = _memorisation(effects, family, unmeasured={"memorisation_copies"})
+    assert verdict == "inconclusive"
+    assert evidence == ("memorisation_copies: no real-vs-real noise floor to measure the change against; "
+                        "memorisation_near sev 5: 9.0 [6.0, 12.0]")
+    assert _memorisation(effects, family, unmeasured={"memorisation_near"})[0] == "no"  # it has an effect row
+
+
+@pytest.mark.parametrize(("low", "high"), [(np.nan, 0.9), (0.6, np.nan), (np.nan, np.nan)])
+def test_a_correlation_without_a_bootstrap_interval_says_so_and_stays_inconclusive(low: float, high: float) -> None:
+    from reports.scorecard import _tracks
+
+    table = pd.DataFrame({"quantity": ["snr"], "agreement": [0.8], "subject_lo": [low], "subject_hi": [high],
+                          "n_cells": [25], "note": [""]})
+    assert _tracks(table, "snr") == ("inconclusive", "ρ +0.80 (no bootstrap interval), 25 cells")
+
+
+def test_unmeasured_counts_severity_1_and_needs_an_ok_finite_value() -> None:
+    from reports.scorecard import _unmeasured
+
+    family = pd.Series({"memorisation_copies": "memorisation", "memorisation_near": "memorisation"})
+    results = pd.DataFrame({"quantity": ["gap", "gap"], "perturbation": ["memorisation_copies", "memorisation_near"],
+                            "severity": [1, 5], "value": [2.0, 3.0], "status": ["ok", "failed"]})
+    assert _unmeasured(results, "gap", "memorisation", family) == {"memorisation_copies"}
+    assert _unmeasured(results.assign(status="ok", value=[np.nan, 3.0]), "gap", "memorisation",
+                       family) == {"memorisation_near"}
+    assert _unmeasured(results.drop(columns="status"), "gap", "memorisation",
+                       family) == {"memorisation_copies", "memorisation_near"}  # a table without statuses
+
+
+def test_scorecard_asks_an_unpaired_metric_without_a_floor_for_more_data_but_not_a_paired_one() -> None:
+    family = {"memorisation_copies": "memorisation", "gaussian_noise": "noise"}
+    results = pd.DataFrame({"quantity": ["gap", "ssim", "gap", "ssim"],
+                            "perturbation": ["memorisation_copies", "memorisation_copies", "gaussian_noise",
+                                             "gaussian_noise"],
+                            "severity": [5, 5, 5, 5], "value": [-3.0, 0.9, 1.0, 0.8], "status": ["ok"] * 4})
+    results["family"] = results["perturbation"].map(family)
+    effects = pd.DataFrame({c: pd.Series(dtype=str if c in ("quantity", "perturbation") else float)
+                            for c in ["quantity", "perturbation", "severity", "effect", "effect_lo", "effect_hi"]})
+    harm = pd.DataFrame({"perturbation": ["gaussian_noise"], "severity": [5], "family": ["noise"],
+                         "harmed": [False], "unharmed": [True]})
+    card = scorecard({"gap": False, "ssim": True}, {"gap": "memorisation", "ssim": "reference"}, effects, harm, {},
+                     results, n_test_subjects=10, has_bootstrap=True).set_index("metric")
+    assert card.loc["gap", "d"] == "inconclusive"
+    assert card.loc["gap", "d_evidence"] == ("memorisation_copies: no real-vs-real noise floor to measure the "
+                                             "change against")
+    assert card.loc["ssim", ["d", "d_evidence"]].tolist() == ["no", "memorisation_copies: undefined on copies"]
