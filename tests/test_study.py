@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from benchmark.study.schema import RESULT_COLUMNS
 from tests.cli import REPO, run_cli
@@ -62,6 +63,8 @@ def test_study_writes_every_artefact(finished_run: tuple[Path, Path]) -> None:
     assert "data:image/png;base64" in html and "http://" not in html and "https://" not in html
     info = json.loads((out / "study.json").read_text())
     assert info["data"]["source"] == "phantom" and info["seeds"] == [0]
+    assert info["software"]["torch"] == torch.__version__
+    assert int(info["software"]["torch threads"]) >= 1
 
 
 def test_report_rebuilds_without_recomputing(finished_run: tuple[Path, Path]) -> None:

@@ -17,7 +17,7 @@ extractors and preprocessing without recomputing anything. Keys, all optional ex
     perturbations: {name: {family, scope, parameters: {severity: {...}}}}    # Perturbation.parameters()
     segmentation: {model: str, ...}             # free-form: network, epochs, loss, protocols
     elapsed_s: {total: float, ...}              # wall times of the stages in seconds
-    software: {package: version}
+    software: {package: version, 'torch threads': str}   # what the numbers were computed with
 
 `examples.npz` holds one example image per (perturbation, severity) for the image grid: key
 `<perturbation>__sev<severity>` -> float array (H, W) in [0, 1] (the runner picks the item, the channel

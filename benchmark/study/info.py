@@ -7,6 +7,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data.imageset import PreparedData
@@ -20,6 +21,13 @@ def _version(package: str) -> str:
         return version(package)
     except PackageNotFoundError:
         return "not installed"
+
+
+def software() -> dict[str, str]:
+    """Python, the package versions and torch's CPU thread count: a trained segmenter's Dice depends on all
+    of them in the third decimal (float sums run in another order), so a run records what it ran on."""
+    return {"python": sys.version.split()[0], **{p: _version(p) for p in PACKAGES},
+            "torch threads": str(torch.get_num_threads())}
 
 
 def _ordinal(value: float) -> str:
@@ -82,5 +90,5 @@ def study_info(cfg: DictConfig, data: PreparedData, perturbations: dict, suite: 
         },
         "segmentation": OmegaConf.to_container(cfg.segmentation, resolve=True),
         "elapsed_s": elapsed,
-        "software": {"python": sys.version.split()[0], **{p: _version(p) for p in PACKAGES}},
+        "software": software(),
     }
