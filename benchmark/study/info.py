@@ -25,7 +25,7 @@ def _version(package: str) -> str:
 
 def software() -> dict[str, str]:
     """Python, the package versions and torch's CPU thread count: a trained segmenter's Dice depends on all
-    of them in the third decimal (float sums run in another order), so a run records what it ran on."""
+    of them in the second or third decimal (float sums run in another order), so a run records what it ran on."""
     return {"python": sys.version.split()[0], **{p: _version(p) for p in PACKAGES},
             "torch threads": str(torch.get_num_threads())}
 
