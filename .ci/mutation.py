@@ -78,6 +78,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "scorecard": (["reports/scorecard.py"], ["tests/test_reports_scorecard.py", "tests/test_scorecard_vessels.py",
                                            "tests/test_scorecard_effects.py"]),
     "perceptual": (["benchmark/metrics/perceptual.py"], ["tests/test_metrics_lpips.py"]),
+    "numerics": (["benchmark/numerics.py"], ["tests/test_numerics.py"]),
     "label_maps": (["benchmark/data/labels.py", "benchmark/data/label_convention.py"],
                    ["tests/test_label_convention.py", "tests/test_data_labels.py"]),
     "fill": (["perturbations/fill.py"], ["tests/test_perturbations_fill.py", "tests/test_perturbations_morphology.py",

@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from benchmark.atomic import replace_atomically
+from benchmark.numerics import spread
 
 FLOOR_SET = "clean (held-out subjects)"
 SEPARATION = 2.0
@@ -27,7 +28,7 @@ def curve_summary(curves: pd.DataFrame) -> pd.DataFrame:
     if curves.empty:
         return pd.DataFrame(columns=columns)
     finite = curves[np.isfinite(curves["value"]) & ~curves["quantity"].str.endswith("_std")]  # not kid_std
-    table = finite.groupby(["quantity", "set", "n"])["value"].agg(mean="mean", std=lambda v: v.std(ddof=1),
+    table = finite.groupby(["quantity", "set", "n"])["value"].agg(mean="mean", std=spread,
                                                                   draws="count")
     return table.reset_index()[columns]
 

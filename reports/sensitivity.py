@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from benchmark.numerics import spread
 from benchmark.study.schema import DICE_KINDS, GENERATED_FAMILY
 
 EFFECT_THRESHOLD = 2.0  # an effect of 2 noise standard deviations counts as detected
@@ -78,10 +79,10 @@ def case_noise(cases: pd.DataFrame | None, n_boot: int = 200, seed: int = 0) -> 
         if len(values) < 2:
             continue
         if case_kind == "replicate":
-            std, source = values.std(ddof=1), "replicates"
+            std, source = spread(values), "replicates"
         else:
             means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
-            std, source = means.std(ddof=1), "bootstrap"
+            std, source = spread(means), "bootstrap"
         records.append((quantity, perturbation, severity, std, source))
     noise = pd.DataFrame(records, columns=columns)
     return noise.groupby(["quantity", "perturbation", "severity"], as_index=False).agg(
@@ -207,7 +208,7 @@ def _seed_std(values: pd.Series) -> float:
     """Std (ddof 1) over seeds; NaN for one seed, or when a seed's value is infinite (no finite spread)."""
     if len(values) < 2 or np.isinf(values).any():
         return np.nan
-    return float(values.std(ddof=1))
+    return spread(values)
 
 
 def _change(level: float, baseline: float) -> float:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from benchmark.numerics import spread
 from benchmark.study.schema import DICE_KINDS
 
 CELL_KEYS = ["perturbation", "severity"]
@@ -62,7 +63,7 @@ def floor_table(floor: pd.DataFrame) -> pd.DataFrame:
     if floor.empty:
         return pd.DataFrame(columns=columns)
     finite = floor[np.isfinite(floor["value"]) & ~floor["quantity"].str.endswith("_std")]  # not kid_std
-    table = finite.groupby("quantity").agg(floor=("value", "mean"), floor_std=("value", lambda v: v.std(ddof=1)),
+    table = finite.groupby("quantity").agg(floor=("value", "mean"), floor_std=("value", spread),
                                            n_splits=("split", "nunique"), n_subjects=("n_subjects", "min"))
     return table.reset_index()[columns]
 
@@ -83,7 +84,7 @@ def cell_intervals(resamples: pd.DataFrame) -> pd.DataFrame:
     per = collapsed(resamples).groupby(["resample", *CELL_KEYS, "quantity"])["value"].mean().reset_index()
     per = per[np.isfinite(per["value"])]
     table = per.groupby([*CELL_KEYS, "quantity"])["value"].agg(
-        boot_std=lambda v: v.std(ddof=1), boot_lo=lambda v: v.quantile(0.025), boot_hi=lambda v: v.quantile(0.975))
+        boot_std=spread, boot_lo=lambda v: v.quantile(0.025), boot_hi=lambda v: v.quantile(0.975))
     return table.reset_index()[columns]
 
 

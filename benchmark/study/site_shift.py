@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.numerics import spread
 from benchmark.study.item_data import ItemData
 from benchmark.study.recompute import evaluate
 from benchmark.study.resampling import draw_positions, subject_positions
@@ -58,11 +59,10 @@ def site_shift(suite: Any, clean: ItemData, source_of: dict[str, str], draws: in
             if not (np.isfinite(shift).all() and np.isfinite(floor).all()):
                 continue
             higher = bool(description.get(quantity, {}).get("higher_is_better", True))
-            spread = float(floor.std(ddof=1)) if draws > 1 else math.nan
+            floor_spread = spread(floor)
             worse = (floor.mean() - shift.mean()) if higher else (shift.mean() - floor.mean())
             records.append({"source_a": a, "source_b": b, "n_subjects": n, "quantity": quantity,
                             "higher_is_better": higher, "shift": float(shift.mean()),
-                            "shift_std": float(shift.std(ddof=1)) if draws > 1 else math.nan,
-                            "floor": float(floor.mean()), "floor_std": spread,
-                            "z": float(worse / spread) if spread and spread > 0 else math.nan, "draws": draws})
+                            "shift_std": spread(shift), "floor": float(floor.mean()), "floor_std": floor_spread,
+                            "z": float(worse / floor_spread) if floor_spread > 0 else math.nan, "draws": draws})
     return pd.DataFrame.from_records(records, columns=COLUMNS)
