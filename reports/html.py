@@ -32,8 +32,8 @@ td.v-no { background: #ffcdd2 !important; color: #b71c1c; font-weight: 600; text
 td.v-inconclusive { background: #fff3c4 !important; color: #7a5c00; text-align: center; }
 @media (max-width: 1000px) {
   body { padding: 0 .6em; margin: 1em auto; }
-  table { font-size: 0.66em; }
-  th, td { padding: 2px 2px; }
+  table { font-size: 0.6em; }
+  th, td { padding: 2px 1px; }
 }
 """
 

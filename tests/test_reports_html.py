@@ -18,13 +18,16 @@ WIDTHS = (1400, 800)
 
 
 def _ranking_like(n_rows: int = 25) -> Table:
-    """As wide as the report's widest tables: 17 columns of long identifiers and 3-digit numbers."""
+    """As wide as the report's widest tables (the default study's ranking): 17 columns of long identifiers,
+    kinds that cannot break ("memorisation", "distribution"), 3-digit numbers and p-values in e-notation."""
     numbers = {name: [(-1) ** i * 0.123456 * (i + 1) for i in range(n_rows)] for name in (
         "agreement", "subject_lo", "subject_hi", "rank_lo", "rank_hi", "p_top3", "cells_lo", "cells_hi",
         "spearman_p", "pearson", "kendall", "n_cells", "family_min", "family_max")}
+    kinds = ["memorisation", "distribution", "no_reference", "reference"]
     frame = pd.DataFrame({"rank": range(1, n_rows + 1),
                           "quantity": [f"robustness/dice_WT_or_a_long_metric_name_{i}" for i in range(n_rows)],
-                          "kind": ["no_reference"] * n_rows, **numbers})
+                          "kind": [kinds[i % len(kinds)] for i in range(n_rows)], **numbers})
+    frame["spearman_p"] = [2.9e-7 * (i + 1) for i in range(n_rows)]
     frame.loc[0, "spearman_p"] = 1.2e-9
     return format_table(frame, "Ranking")
 
